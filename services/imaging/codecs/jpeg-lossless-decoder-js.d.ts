@@ -1,0 +1,7 @@
+declare module 'jpeg-lossless-decoder-js' {
+  export class Decoder {
+    constructor(buffer?: ArrayBuffer, numBytes?: number);
+    decode(buffer: ArrayBuffer, offset: number, length: number, numBytes?: number): Uint8Array | Uint16Array;
+    frame: { dimX: number; dimY: number; precision: number; numComp: number };
+  }
+}

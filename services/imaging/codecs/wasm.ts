@@ -1,0 +1,94 @@
+/**
+ * Loads the maintained Cornerstone WASM codecs (OpenJPEG, CharLS, libjpeg-turbo) from node_modules
+ * by file path (never a URL) and runs one decode. Each module is created once per thread; after a
+ * decode that aborts inside WASM the module is thrown away and re-created on next use.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { PixelDataError } from '../errors.js';
+
+const require = createRequire(import.meta.url);
+
+interface FrameInfo {
+  width: number;
+  height: number;
+  bitsPerSample: number;
+  componentCount: number;
+  isSigned: boolean;
+}
+interface WasmDecoder {
+  getEncodedBuffer(length: number): Uint8Array;
+  getDecodedBuffer(): Uint8Array;
+  decode(): void;
+  getFrameInfo(): FrameInfo;
+  delete(): void;
+}
+interface WasmModule {
+  [className: string]: unknown;
+}
+
+export type WasmCodec = 'openjpeg' | 'charls' | 'libjpeg-turbo-8bit';
+
+const spec: Record<WasmCodec, { pkg: string; className: string }> = {
+  openjpeg: { pkg: '@cornerstonejs/codec-openjpeg', className: 'J2KDecoder' },
+  charls: { pkg: '@cornerstonejs/codec-charls', className: 'JpegLSDecoder' },
+  'libjpeg-turbo-8bit': { pkg: '@cornerstonejs/codec-libjpeg-turbo-8bit', className: 'JPEGDecoder' },
+};
+
+const modules = new Map<WasmCodec, Promise<WasmModule>>();
+
+function load(codec: WasmCodec): Promise<WasmModule> {
+  let p = modules.get(codec);
+  if (!p) {
+    const { pkg } = spec[codec];
+    const factory = require(`${pkg}/decodewasmjs`) as (arg: object) => Promise<WasmModule>;
+    const wasmBinary = readFileSync(require.resolve(`${pkg}/decodewasm`));
+    p = factory({ wasmBinary, print: () => {}, printErr: () => {} });
+    modules.set(codec, p);
+  }
+  return p;
+}
+
+export interface DecodedSamples {
+  width: number;
+  height: number;
+  bitsPerSample: number;
+  components: number;
+  signed: boolean;
+  /** One sample per element, copied out of WASM memory. */
+  samples: Uint8Array | Uint16Array | Int16Array;
+}
+
+export async function decodeWasm(codec: WasmCodec, encoded: Uint8Array): Promise<DecodedSamples> {
+  const mod = await load(codec);
+  const Ctor = mod[spec[codec].className] as new () => WasmDecoder;
+  const decoder = new Ctor();
+  try {
+    decoder.getEncodedBuffer(encoded.length).set(encoded);
+    decoder.decode();
+    const info = decoder.getFrameInfo();
+    const buf = decoder.getDecodedBuffer();
+    const n = info.width * info.height * info.componentCount;
+    let samples: Uint8Array | Uint16Array | Int16Array;
+    if (info.bitsPerSample <= 8) {
+      if (buf.length < n) throw new Error('decoded buffer shorter than the frame');
+      samples = buf.slice(0, n);
+    } else {
+      if (buf.length < 2 * n) throw new Error('decoded buffer shorter than the frame');
+      const copy = buf.slice(0, 2 * n);
+      samples = info.isSigned ? new Int16Array(copy.buffer, 0, n) : new Uint16Array(copy.buffer, 0, n);
+    }
+    return { width: info.width, height: info.height, bitsPerSample: info.bitsPerSample, components: info.componentCount, signed: info.isSigned, samples };
+  } catch (e) {
+    // An abort leaves the emscripten runtime unusable: start a fresh instance next time.
+    modules.delete(codec);
+    const msg = e instanceof Error ? e.message : typeof e === 'number' ? `WASM exception ${e}` : String(e);
+    throw new PixelDataError('corrupt-pixel-data', `${spec[codec].className} could not decode the frame: ${msg}`);
+  } finally {
+    try {
+      decoder.delete();
+    } catch {
+      /* runtime already aborted */
+    }
+  }
+}

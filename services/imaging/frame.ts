@@ -1,0 +1,140 @@
+/** Turns one frame's bytes (native or encapsulated) into stored pixel values (sign-extended, masked to bits stored). */
+import { decodeJpegDct } from './codecs/jpeg-dct.js';
+import { decodeJpegLossless } from './codecs/lossless.js';
+import { decodeRle } from './codecs/rle.js';
+import { decodeWasm } from './codecs/wasm.js';
+import type { ImageInfo } from './dataset.js';
+import { PixelDataError } from './errors.js';
+
+export interface RawFrame {
+  /** Stored pixel values, one per pixel, row-major; signed values sign-extended from bits stored. */
+  values: Int32Array;
+  /** What decoded it, for the record. */
+  decoder: string;
+}
+
+type Samples = ArrayLike<number>;
+
+export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<RawFrame> {
+  const { rows, columns } = info;
+  const n = rows * columns;
+  const codec = info.transferSyntax.codec;
+  if (codec === 'native' || codec === 'deflate') {
+    return { values: nativeValues(info, bytes), decoder: info.transferSyntax.bigEndian ? 'native big endian' : 'native little endian' };
+  }
+  if (bytes.length === 0) throw new PixelDataError('corrupt-pixel-data', 'frame has zero length');
+  let samples: Samples;
+  let decoder: string;
+  let shift = 0;
+  let mask = true;
+  switch (codec) {
+    case 'rle':
+      samples = decodeRle(bytes, rows, columns, info.bitsAllocated);
+      decoder = 'RLE (built in)';
+      // RLE carries whole allocated words: bits stored sit under high bit as in native data.
+      shift = info.highBit + 1 - info.bitsStored;
+      break;
+    case 'jpeg-lossless': {
+      samples = decodeJpegLossless(bytes, rows, columns, info.bitsAllocated);
+      decoder = 'jpeg-lossless-decoder-js';
+      break;
+    }
+    case 'jpeg-dct': {
+      const sof = findSof(bytes);
+      if (sof === undefined) throw new PixelDataError('corrupt-pixel-data', 'JPEG frame has no SOF marker');
+      if (sof.precision <= 8) {
+        const d = await decodeWasm('libjpeg-turbo-8bit', bytes);
+        checkSize(d.width, d.height, columns, rows, 'JPEG');
+        if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG frame has ${d.components} components in a greyscale image`);
+        samples = d.samples;
+        decoder = '@cornerstonejs/codec-libjpeg-turbo-8bit';
+      } else {
+        const d = decodeJpegDct(bytes);
+        checkSize(d.width, d.height, columns, rows, 'JPEG');
+        samples = d.samples;
+        decoder = 'jpeg-dct (built in, IJG islow IDCT, 12-bit)';
+      }
+      break;
+    }
+    case 'jpeg-ls': {
+      const d = await decodeWasm('charls', bytes);
+      checkSize(d.width, d.height, columns, rows, 'JPEG-LS');
+      if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG-LS frame has ${d.components} components in a greyscale image`);
+      samples = d.samples;
+      decoder = '@cornerstonejs/codec-charls';
+      break;
+    }
+    case 'j2k': {
+      const d = await decodeWasm('openjpeg', bytes);
+      checkSize(d.width, d.height, columns, rows, 'JPEG 2000');
+      if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG 2000 frame has ${d.components} components in a greyscale image`);
+      samples = d.samples;
+      decoder = '@cornerstonejs/codec-openjpeg';
+      // The codestream carries its own signedness and precision; trust its values.
+      mask = !(d.signed && info.pixelRepresentation === 1);
+      break;
+    }
+    default:
+      throw new PixelDataError('unsupported-transfer-syntax', `no decoder for ${info.transferSyntax.name}`);
+  }
+  if (samples.length < n) throw new PixelDataError('corrupt-pixel-data', `frame decodes to ${samples.length} samples, ${n} expected`);
+  const values = new Int32Array(n);
+  if (mask) toStored(samples, values, info.bitsStored, shift, info.pixelRepresentation === 1);
+  else for (let i = 0; i < n; i++) values[i] = samples[i];
+  return { values, decoder };
+}
+
+function checkSize(w: number, h: number, columns: number, rows: number, what: string) {
+  if (w !== columns || h !== rows)
+    throw new PixelDataError('corrupt-pixel-data', `${what} frame is ${w}x${h} but the data set says ${columns}x${rows}`);
+}
+
+function findSof(b: Uint8Array): { precision: number } | undefined {
+  for (let i = 2; i + 4 < b.length; ) {
+    if (b[i] !== 0xff) return undefined;
+    const m = b[i + 1];
+    if (m === 0xff) {
+      i++;
+      continue;
+    }
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) return { precision: b[i + 4] };
+    if (m === 0xda) return undefined;
+    i += 2 + ((b[i + 2] << 8) | b[i + 3]);
+  }
+  return undefined;
+}
+
+function toStored(src: Samples, dst: Int32Array, bitsStored: number, shift: number, signed: boolean) {
+  const n = dst.length;
+  const m = bitsStored >= 32 ? -1 : (1 << bitsStored) - 1;
+  const sign = 1 << (bitsStored - 1);
+  if (signed) {
+    for (let i = 0; i < n; i++) {
+      const v = (src[i] >> shift) & m;
+      dst[i] = v & sign ? v - (m + 1) : v;
+    }
+  } else {
+    for (let i = 0; i < n; i++) dst[i] = (src[i] >> shift) & m;
+  }
+}
+
+function nativeValues(info: ImageInfo, bytes: Uint8Array): Int32Array {
+  const n = info.rows * info.columns;
+  const shift = info.highBit + 1 - info.bitsStored;
+  const signed = info.pixelRepresentation === 1;
+  const out = new Int32Array(n);
+  if (info.bitsAllocated === 8) {
+    toStored(bytes, out, info.bitsStored, shift, signed);
+    return out;
+  }
+  let words: Uint16Array;
+  if (!info.transferSyntax.bigEndian && bytes.byteOffset % 2 === 0) {
+    words = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+  } else {
+    words = new Uint16Array(n);
+    const be = info.transferSyntax.bigEndian;
+    for (let i = 0; i < n; i++) words[i] = be ? (bytes[2 * i] << 8) | bytes[2 * i + 1] : bytes[2 * i] | (bytes[2 * i + 1] << 8);
+  }
+  toStored(words, out, info.bitsStored, shift, signed);
+  return out;
+}

@@ -1,0 +1,67 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import underPressure from '@fastify/under-pressure';
+import { randomUUID } from 'node:crypto';
+import type { Core } from '../core/core.js';
+import { loggerOptions } from '../core/logger.js';
+import { UploadGate } from './lib/upload-gate.js';
+import { requireApiKey } from './plugins/auth.js';
+import { dicomwebReadRoutes } from './routes/dicomweb-read.js';
+import { healthRoutes } from './routes/health.js';
+import { stowRoutes } from './routes/stow.js';
+
+/** Builds the HTTP API over a Core. The server entry (server.ts) and the tests both use this. */
+export async function buildApp(core: Core): Promise<FastifyInstance> {
+  const { limits } = core.config;
+  const app = Fastify({
+    logger: loggerOptions(core.config.logLevel, 'api'),
+    genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' && req.headers['x-request-id'].length <= 64 ? req.headers['x-request-id'] : randomUUID()),
+    // A client that goes quiet is cut off; a whole request has an upper bound too.
+    connectionTimeout: limits.idleTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    bodyLimit: 1024 * 1024,
+  });
+
+  // Upload bodies are streamed by the route handlers themselves; Fastify must not buffer them.
+  app.addContentTypeParser(['multipart/related', 'application/dicom'], (_request, _payload, done) => done(null));
+
+  await app.register(underPressure, {
+    maxEventLoopDelay: 1_000,
+    retryAfter: 10,
+    message: 'server under load; retry later',
+    exposeStatusRoute: false,
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'fracture-triage API',
+        version: '0.1.0',
+        description: 'Decision support for fracture triage on X-rays. Not a medical device: every finding is for a radiologist to confirm.',
+      },
+      components: {
+        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'Site API key: ft_<id>_<secret>. X-API-Key works too.' } },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.setErrorHandler((error, request, reply) => {
+    const err = error as { statusCode?: number; message: string; code?: string };
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : undefined;
+    if (status) return reply.code(status).send({ error: err.code ?? 'Bad Request', message: err.message });
+    request.log.error({ err: error }, 'unhandled error');
+    // Storage or database trouble: tell the client to come back, never a bare 500 with internals.
+    reply.header('Retry-After', '10');
+    return reply.code(503).send({ error: 'Service Unavailable', message: 'the server could not complete the request; retry later' });
+  });
+
+  const auth = requireApiKey(core.services.apiKeys);
+  const gate = new UploadGate(limits.maxConcurrentUploads);
+  healthRoutes(app, core);
+  stowRoutes(app, core, gate, auth);
+  dicomwebReadRoutes(app, core, auth);
+  return app;
+}

@@ -1,0 +1,142 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import type { Core } from '../../core/core.js';
+import type { Study } from '../../core/db/schema.js';
+import { cs, da, is, pn, sh, tm, ui, ur, lo, type DicomJson } from '../lib/dicom-json.js';
+
+type Params = { study: string; series?: string; instance?: string };
+
+/**
+ * QIDO-RS (search) and WADO-RS (retrieve) for the caller's own site. Another site's study is
+ * indistinguishable from one that does not exist (404), so a key cannot probe for UIDs.
+ */
+export function dicomwebReadRoutes(app: FastifyInstance, core: Core, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) {
+  const { instances, audit, storage } = core.repos;
+  const base = core.config.publicUrl;
+
+  const studyJson = (s: Study, counts?: { series: number; instances: number; modalities: string[] }): DicomJson => ({
+    '00080020': da(s.study_date),
+    '00080030': tm(s.study_time),
+    '00080050': sh(s.accession_number),
+    '00080061': cs(counts?.modalities ?? []),
+    '00081030': lo(s.description),
+    '00081190': ur(`${base}/dicomweb/studies/${s.study_uid}`),
+    '00100010': pn(s.patient_name),
+    '00100020': lo(s.patient_id),
+    '00100030': da(s.patient_birth_date),
+    '00100040': cs(s.patient_sex),
+    '0020000D': ui(s.study_uid),
+    '00201206': is(counts?.series ?? null),
+    '00201208': is(counts?.instances ?? null),
+  });
+
+  const tags = ['DICOMweb'];
+  const security = [{ apiKey: [] }];
+
+  app.get('/dicomweb/studies', {
+    preHandler: auth,
+    schema: {
+      tags, security, summary: 'QIDO-RS: search for studies',
+      querystring: {
+        type: 'object',
+        properties: {
+          StudyInstanceUID: { type: 'string' }, PatientID: { type: 'string' }, PatientName: { type: 'string' },
+          AccessionNumber: { type: 'string' }, StudyDate: { type: 'string', description: 'YYYYMMDD or YYYYMMDD-YYYYMMDD' },
+          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, offset: { type: 'integer', minimum: 0, default: 0 },
+        },
+      },
+    },
+  }, async (request, reply) => {
+    const q = request.query as Record<string, string | number | undefined>;
+    const [from, to] = typeof q.StudyDate === 'string' ? (q.StudyDate.includes('-') ? q.StudyDate.split('-') : [q.StudyDate, q.StudyDate]) : [];
+    const studies = await instances.findStudies(request.principal!.siteId, {
+      studyUid: q.StudyInstanceUID as string | undefined,
+      patientId: q.PatientID as string | undefined,
+      patientName: q.PatientName as string | undefined,
+      accessionNumber: q.AccessionNumber as string | undefined,
+      studyDateFrom: from || undefined,
+      studyDateTo: to || undefined,
+    }, Number(q.limit ?? 100), Number(q.offset ?? 0));
+    const counts = await instances.studyCounts(studies.map((s) => s.id));
+    await audit.record({ actor_type: request.principal!.type, actor_id: request.principal!.id, site_id: request.principal!.siteId, action: 'study.search', details: { results: studies.length } });
+    if (!studies.length) return reply.code(204).send();
+    return reply.type('application/dicom+json').send(studies.map((s) => studyJson(s, counts.get(s.id))));
+  });
+
+  const findStudyOr404 = async (request: FastifyRequest, reply: FastifyReply) => {
+    const study = await instances.getStudy(request.principal!.siteId, (request.params as Params).study);
+    if (!study) reply.code(404).send({ error: 'Not Found', message: 'no such study' });
+    return study;
+  };
+
+  app.get('/dicomweb/studies/:study/series', { preHandler: auth, schema: { tags, security, summary: 'QIDO-RS: series of a study' } }, async (request, reply) => {
+    const study = await findStudyOr404(request, reply);
+    if (!study) return reply;
+    const series = await instances.listSeries(study.id);
+    return reply.type('application/dicom+json').send(series.map((s) => ({
+      '0020000D': ui(study.study_uid),
+      '0020000E': ui(s.series_uid),
+      '00080060': cs(s.modality),
+      '00180015': cs(s.body_part),
+      '00200011': is(s.series_number),
+      '0008103E': lo(s.description),
+      '00081190': ur(`${base}/dicomweb/studies/${study.study_uid}/series/${s.series_uid}`),
+    })));
+  });
+
+  const instancesRoute = async (request: FastifyRequest, reply: FastifyReply) => {
+    const study = await findStudyOr404(request, reply);
+    if (!study) return reply;
+    const rows = await instances.listInstances(request.principal!.siteId, { studyId: study.id, seriesUid: (request.params as Params).series });
+    return reply.type('application/dicom+json').send(rows.map((i) => ({
+      '00080016': ui(i.sop_class_uid),
+      '00080018': ui(i.sop_instance_uid),
+      '0020000D': ui(study.study_uid),
+      '0020000E': ui(i.series_uid),
+      '00200013': is(i.instance_number),
+      '00280010': { vr: 'US', Value: [i.rows] },
+      '00280011': { vr: 'US', Value: [i.columns] },
+      '00280008': is(i.number_of_frames),
+      '00081190': ur(`${base}/dicomweb/studies/${study.study_uid}/series/${i.series_uid}/instances/${i.sop_instance_uid}`),
+    })));
+  };
+  app.get('/dicomweb/studies/:study/instances', { preHandler: auth, schema: { tags, security, summary: 'QIDO-RS: instances of a study' } }, instancesRoute);
+  app.get('/dicomweb/studies/:study/series/:series/instances', { preHandler: auth, schema: { tags, security, summary: 'QIDO-RS: instances of a series' } }, instancesRoute);
+
+  /** WADO-RS retrieve: the stored originals, byte for byte, as multipart/related application/dicom. */
+  const retrieve = async (request: FastifyRequest, reply: FastifyReply) => {
+    const accept = request.headers.accept ?? '*/*';
+    if (!/multipart\/related|\*\/\*|application\/dicom/i.test(accept) || /application\/dicom\+json/i.test(accept)) {
+      return reply.code(406).send({ error: 'Not Acceptable', message: 'this endpoint returns multipart/related; type="application/dicom"' });
+    }
+    const study = await findStudyOr404(request, reply);
+    if (!study) return reply;
+    const params = request.params as Params;
+    const rows = await instances.listInstances(request.principal!.siteId, { studyId: study.id, seriesUid: params.series, sopInstanceUid: params.instance });
+    if (!rows.length) return reply.code(404).send({ error: 'Not Found', message: 'no such series or instance' });
+    await audit.record({
+      actor_type: request.principal!.type, actor_id: request.principal!.id, site_id: request.principal!.siteId,
+      action: 'study.retrieve', target_type: 'study', target_id: String(study.id), details: { instances: rows.length },
+    });
+    const boundary = randomUUID();
+    const out = new PassThrough();
+    (async () => {
+      for (const row of rows) {
+        out.write(`--${boundary}\r\nContent-Type: application/dicom\r\nContent-Length: ${row.size_bytes}\r\n\r\n`);
+        for await (const chunk of storage.createReadStream(row.storage_key)) {
+          if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve));
+        }
+        out.write('\r\n');
+      }
+      out.end(`--${boundary}--\r\n`);
+    })().catch((err) => {
+      request.log.error({ err }, 'retrieve stream failed');
+      out.destroy(err);
+    });
+    return reply.type(`multipart/related; type="application/dicom"; boundary=${boundary}`).send(out);
+  };
+  app.get('/dicomweb/studies/:study', { preHandler: auth, schema: { tags, security, summary: 'WADO-RS: retrieve a study' } }, retrieve);
+  app.get('/dicomweb/studies/:study/series/:series', { preHandler: auth, schema: { tags, security, summary: 'WADO-RS: retrieve a series' } }, retrieve);
+  app.get('/dicomweb/studies/:study/series/:series/instances/:instance', { preHandler: auth, schema: { tags, security, summary: 'WADO-RS: retrieve an instance' } }, retrieve);
+}

@@ -1,0 +1,136 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Core } from '../../core/core.js';
+import { FailureReason } from '../../core/dicom/failure-reason.js';
+import { PRIORITY, type PriorityName } from '../../core/queue/classify-queue.js';
+import type { IngestContext, IngestOutcome } from '../../core/services/ingest.service.js';
+import { parseMediaType } from '../lib/media-type.js';
+import { limitBytes, receiveMultipart, receiveOne, RequestTooLargeError } from '../lib/receive.js';
+import { stowResponse, type RequestFailure } from '../lib/stow-response.js';
+import type { UploadGate } from '../lib/upload-gate.js';
+
+const RETRY_AFTER_SEC = 5;
+
+/** `?priority=stat` or `X-Priority: stat` overrides what the DICOM says. */
+function requestedPriority(request: FastifyRequest): number | undefined | Error {
+  const query = (request.query as Record<string, string | undefined>).priority;
+  const header = request.headers['x-priority'];
+  const value = (query ?? (typeof header === 'string' ? header : undefined))?.toLowerCase();
+  if (value === undefined) return undefined;
+  if (value in PRIORITY) return PRIORITY[value as PriorityName];
+  return new Error(`priority must be one of ${Object.keys(PRIORITY).join(', ')}`);
+}
+
+function refuseBusy(reply: FastifyReply) {
+  reply.header('Retry-After', String(RETRY_AFTER_SEC));
+  return reply.code(503).send({ error: 'Service Unavailable', message: `too many uploads in progress; retry after ${RETRY_AFTER_SEC} s` });
+}
+
+export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) {
+  const { storage } = core.repos;
+  const { ingest } = core.services;
+  const limits = core.config.limits;
+
+  const stow = async (request: FastifyRequest, reply: FastifyReply) => {
+    const mediaType = parseMediaType(request.headers['content-type']);
+    if (mediaType?.essence !== 'multipart/related') {
+      return reply.code(415).send({ error: 'Unsupported Media Type', message: 'STOW-RS takes multipart/related; type="application/dicom"' });
+    }
+    const partType = mediaType.params.type?.toLowerCase();
+    if (partType !== 'application/dicom') {
+      return reply.code(415).send({ error: 'Unsupported Media Type', message: `the type parameter must be "application/dicom"${partType ? `, got "${partType}" (metadata + bulk data is not supported)` : ''}` });
+    }
+    const boundary = mediaType.params.boundary;
+    if (!boundary || boundary.length > 70) {
+      return reply.code(400).send({ error: 'Bad Request', message: 'multipart/related needs a boundary parameter of 1-70 characters' });
+    }
+    const priority = requestedPriority(request);
+    if (priority instanceof Error) return reply.code(400).send({ error: 'Bad Request', message: priority.message });
+    if (!gate.tryEnter()) return refuseBusy(reply);
+
+    const ctx: IngestContext = { siteId: request.principal!.siteId, actorId: request.principal!.id, expectedStudyUid: (request.params as { study?: string }).study, priority };
+    let received: Awaited<ReturnType<typeof receiveMultipart>>;
+    try {
+      received = await receiveMultipart(limitBytes(request.raw, limits.maxRequestBytes), boundary, storage, ingest, ctx);
+    } finally {
+      gate.leave();
+    }
+    const { outcomes, error } = received;
+    const extra: RequestFailure[] = [];
+    if (error) {
+      // Stop reading a body we refuse; the client must not keep sending into the void.
+      reply.header('Connection', 'close');
+      const tooLarge = error instanceof RequestTooLargeError;
+      if (!outcomes.some((o) => o.status !== 'failed')) {
+        return tooLarge
+          ? reply.code(413).send({ error: 'Payload Too Large', message: error.message })
+          : reply.code(400).send({ error: 'Bad Request', message: error.message });
+      }
+      extra.push({ failureReason: tooLarge ? FailureReason.OutOfResources : FailureReason.CannotUnderstand, reason: `${error.message}; parts after that point were not read` });
+    }
+    if (outcomes.length === 0) {
+      return reply.code(400).send({ error: 'Bad Request', message: 'the multipart body holds no parts' });
+    }
+    const { status, body } = stowResponse(core.config.publicUrl, outcomes, extra);
+    request.log.info({ stored: outcomes.filter((o) => o.status === 'stored').length, duplicates: outcomes.filter((o) => o.status === 'duplicate').length, failed: outcomes.filter((o) => o.status === 'failed').length }, 'stow');
+    // Not part of PS3.18: tells a sender how many parts were identical resends (stored before, not queued again).
+    reply.header('X-Duplicate-Count', String(outcomes.filter((o) => o.status === 'duplicate').length));
+    return reply.code(status).type('application/dicom+json').send(body);
+  };
+
+  const schema = {
+    tags: ['DICOMweb'],
+    summary: 'STOW-RS: store instances',
+    description: 'Body: multipart/related; type="application/dicom"; one DICOM Part 10 file per part. Response: application/dicom+json (PS3.18 §10.5.3). 200 all stored; 202 some failed or stored with a warning; 409 none stored.',
+    querystring: { type: 'object', properties: { priority: { type: 'string', enum: Object.keys(PRIORITY) } } },
+    security: [{ apiKey: [] }],
+  };
+  app.post('/dicomweb/studies', { schema, preHandler: auth }, stow);
+  app.post('/dicomweb/studies/:study', { schema: { ...schema, summary: 'STOW-RS: store instances of one study', params: { type: 'object', properties: { study: { type: 'string' } } } }, preHandler: auth }, stow);
+
+  app.post('/api/instances', {
+    preHandler: auth,
+    schema: {
+      tags: ['Upload'],
+      summary: 'Store one DICOM file (body: application/dicom)',
+      description: '201 stored; 200 already stored (identical resend) or stored earlier with other bytes (see "warning"); 422 refused with reason; 413 too large; 415 wrong type.',
+      querystring: { type: 'object', properties: { priority: { type: 'string', enum: Object.keys(PRIORITY) } } },
+      security: [{ apiKey: [] }],
+    },
+  }, async (request, reply) => {
+    const essence = parseMediaType(request.headers['content-type'])?.essence;
+    if (essence !== 'application/dicom') {
+      return reply.code(415).send({ error: 'Unsupported Media Type', message: 'send one DICOM file with Content-Type: application/dicom' });
+    }
+    const priority = requestedPriority(request);
+    if (priority instanceof Error) return reply.code(400).send({ error: 'Bad Request', message: priority.message });
+    const declared = Number(request.headers['content-length'] ?? 0);
+    if (declared > limits.maxPartBytes) {
+      reply.header('Connection', 'close');
+      return reply.code(413).send({ error: 'Payload Too Large', message: `file larger than the ${Math.round(limits.maxPartBytes / 1024 / 1024)} MB limit` });
+    }
+    if (!gate.tryEnter()) return refuseBusy(reply);
+    let outcome: IngestOutcome;
+    try {
+      outcome = await receiveOne(limitBytes(request.raw, limits.maxPartBytes), storage, ingest, {
+        siteId: request.principal!.siteId, actorId: request.principal!.id, priority,
+      });
+    } catch (error) {
+      if (!(error instanceof RequestTooLargeError)) throw error;
+      reply.header('Connection', 'close');
+      return reply.code(413).send({ error: 'Payload Too Large', message: `file larger than the ${Math.round(limits.maxPartBytes / 1024 / 1024)} MB limit` });
+    } finally {
+      gate.leave();
+    }
+    if (outcome.status === 'failed') {
+      const code = outcome.failureReason === FailureReason.OutOfResources ? 507 : outcome.failureReason === FailureReason.ProcessingFailure ? 503 : 422;
+      return reply.code(code).send({ status: 'failed', failureReason: `0x${outcome.failureReason.toString(16).toUpperCase().padStart(4, '0')}`, message: outcome.reason });
+    }
+    const { status: outcomeStatus, ...ids } = outcome;
+    return reply.code(outcomeStatus === 'stored' ? 201 : 200).send({
+      status: outcomeStatus,
+      ...ids,
+      retrieveUrl: `${core.config.publicUrl}/dicomweb/studies/${ids.studyInstanceUid}/series/${ids.seriesInstanceUid}/instances/${ids.sopInstanceUid}`,
+      ...(outcome.status === 'conflict' ? { warning: outcome.reason } : {}),
+    });
+  });
+}

@@ -1,0 +1,68 @@
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../core/config.js';
+import { createCore } from '../core/core.js';
+import { createLogger } from '../core/logger.js';
+
+const USAGE = `fracture-triage admin CLI (uses DATABASE_URL / DATA_DIR like the server)
+
+  site:create <id> <name>        create a hospital site (id: lowercase letters, digits, dashes)
+  site:list                      list sites
+  key:create <site> [label]      create an API key for a site; the key is shown once
+  key:list [site]                list keys (ids, labels, state; never the secret)
+  key:revoke <key-id>            revoke a key; requests with it get 401 from then on
+`;
+
+export async function runAdmin(argv: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true });
+  const [command, ...args] = positionals;
+  if (!command || command === 'help') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  const config = loadConfig();
+  const core = await createCore(config, createLogger('warn', 'cli'));
+  try {
+    switch (command) {
+      case 'site:create': {
+        const [id, ...name] = args;
+        if (!id) throw new Error('usage: site:create <id> <name>');
+        const site = await core.services.apiKeys.createSite(id, name.join(' ') || id);
+        console.log(`site ${site.id} created`);
+        return 0;
+      }
+      case 'site:list':
+        for (const site of await core.repos.sites.list()) console.log(`${site.id}\t${site.name}`);
+        return 0;
+      case 'key:create': {
+        const [site, ...label] = args;
+        if (!site) throw new Error('usage: key:create <site> [label]');
+        const { id, key } = await core.services.apiKeys.createKey(site, label.join(' ') || 'default');
+        console.log(`key ${id} created for site ${site}. Store it now; it is not shown again:\n\n  ${key}\n`);
+        return 0;
+      }
+      case 'key:list':
+        for (const key of await core.repos.sites.listKeys(args[0])) {
+          console.log(`${key.id}\t${key.site_id}\t${key.label}\t${key.revoked_at ? 'revoked' : 'active'}\tcreated ${new Date(key.created_at).toISOString()}`);
+        }
+        return 0;
+      case 'key:revoke': {
+        if (!args[0]) throw new Error('usage: key:revoke <key-id>');
+        const ok = await core.services.apiKeys.revokeKey(args[0]);
+        console.log(ok ? `key ${args[0]} revoked` : `no active key ${args[0]}`);
+        return ok ? 0 : 1;
+      }
+      default:
+        process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    await core.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  runAdmin(process.argv.slice(2)).then((code) => process.exit(code));
+}

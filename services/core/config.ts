@@ -1,0 +1,68 @@
+import path from 'node:path';
+
+/**
+ * All configuration comes from the environment, read once. Defaults run the whole system on one
+ * machine with embedded storage (SQLite + a local data folder); only Redis is a separate server.
+ */
+export interface Config {
+  /** Folder for stored DICOM files, the SQLite database, Redis AOF when we start Redis ourselves. */
+  dataDir: string;
+  /** `sqlite:<path>` or `postgres://…`. */
+  databaseUrl: string;
+  redisUrl: string;
+  /** Prefix for every BullMQ key, so several deployments (or test runs) can share one Redis. */
+  queuePrefix: string;
+  host: string;
+  port: number;
+  /** Public base URL used in Retrieve URLs; defaults to http://host:port. */
+  publicUrl: string;
+  limits: {
+    maxPartBytes: number;
+    maxRequestBytes: number;
+    /** Uploads handled at once; more get 503 with Retry-After. */
+    maxConcurrentUploads: number;
+    /** A client that sends nothing for this long is cut off. */
+    idleTimeoutMs: number;
+    /** A whole request must finish within this. */
+    requestTimeoutMs: number;
+  };
+  /** Seconds between reconciler passes (re-queue stored images Redis forgot). */
+  reconcileIntervalSec: number;
+  logLevel: string;
+  demo: boolean;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, got "${raw}"`);
+  return value;
+}
+
+const MB = 1024 * 1024;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const dataDir = path.resolve(env.DATA_DIR ?? 'data');
+  const host = env.HOST ?? '127.0.0.1';
+  const port = int(env, 'PORT', 8080);
+  return {
+    dataDir,
+    databaseUrl: env.DATABASE_URL ?? `sqlite:${path.join(dataDir, 'fracture-triage.sqlite')}`,
+    redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    queuePrefix: env.QUEUE_PREFIX ?? 'ft',
+    host,
+    port,
+    publicUrl: (env.PUBLIC_URL ?? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`).replace(/\/$/, ''),
+    limits: {
+      maxPartBytes: int(env, 'MAX_PART_MB', 100) * MB,
+      maxRequestBytes: int(env, 'MAX_REQUEST_MB', 1024) * MB,
+      maxConcurrentUploads: int(env, 'MAX_CONCURRENT_UPLOADS', 16),
+      idleTimeoutMs: int(env, 'UPLOAD_IDLE_TIMEOUT_SEC', 30) * 1000,
+      requestTimeoutMs: int(env, 'UPLOAD_TIMEOUT_SEC', 600) * 1000,
+    },
+    reconcileIntervalSec: int(env, 'RECONCILE_INTERVAL_SEC', 30),
+    logLevel: env.LOG_LEVEL ?? 'info',
+    demo: env.FT_DEMO === '1' || env.FT_DEMO === 'true',
+  };
+}

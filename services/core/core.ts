@@ -1,0 +1,75 @@
+import type { Redis } from 'ioredis';
+import type { Config } from './config.js';
+import { openDatabase, type DatabaseHandle } from './db/database.js';
+import type { Logger } from './logger.js';
+import { ClassifyQueue, redisConnection } from './queue/classify-queue.js';
+import { AuditRepository } from './repositories/audit.repository.js';
+import { InstanceRepository } from './repositories/instance.repository.js';
+import { SiteRepository } from './repositories/site.repository.js';
+import { StorageRepository } from './repositories/storage.repository.js';
+import { ApiKeyService } from './services/api-key.service.js';
+import { IngestService } from './services/ingest.service.js';
+import { ReconcileService } from './services/reconcile.service.js';
+
+/**
+ * Everything the entry points (API, worker, CLI) share: one database, one Redis connection, the
+ * repositories (the only code that does I/O) and the services built on them.
+ */
+export interface Core {
+  config: Config;
+  log: Logger;
+  database: DatabaseHandle;
+  redis: Redis;
+  repos: {
+    sites: SiteRepository;
+    instances: InstanceRepository;
+    audit: AuditRepository;
+    storage: StorageRepository;
+  };
+  queue: ClassifyQueue;
+  services: {
+    apiKeys: ApiKeyService;
+    ingest: IngestService;
+    reconcile: ReconcileService;
+  };
+  close(): Promise<void>;
+}
+
+export async function createCore(config: Config, log: Logger, opts: { dbSchema?: string } = {}): Promise<Core> {
+  const database = await openDatabase(config.databaseUrl, { schema: opts.dbSchema });
+  // Producers fail fast when Redis is away (the database keeps the record; the reconciler catches up).
+  const redis = redisConnection(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+  // Give Redis a moment to connect so the first uploads can queue at once; if it is down we go on
+  // without it (uploads are still stored and recorded; the reconciler queues them later).
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 3_000);
+    redis.once('ready', () => { clearTimeout(timer); resolve(); });
+  });
+  const storage = new StorageRepository(config.dataDir, config.limits.maxPartBytes);
+  await storage.init();
+  const sites = new SiteRepository(database.db);
+  const instances = new InstanceRepository(database.db);
+  const audit = new AuditRepository(database.db);
+  const queue = new ClassifyQueue(redis, config.queuePrefix);
+  queue.queue.on('error', (err) => log.warn({ err: err.message }, 'queue error'));
+
+  return {
+    config,
+    log,
+    database,
+    redis,
+    repos: { sites, instances, audit, storage },
+    queue,
+    services: {
+      apiKeys: new ApiKeyService(sites, audit),
+      ingest: new IngestService(storage, instances, audit, queue, log),
+      reconcile: new ReconcileService(instances, queue, storage, log),
+    },
+    async close() {
+      await queue.close().catch(() => {});
+      redis.disconnect();
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,24 @@
+import type { Db } from '../db/database.js';
+import type { AuditEntry } from '../db/schema.js';
+
+export type AuditInput = Omit<AuditEntry, 'at' | 'details'> & { details?: Record<string, unknown> };
+
+/** Append-only record of who read or changed what. Details must not carry patient names or IDs. */
+export class AuditRepository {
+  constructor(private readonly db: Db) {}
+
+  async record(entry: AuditInput): Promise<void> {
+    await this.db.insertInto('audit_log').values({
+      ...entry,
+      at: Date.now(),
+      details: entry.details ? JSON.stringify(entry.details) : null,
+    }).execute();
+  }
+
+  list(filter: { action?: string; siteId?: string; limit?: number } = {}) {
+    let query = this.db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(filter.limit ?? 100);
+    if (filter.action) query = query.where('action', '=', filter.action);
+    if (filter.siteId) query = query.where('site_id', '=', filter.siteId);
+    return query.execute();
+  }
+}

@@ -1,0 +1,181 @@
+import type { Db } from '../db/database.js';
+import type { Instance, InstanceStatus, NewInstance, Series, Study } from '../db/schema.js';
+import type { InstanceMetadata } from '../dicom/parse-instance.js';
+
+export interface StoredObject {
+  sha256: string;
+  sizeBytes: number;
+  storageKey: string;
+}
+
+/** Studies, series and instances: the record of what was received and what is pending. */
+export class InstanceRepository {
+  constructor(private readonly db: Db) {}
+
+  findBySop(siteId: string, sopInstanceUid: string): Promise<Instance | undefined> {
+    return this.db.selectFrom('instances').selectAll()
+      .where('site_id', '=', siteId).where('sop_instance_uid', '=', sopInstanceUid).executeTakeFirst();
+  }
+
+  get(id: number): Promise<Instance | undefined> {
+    return this.db.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /**
+   * Records a new instance (and its study and series, if new) in one transaction.
+   * Returns undefined when another request stored the same SOP Instance UID first.
+   */
+  async insert(siteId: string, meta: InstanceMetadata, object: StoredObject, priority: number): Promise<Instance | undefined> {
+    const now = Date.now();
+    return this.db.transaction().execute(async (trx) => {
+      await trx.insertInto('studies').values({
+        site_id: siteId,
+        study_uid: meta.studyInstanceUid,
+        patient_name: meta.patientName,
+        patient_id: meta.patientId,
+        patient_birth_date: meta.patientBirthDate,
+        patient_sex: meta.patientSex,
+        patient_age: meta.patientAge,
+        accession_number: meta.accessionNumber,
+        study_date: meta.studyDate,
+        study_time: meta.studyTime,
+        description: meta.studyDescription,
+        priority,
+        received_at: now,
+        updated_at: now,
+      }).onConflict((oc) => oc.columns(['site_id', 'study_uid']).doNothing()).execute();
+      const study = await trx.selectFrom('studies').select(['id', 'priority']).where('site_id', '=', siteId)
+        .where('study_uid', '=', meta.studyInstanceUid).executeTakeFirstOrThrow();
+      // A study only ever becomes more urgent: a later STAT image raises it, a routine one never lowers it.
+      if (priority < study.priority) {
+        await trx.updateTable('studies').set({ priority, updated_at: now }).where('id', '=', study.id).execute();
+      }
+
+      await trx.insertInto('series').values({
+        study_id: study.id,
+        series_uid: meta.seriesInstanceUid,
+        series_number: meta.seriesNumber,
+        modality: meta.modality,
+        body_part: meta.bodyPart,
+        description: meta.seriesDescription,
+      }).onConflict((oc) => oc.columns(['study_id', 'series_uid']).doNothing()).execute();
+      const series = await trx.selectFrom('series').select('id').where('study_id', '=', study.id)
+        .where('series_uid', '=', meta.seriesInstanceUid).executeTakeFirstOrThrow();
+
+      const row: NewInstance = {
+        site_id: siteId,
+        study_id: study.id,
+        series_id: series.id,
+        sop_instance_uid: meta.sopInstanceUid,
+        sop_class_uid: meta.sopClassUid,
+        instance_number: meta.instanceNumber,
+        transfer_syntax_uid: meta.transferSyntaxUid,
+        rows: meta.rows,
+        columns: meta.columns,
+        bits_allocated: meta.bitsAllocated,
+        bits_stored: meta.bitsStored,
+        high_bit: meta.highBit,
+        pixel_representation: meta.pixelRepresentation,
+        samples_per_pixel: meta.samplesPerPixel,
+        photometric_interpretation: meta.photometricInterpretation,
+        number_of_frames: meta.numberOfFrames,
+        laterality: meta.laterality,
+        view_position: meta.viewPosition,
+        sha256: object.sha256,
+        size_bytes: object.sizeBytes,
+        storage_key: object.storageKey,
+        status: 'stored',
+        priority,
+        received_at: now,
+        queued_at: null,
+      };
+      return trx.insertInto('instances').values(row)
+        .onConflict((oc) => oc.columns(['site_id', 'sop_instance_uid']).doNothing())
+        .returningAll().executeTakeFirst();
+    });
+  }
+
+  async markQueued(ids: number[]): Promise<void> {
+    if (!ids.length) return;
+    await this.db.updateTable('instances').set({ status: 'queued', queued_at: Date.now() })
+      .where('id', 'in', ids).where('status', '=', 'stored').execute();
+  }
+
+  /** Instances the record says are not finished; the reconciler checks each has a job. */
+  listUnfinished(afterId: number, limit: number): Promise<Pick<Instance, 'id' | 'site_id' | 'sop_instance_uid' | 'status' | 'priority'>[]> {
+    return this.db.selectFrom('instances').select(['id', 'site_id', 'sop_instance_uid', 'status', 'priority'])
+      .where('status', 'in', ['stored', 'queued', 'processing'] satisfies InstanceStatus[])
+      .where('id', '>', afterId).orderBy('id').limit(limit).execute();
+  }
+
+  async countByStatus(siteId?: string): Promise<Record<string, number>> {
+    let query = this.db.selectFrom('instances').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('status');
+    if (siteId) query = query.where('site_id', '=', siteId);
+    const rows = await query.execute();
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+
+  async hasStorageKey(storageKey: string): Promise<boolean> {
+    const row = await this.db.selectFrom('instances').select('id').where('storage_key', '=', storageKey).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  // --- reads for DICOMweb (always scoped to one site) ---
+
+  findStudies(siteId: string, filter: StudyFilter, limit: number, offset: number): Promise<Study[]> {
+    let query = this.db.selectFrom('studies').selectAll().where('site_id', '=', siteId);
+    if (filter.studyUid) query = query.where('study_uid', '=', filter.studyUid);
+    if (filter.patientId) query = query.where('patient_id', '=', filter.patientId);
+    if (filter.accessionNumber) query = query.where('accession_number', '=', filter.accessionNumber);
+    if (filter.patientName) query = query.where('patient_name', 'like', filter.patientName.replace(/\*/g, '%').replace(/\?/g, '_'));
+    if (filter.studyDateFrom) query = query.where('study_date', '>=', filter.studyDateFrom);
+    if (filter.studyDateTo) query = query.where('study_date', '<=', filter.studyDateTo);
+    return query.orderBy('received_at', 'desc').orderBy('id', 'desc').limit(limit).offset(offset).execute();
+  }
+
+  getStudy(siteId: string, studyUid: string): Promise<Study | undefined> {
+    return this.db.selectFrom('studies').selectAll().where('site_id', '=', siteId).where('study_uid', '=', studyUid).executeTakeFirst();
+  }
+
+  listSeries(studyId: number): Promise<Series[]> {
+    return this.db.selectFrom('series').selectAll().where('study_id', '=', studyId).orderBy('series_number').orderBy('id').execute();
+  }
+
+  async studyCounts(studyIds: number[]): Promise<Map<number, { series: number; instances: number; modalities: string[] }>> {
+    const result = new Map<number, { series: number; instances: number; modalities: string[] }>();
+    if (!studyIds.length) return result;
+    const rows = await this.db.selectFrom('instances').innerJoin('series', 'series.id', 'instances.series_id')
+      .select(['instances.study_id as study_id', 'series.id as series_id', 'series.modality as modality'])
+      .where('instances.study_id', 'in', studyIds).execute();
+    for (const id of studyIds) result.set(id, { series: 0, instances: 0, modalities: [] });
+    const seenSeries = new Set<number>();
+    for (const row of rows) {
+      const entry = result.get(row.study_id)!;
+      entry.instances++;
+      if (!seenSeries.has(row.series_id)) {
+        seenSeries.add(row.series_id);
+        entry.series++;
+      }
+      if (row.modality && !entry.modalities.includes(row.modality)) entry.modalities.push(row.modality);
+    }
+    return result;
+  }
+
+  listInstances(siteId: string, where: { studyId: number; seriesUid?: string; sopInstanceUid?: string }) {
+    let query = this.db.selectFrom('instances').innerJoin('series', 'series.id', 'instances.series_id')
+      .selectAll('instances').select(['series.series_uid as series_uid', 'series.modality as modality'])
+      .where('instances.site_id', '=', siteId).where('instances.study_id', '=', where.studyId);
+    if (where.seriesUid) query = query.where('series.series_uid', '=', where.seriesUid);
+    if (where.sopInstanceUid) query = query.where('instances.sop_instance_uid', '=', where.sopInstanceUid);
+    return query.orderBy('series.series_number').orderBy('instances.instance_number').orderBy('instances.id').execute();
+  }
+}
+
+export interface StudyFilter {
+  studyUid?: string;
+  patientId?: string;
+  patientName?: string;
+  accessionNumber?: string;
+  studyDateFrom?: string;
+  studyDateTo?: string;
+}

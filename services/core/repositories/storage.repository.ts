@@ -1,0 +1,173 @@
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+
+export interface TempObject {
+  tempPath: string;
+  sha256: string;
+  sizeBytes: number;
+}
+
+/** Raised when a part is larger than the limit; the writer has already discarded its bytes. */
+export class ObjectTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`larger than the ${Math.round(limit / 1024 / 1024)} MB per-file limit`);
+  }
+}
+
+/**
+ * Streams bytes to a temporary file while hashing them. Nothing is kept in memory beyond the
+ * chunk being written; `finish()` fsyncs, so what the caller renames into place is on disk.
+ */
+export class TempObjectWriter {
+  private readonly hash = createHash('sha256');
+  private size = 0;
+  private tooLarge = false;
+  private closed = false;
+
+  private constructor(readonly tempPath: string, private readonly handle: fsp.FileHandle, private readonly maxBytes: number) {}
+
+  static async open(tempDir: string, maxBytes: number): Promise<TempObjectWriter> {
+    const tempPath = path.join(tempDir, `${randomUUID()}.part`);
+    return new TempObjectWriter(tempPath, await fsp.open(tempPath, 'wx', 0o600), maxBytes);
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.tooLarge) return;
+    this.size += chunk.length;
+    if (this.size > this.maxBytes) {
+      // Keep counting nothing and writing nothing; the rest of the part is drained by the caller.
+      this.tooLarge = true;
+      await this.close();
+      await fsp.rm(this.tempPath, { force: true });
+      return;
+    }
+    this.hash.update(chunk);
+    let offset = 0;
+    while (offset < chunk.length) {
+      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset);
+      offset += bytesWritten;
+    }
+  }
+
+  async finish(): Promise<TempObject> {
+    if (this.tooLarge) throw new ObjectTooLargeError(this.maxBytes);
+    await this.handle.sync();
+    await this.close();
+    return { tempPath: this.tempPath, sha256: this.hash.digest('hex'), sizeBytes: this.size };
+  }
+
+  async abort(): Promise<void> {
+    await this.close();
+    await fsp.rm(this.tempPath, { force: true });
+  }
+
+  private async close() {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+}
+
+/**
+ * Original DICOM files, stored byte for byte, content-addressed under the site:
+ * `objects/<site>/<sha[0:2]>/<sha>.dcm`. A temp file only becomes an object by an atomic rename
+ * after fsync, and the directory is fsynced too, so a stored object survives a crash.
+ */
+export class StorageRepository {
+  readonly tempDir: string;
+  readonly objectsDir: string;
+
+  constructor(readonly dataDir: string, private readonly maxPartBytes: number) {
+    this.tempDir = path.join(dataDir, 'tmp');
+    this.objectsDir = path.join(dataDir, 'objects');
+  }
+
+  async init(): Promise<void> {
+    await fsp.mkdir(this.tempDir, { recursive: true });
+    await fsp.mkdir(this.objectsDir, { recursive: true });
+  }
+
+  openTemp(): Promise<TempObjectWriter> {
+    return TempObjectWriter.open(this.tempDir, this.maxPartBytes);
+  }
+
+  keyFor(siteId: string, sha256: string): string {
+    return `${siteId}/${sha256.slice(0, 2)}/${sha256}.dcm`;
+  }
+
+  pathOf(storageKey: string): string {
+    const resolved = path.resolve(this.objectsDir, storageKey);
+    if (!resolved.startsWith(this.objectsDir + path.sep)) throw new Error('storage key escapes the objects folder');
+    return resolved;
+  }
+
+  /** Moves a finished temp file into place and makes the rename durable. */
+  async commit(temp: TempObject, siteId: string): Promise<string> {
+    const key = this.keyFor(siteId, temp.sha256);
+    const target = this.pathOf(key);
+    const dir = path.dirname(target);
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.rename(temp.tempPath, target);
+    await fsyncDir(dir);
+    return key;
+  }
+
+  readFile(storageKey: string): Promise<Buffer> {
+    return fsp.readFile(this.pathOf(storageKey));
+  }
+
+  createReadStream(storageKey: string): fs.ReadStream {
+    return fs.createReadStream(this.pathOf(storageKey));
+  }
+
+  async remove(storageKey: string): Promise<void> {
+    await fsp.rm(this.pathOf(storageKey), { force: true });
+  }
+
+  async discardTemp(temp: { tempPath: string }): Promise<void> {
+    await fsp.rm(temp.tempPath, { force: true });
+  }
+
+  /** Every stored object key with its modification time. */
+  async *listObjects(): AsyncGenerator<{ key: string; mtimeMs: number }> {
+    for (const site of await readdirSafe(this.objectsDir)) {
+      for (const shard of await readdirSafe(path.join(this.objectsDir, site))) {
+        for (const file of await readdirSafe(path.join(this.objectsDir, site, shard))) {
+          const key = `${site}/${shard}/${file}`;
+          const stat = await fsp.stat(this.pathOf(key)).catch(() => undefined);
+          if (stat?.isFile()) yield { key, mtimeMs: stat.mtimeMs };
+        }
+      }
+    }
+  }
+
+  /** Removes temp files older than `olderThanMs` (left by a crash mid-upload). */
+  async sweepTemp(olderThanMs: number): Promise<number> {
+    let removed = 0;
+    const cutoff = Date.now() - olderThanMs;
+    for (const file of await readdirSafe(this.tempDir)) {
+      const full = path.join(this.tempDir, file);
+      const stat = await fsp.stat(full).catch(() => undefined);
+      if (stat && stat.mtimeMs < cutoff) {
+        await fsp.rm(full, { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+}
+
+async function readdirSafe(dir: string): Promise<string[]> {
+  return fsp.readdir(dir).catch(() => []);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await fsp.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

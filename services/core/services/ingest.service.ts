@@ -1,0 +1,140 @@
+import fsp from 'node:fs/promises';
+import { failpoint } from '../failpoints.js';
+import type { Logger } from '../logger.js';
+import { DicomRejection, FailureReason, WarningReason } from '../dicom/failure-reason.js';
+import { parseInstance, type InstanceMetadata } from '../dicom/parse-instance.js';
+import { priorityFromDicom, type ClassifyQueue } from '../queue/classify-queue.js';
+import type { AuditRepository } from '../repositories/audit.repository.js';
+import type { InstanceRepository } from '../repositories/instance.repository.js';
+import type { StorageRepository, TempObject } from '../repositories/storage.repository.js';
+
+export interface IngestContext {
+  siteId: string;
+  /** Who sent it, for the audit log (API key id). */
+  actorId: string;
+  /** STOW to /studies/{uid}: every instance must belong to that study. */
+  expectedStudyUid?: string;
+  /** Priority requested by the sender; overrides what the DICOM says. */
+  priority?: number;
+}
+
+interface Identified {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  instanceId: number;
+}
+
+export type IngestOutcome =
+  | ({ status: 'stored' } & Identified)
+  /** Same SOP Instance UID and the same bytes: acknowledged again, not queued again. */
+  | ({ status: 'duplicate' } & Identified)
+  /** Same SOP Instance UID, different bytes: the original is kept, the new bytes dropped. */
+  | ({ status: 'conflict'; warningReason: number; reason: string } & Identified)
+  | { status: 'failed'; failureReason: number; reason: string; sopClassUid?: string; sopInstanceUid?: string };
+
+const ENQUEUE_TIMEOUT_MS = 2_000;
+
+/**
+ * Turns one received file into a stored, recorded, queued instance, in the order that makes
+ * "stored" true when we say it: file fsynced and renamed → row committed → job queued.
+ * If queueing fails the row stays "stored" and the reconciler queues it later.
+ */
+export class IngestService {
+  constructor(
+    private readonly storage: StorageRepository,
+    private readonly instances: InstanceRepository,
+    private readonly audit: AuditRepository,
+    private readonly queue: ClassifyQueue,
+    private readonly log: Logger,
+  ) {}
+
+  async ingest(temp: TempObject, ctx: IngestContext): Promise<IngestOutcome> {
+    try {
+      return await this.ingestOrReject(temp, ctx);
+    } catch (error) {
+      if (error instanceof DicomRejection) {
+        return { status: 'failed', failureReason: error.failureReason, reason: error.reason, sopClassUid: error.sopClassUid, sopInstanceUid: error.sopInstanceUid };
+      }
+      const code = (error as NodeJS.ErrnoException).code;
+      this.log.error({ err: error, site: ctx.siteId }, 'ingest failed');
+      if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS') {
+        return { status: 'failed', failureReason: FailureReason.OutOfResources, reason: 'storage is full or read-only; try again later' };
+      }
+      return { status: 'failed', failureReason: FailureReason.ProcessingFailure, reason: 'the server could not store this instance; try again later' };
+    } finally {
+      // Whatever happened, the temp file is either renamed into place or no longer needed.
+      await this.storage.discardTemp(temp).catch(() => {});
+    }
+  }
+
+  private async ingestOrReject(temp: TempObject, ctx: IngestContext): Promise<IngestOutcome> {
+    // One in-memory copy of the file, for parsing; the bytes on disk are what we keep.
+    const bytes = await fsp.readFile(temp.tempPath);
+    const meta = parseInstance(bytes);
+    if (ctx.expectedStudyUid && meta.studyInstanceUid !== ctx.expectedStudyUid) {
+      throw new DicomRejection(FailureReason.DataSetMismatch, 'instance belongs to another study than the one in the request URL', meta.sopClassUid, meta.sopInstanceUid);
+    }
+
+    const existing = await this.instances.findBySop(ctx.siteId, meta.sopInstanceUid);
+    if (existing) return this.resend(existing, temp, meta, ctx);
+
+    const storageKey = await this.storage.commit(temp, ctx.siteId);
+    failpoint('after-file-commit');
+    const priority = ctx.priority ?? priorityFromDicom(meta.requestedPriority);
+    const row = await this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority);
+    if (!row) {
+      // Lost a race with a concurrent upload of the same instance.
+      const winner = await this.instances.findBySop(ctx.siteId, meta.sopInstanceUid);
+      if (!winner) throw new Error('instance vanished after a unique-key conflict');
+      if (winner.storage_key !== storageKey) await this.storage.remove(storageKey);
+      return this.resend(winner, temp, meta, ctx);
+    }
+    failpoint('after-db-commit');
+
+    await this.audit.record({ actor_type: 'api_key', actor_id: ctx.actorId, site_id: ctx.siteId, action: 'instance.store', target_type: 'instance', target_id: String(row.id) });
+    await this.tryEnqueue(row.id, ctx.siteId, meta.sopInstanceUid, priority);
+    return { status: 'stored', ...identify(meta, row.id) };
+  }
+
+  private async resend(existing: { id: number; sha256: string }, temp: TempObject, meta: InstanceMetadata, ctx: IngestContext): Promise<IngestOutcome> {
+    if (existing.sha256 === temp.sha256) return { status: 'duplicate', ...identify(meta, existing.id) };
+    await this.audit.record({
+      actor_type: 'api_key', actor_id: ctx.actorId, site_id: ctx.siteId, action: 'instance.conflict', target_type: 'instance',
+      target_id: String(existing.id), details: { keptSha256: existing.sha256, discardedSha256: temp.sha256 },
+    });
+    this.log.warn({ instanceId: existing.id, site: ctx.siteId }, 'resent instance has different bytes; kept the original');
+    return {
+      status: 'conflict',
+      warningReason: WarningReason.ElementsDiscarded,
+      reason: 'an instance with this SOP Instance UID but different content is already stored; the stored original was kept and this copy discarded',
+      ...identify(meta, existing.id),
+    };
+  }
+
+  private async tryEnqueue(instanceId: number, siteId: string, sopInstanceUid: string, priority: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.queue.enqueue({ instanceId, siteId, sopInstanceUid, priority }),
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('enqueue timed out')), ENQUEUE_TIMEOUT_MS); }),
+      ]);
+      await this.instances.markQueued([instanceId]);
+    } catch (error) {
+      this.log.warn({ instanceId, err: error }, 'could not queue; the reconciler will retry');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function identify(meta: InstanceMetadata, instanceId: number): Identified {
+  return {
+    sopClassUid: meta.sopClassUid,
+    sopInstanceUid: meta.sopInstanceUid,
+    studyInstanceUid: meta.studyInstanceUid,
+    seriesInstanceUid: meta.seriesInstanceUid,
+    instanceId,
+  };
+}

@@ -1,0 +1,53 @@
+import type { Logger } from '../logger.js';
+import type { ClassifyQueue } from '../queue/classify-queue.js';
+import type { InstanceRepository } from '../repositories/instance.repository.js';
+import type { StorageRepository } from '../repositories/storage.repository.js';
+
+/**
+ * The database is the record of what is pending; Redis is a cache of it. The reconciler makes
+ * Redis agree: every instance not yet done gets its job back (same job id, so no duplicates), and
+ * files that no row points to (a crash between rename and commit) are removed after a grace period.
+ */
+export class ReconcileService {
+  constructor(
+    private readonly instances: InstanceRepository,
+    private readonly queue: ClassifyQueue,
+    private readonly storage: StorageRepository,
+    private readonly log: Logger,
+  ) {}
+
+  async requeueMissing(batchSize = 500): Promise<number> {
+    let requeued = 0;
+    let afterId = 0;
+    for (;;) {
+      const batch = await this.instances.listUnfinished(afterId, batchSize);
+      if (!batch.length) break;
+      for (const instance of batch) {
+        if (instance.status === 'queued' || instance.status === 'processing') {
+          if (await this.queue.hasJob(instance.site_id, instance.sop_instance_uid)) continue;
+        }
+        await this.queue.enqueue({ instanceId: instance.id, siteId: instance.site_id, sopInstanceUid: instance.sop_instance_uid, priority: instance.priority });
+        await this.instances.markQueued([instance.id]);
+        requeued++;
+      }
+      afterId = batch[batch.length - 1].id;
+    }
+    if (requeued) this.log.info({ requeued }, 'reconciler re-queued instances missing from Redis');
+    return requeued;
+  }
+
+  /** Removes stored files with no database row, older than `graceMs` (younger ones may be mid-commit). */
+  async removeOrphanFiles(graceMs = 10 * 60_000): Promise<number> {
+    let removed = 0;
+    const cutoff = Date.now() - graceMs;
+    for await (const object of this.storage.listObjects()) {
+      if (object.mtimeMs > cutoff) continue;
+      if (await this.instances.hasStorageKey(object.key)) continue;
+      await this.storage.remove(object.key);
+      removed++;
+    }
+    removed += await this.storage.sweepTemp(graceMs);
+    if (removed) this.log.info({ removed }, 'removed orphan files left by interrupted uploads');
+    return removed;
+  }
+}

@@ -1,0 +1,44 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { startApi } from './api/server.js';
+import { loadConfig } from './core/config.js';
+import { createCore } from './core/core.js';
+import { createLogger } from './core/logger.js';
+import { ensureRedis } from './core/redis-bootstrap.js';
+
+/**
+ * `npm start`: the whole system on one machine with embedded defaults (SQLite + local files).
+ * Makes sure Redis answers, seeds a demo site in demo mode, then runs the API.
+ */
+async function main() {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel, 'main');
+  await ensureRedis(config.redisUrl, config.dataDir, log);
+
+  if (config.demo) await seedDemo(config, log);
+  await startApi();
+  console.log(`\nfracture-triage is running at ${config.publicUrl}  (API docs: ${config.publicUrl}/docs)`);
+  console.log('Decision support only: every AI finding is for a radiologist to confirm.\n');
+}
+
+/** Demo mode: a "demo" site with an API key kept in data/demo-api-key, so `npm run send -- samples/` works. */
+async function seedDemo(config: ReturnType<typeof loadConfig>, log: ReturnType<typeof createLogger>) {
+  const keyFile = path.join(config.dataDir, 'demo-api-key');
+  const core = await createCore(config, log);
+  try {
+    if (!(await core.repos.sites.get('demo'))) await core.services.apiKeys.createSite('demo', 'Demo hospital');
+    let key = fs.existsSync(keyFile) ? fs.readFileSync(keyFile, 'utf8').trim() : '';
+    if (!key || !(await core.services.apiKeys.verify(key))) {
+      key = (await core.services.apiKeys.createKey('demo', 'demo')).key;
+      fs.writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
+    }
+    console.log(`\nDEMO MODE: site "demo", API key (also in ${keyFile}):\n  ${key}\n`);
+  } finally {
+    await core.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(`fracture-triage: ${err instanceof Error ? err.message : err}`);
+  process.exit(1);
+});

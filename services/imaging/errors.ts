@@ -7,7 +7,8 @@ export type PixelDataErrorCode =
   | 'not-an-image'
   | 'too-large'
   | 'frame-out-of-range'
-  | 'decode-timeout';
+  | 'decode-timeout'
+  | 'decode-failed';
 
 /**
  * The one error type the pipeline throws for anything wrong with the input. `code` is stable and

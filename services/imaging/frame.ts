@@ -57,6 +57,8 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
       break;
     }
     case 'jpeg-ls': {
+      // CharLS spins for seconds on a cut stream: refuse one without its EOI marker up front.
+      if (!endsWithEoi(bytes)) throw new PixelDataError('truncated', 'JPEG-LS codestream does not end with an EOI marker (cut short?)');
       const d = await decodeWasm('charls', bytes);
       checkSize(d.width, d.height, columns, rows, 'JPEG-LS');
       if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG-LS frame has ${d.components} components in a greyscale image`);
@@ -87,6 +89,12 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
 function checkSize(w: number, h: number, columns: number, rows: number, what: string) {
   if (w !== columns || h !== rows)
     throw new PixelDataError('corrupt-pixel-data', `${what} frame is ${w}x${h} but the data set says ${columns}x${rows}`);
+}
+
+/** EOI within the last few bytes (fragments are padded to even length, not always with zero). */
+function endsWithEoi(b: Uint8Array): boolean {
+  for (let i = b.length - 2; i >= Math.max(0, b.length - 6); i--) if (b[i] === 0xff && b[i + 1] === 0xd9) return true;
+  return false;
 }
 
 function findSof(b: Uint8Array): { precision: number } | undefined {

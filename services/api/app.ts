@@ -23,9 +23,6 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
     bodyLimit: 1024 * 1024,
   });
 
-  // Upload bodies are streamed by the route handlers themselves; Fastify must not buffer them.
-  app.addContentTypeParser(['multipart/related', 'application/dicom'], (_request, _payload, done) => done(null));
-
   await app.register(underPressure, {
     maxEventLoopDelay: 1_000,
     retryAfter: 10,
@@ -61,7 +58,13 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
   const auth = requireApiKey(core.services.apiKeys);
   const gate = new UploadGate(limits.maxConcurrentUploads);
   healthRoutes(app, core);
-  stowRoutes(app, core, gate, auth);
+  await app.register(async (uploads) => {
+    // Upload bodies are streamed by the handlers themselves, whatever their type (a wrong type
+    // gets a 415 from the handler, not a parse error): Fastify must not buffer or parse them.
+    uploads.removeAllContentTypeParsers();
+    uploads.addContentTypeParser('*', (_request, _payload, done) => done(null));
+    stowRoutes(uploads, core, gate, auth);
+  });
   dicomwebReadRoutes(app, core, auth);
   return app;
 }

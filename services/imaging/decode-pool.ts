@@ -21,7 +21,8 @@ export interface DecodePoolOptions {
 
 export interface DecodePool {
   readonly size: number;
-  decode(bytes: Uint8Array, opts?: DecodeOptions): Promise<DecodedImage>;
+  /** Decodes in a worker thread. `call.timeoutMs` overrides the pool's limit for this decode. */
+  decode(bytes: Uint8Array, opts?: DecodeOptions, call?: { timeoutMs?: number }): Promise<DecodedImage>;
   close(): Promise<void>;
 }
 
@@ -29,6 +30,7 @@ interface Task {
   id: number;
   bytes: Uint8Array;
   opts?: DecodeOptions;
+  timeoutMs: number;
   resolve: (img: DecodedImage) => void;
   reject: (e: Error) => void;
 }
@@ -42,6 +44,13 @@ interface Slot {
 const fromSource = import.meta.url.endsWith('.ts');
 const workerUrl = new URL(fromSource ? './decode-worker.ts' : './decode-worker.js', import.meta.url);
 
+/** Running from TypeScript source (tests, tsx): the worker registers tsx's loader before importing the .ts worker. */
+function startWorker(): Worker {
+  if (!fromSource) return new Worker(workerUrl);
+  const code = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(workerUrl.href)}); })`;
+  return new Worker(code, { eval: true });
+}
+
 export function createDecodePool(size = Math.max(1, availableParallelism() - 1), options: DecodePoolOptions = {}): DecodePool {
   const timeoutMs = options.timeoutMs ?? 60_000;
   const maxQueue = options.maxQueue ?? 256;
@@ -52,7 +61,7 @@ export function createDecodePool(size = Math.max(1, availableParallelism() - 1),
   let closed = false;
 
   const spawn = (): Slot => {
-    const worker = new Worker(workerUrl, fromSource ? { execArgv: ['--import', 'tsx'] } : {});
+    const worker = startWorker();
     worker.unref();
     const slot: Slot = { worker };
     worker.on('message', (msg: { id: number; ok: boolean; image?: DecodedImage; error?: { code: PixelDataErrorCode; message: string } }) => {
@@ -97,8 +106,8 @@ export function createDecodePool(size = Math.max(1, availableParallelism() - 1),
       slot.task = task;
       slot.worker.ref(); // keep the process alive while work is in flight
       slot.timer = setTimeout(
-        () => replace(slot, new PixelDataError('decode-timeout', `decode did not finish within ${timeoutMs} ms; thread replaced`)),
-        timeoutMs,
+        () => replace(slot, new PixelDataError('decode-timeout', `decode did not finish within ${task.timeoutMs} ms; thread replaced`)),
+        task.timeoutMs,
       );
       const { bytes } = task;
       const ownsBuffer =
@@ -116,11 +125,11 @@ export function createDecodePool(size = Math.max(1, availableParallelism() - 1),
 
   return {
     size,
-    decode(bytes, opts) {
+    decode(bytes, opts, call) {
       if (closed) return Promise.reject(new Error('decode pool is closed'));
       if (queue.length >= maxQueue) return Promise.reject(new Error(`decode pool queue is full (${maxQueue})`));
       return new Promise<DecodedImage>((resolve, reject) => {
-        queue.push({ id: nextId++, bytes, opts, resolve, reject });
+        queue.push({ id: nextId++, bytes, opts, timeoutMs: call?.timeoutMs ?? timeoutMs, resolve, reject });
         pump();
       });
     },

@@ -1,0 +1,166 @@
+/**
+ * The fracture model (TF.js inference only). Loads models/<name>/{manifest.json, model.json,
+ * weights.bin} from disk with a small IOHandler (no tfjs-node needed), normalises the letterboxed
+ * input as the manifest says, and turns the two outputs (heat-map logits, image logit) into a
+ * calibrated probability, a flag at the two operating points, a heat map and boxes.
+ *
+ * Input contract: letterbox() from services/imaging/letterbox.ts at manifest.inputSize.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { selectBackend, tf, type Backend } from './backend.js';
+import { extractBoxes, type Box } from './boxes.js';
+
+export type { Backend } from './backend.js';
+export type { Box } from './boxes.js';
+
+export interface ModelManifest {
+  name: string;
+  version: string;
+  modelFile: string;
+  inputSize: number;
+  normalisation: { mean: number; std: number };
+  score: { mode: 'cls' | 'heat_topk' | 'mean'; topk: number };
+  calibration: { type: 'platt'; a: number; b: number };
+  operatingPoints: { doubt: number; definite: number };
+  heatmap: { stride: number; size: number; boxThresholds: { doubt: number; definite: number } };
+  training?: Record<string, unknown>;
+}
+
+export interface Prediction {
+  /** Calibrated probability of a fracture. */
+  probability: number;
+  /** Pre-calibration score (a logit; see manifest.score.mode). */
+  rawScore: number;
+  flag: 'none' | 'doubt' | 'definite';
+  /** heatmapSize² values in 0..1; cell (i, j) covers model-input pixels [j*stride, (j+1)*stride) × [i*stride, …). */
+  heatmap: Float32Array;
+  heatmapSize: number;
+  /** Model-input pixel coordinates. */
+  boxes: Box[];
+}
+
+export interface RawOutputs {
+  /** Heat-map logits, heatmapSize² values. */
+  heat: Float32Array;
+  /** Image logit of the classification head. */
+  cls: number;
+}
+
+export interface FractureModel {
+  name: string;
+  version: string;
+  /** TF.js backend actually used: 'tensorflow' (tfjs-node), 'wasm' or 'cpu'. */
+  backend: string;
+  inputSize: number;
+  operatingPoints: { doubt: number; definite: number };
+  manifest: ModelManifest;
+  /** input: inputSize² Float32Array from letterbox(), values in [0, 1]. */
+  predict(input: Float32Array): Promise<Prediction>;
+  /** The network's outputs before any post-processing (used by the parity test). */
+  raw(input: Float32Array): Promise<RawOutputs>;
+  dispose(): void;
+}
+
+/** Reads a layers model from disk: model.json + the weight files it lists. */
+export function fileIOHandler(modelJsonPath: string): tf.io.IOHandler {
+  return {
+    async load() {
+      const json = JSON.parse(await readFile(modelJsonPath, 'utf8'));
+      const dir = path.dirname(modelJsonPath);
+      const specs: tf.io.WeightsManifestEntry[] = [];
+      const buffers: Buffer[] = [];
+      for (const group of json.weightsManifest as { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[]) {
+        specs.push(...group.weights);
+        for (const p of group.paths) buffers.push(await readFile(path.join(dir, p)));
+      }
+      const all = Buffer.concat(buffers);
+      const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
+      return {
+        modelTopology: json.modelTopology,
+        weightSpecs: specs,
+        weightData,
+        format: json.format,
+        generatedBy: json.generatedBy,
+        convertedBy: json.convertedBy,
+      };
+    },
+  };
+}
+
+export function sigmoid(v: number): number {
+  return 1 / (1 + Math.exp(-v));
+}
+
+/** Image score from the raw outputs, as training/train.py defines it. */
+export function rawScoreFrom(out: RawOutputs, score: ModelManifest['score']): number {
+  const topk = () => {
+    const sorted = Float32Array.from(out.heat).sort();
+    let s = 0;
+    for (let i = 0; i < score.topk; i++) s += sorted[sorted.length - 1 - i];
+    return s / score.topk;
+  };
+  switch (score.mode) {
+    case 'cls':
+      return out.cls;
+    case 'heat_topk':
+      return topk();
+    case 'mean':
+      return (out.cls + topk()) / 2;
+  }
+}
+
+export function flagFor(p: number, op: { doubt: number; definite: number }): Prediction['flag'] {
+  return p >= op.definite ? 'definite' : p >= op.doubt ? 'doubt' : 'none';
+}
+
+export async function loadFractureModel(dir: string, opts: { backend?: Backend } = {}): Promise<FractureModel> {
+  const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as ModelManifest;
+  const backend = await selectBackend(opts.backend ?? 'auto');
+  const model = await tf.loadLayersModel(fileIOHandler(path.join(dir, manifest.modelFile ?? 'model.json')));
+  const S = manifest.inputSize;
+  const { mean, std } = manifest.normalisation;
+  const hs = manifest.heatmap.size;
+
+  async function raw(input: Float32Array): Promise<RawOutputs> {
+    if (input.length !== S * S) throw new Error(`expected ${S}x${S} input, got ${input.length} values`);
+    const x = new Float32Array(input.length);
+    for (let i = 0; i < input.length; i++) x[i] = (input[i] - mean) / std;
+    const [heatT, clsT] = tf.tidy(() => model.predict(tf.tensor4d(x, [1, S, S, 1])) as tf.Tensor[]);
+    try {
+      const [heat, cls] = await Promise.all([heatT.data(), clsT.data()]);
+      return { heat: Float32Array.from(heat as Float32Array), cls: cls[0] };
+    } finally {
+      heatT.dispose();
+      clsT.dispose();
+    }
+  }
+
+  return {
+    name: manifest.name,
+    version: manifest.version,
+    backend,
+    inputSize: S,
+    operatingPoints: { ...manifest.operatingPoints },
+    manifest,
+    raw,
+    async predict(input) {
+      const out = await raw(input);
+      const rawScore = rawScoreFrom(out, manifest.score);
+      const probability = sigmoid(manifest.calibration.a * rawScore + manifest.calibration.b);
+      const flag = flagFor(probability, manifest.operatingPoints);
+      const heatmap = new Float32Array(out.heat.length);
+      for (let i = 0; i < heatmap.length; i++) heatmap[i] = sigmoid(out.heat[i]);
+      const boxes = extractBoxes(heatmap, hs, {
+        stride: manifest.heatmap.stride,
+        thresholds: manifest.heatmap.boxThresholds,
+        maxLevel: flag,
+        fallbackToPeak: true,
+      });
+      return { probability, rawScore, flag, heatmap, heatmapSize: hs, boxes };
+    },
+    dispose() {
+      model.dispose();
+    },
+  };
+}

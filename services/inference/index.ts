@@ -1,0 +1,3 @@
+export * from './fractureModel.js';
+export { extractBoxes, type BoxOptions, type BoxLevel } from './boxes.js';
+export { selectBackend, wasmDistDir } from './backend.js';

@@ -31,3 +31,24 @@ describe('send CLI', () => {
     expect(await system.core.repos.instances.countByStatus('site-a')).toEqual({ queued: 4 });
   });
 });
+
+describe('the samples folder', () => {
+  let system: TestSystem;
+  beforeAll(async () => {
+    system = await startSystem();
+  });
+  afterAll(() => system?.close());
+
+  it('is stored whole and queued once per image; a second send stores nothing new', async () => {
+    const samples = path.resolve(import.meta.dirname, '../../samples');
+    const expected = fs.readFileSync(path.join(samples, 'manifest.csv'), 'utf8').trim().split('\n').length - 1;
+    const first = await send([samples], { url: system.url, key: system.keys.a, concurrency: 4 });
+    expect(first).toMatchObject({ stored: expected, failed: 0, duplicate: 0 });
+    const counts = await system.core.queue.queue.getJobCounts('waiting', 'prioritized');
+    expect(counts.waiting + counts.prioritized).toBe(expected);
+    const second = await send([samples], { url: system.url, key: system.keys.a, concurrency: 4 });
+    expect(second).toMatchObject({ stored: 0, duplicate: expected, failed: 0 });
+    const after = await system.core.queue.queue.getJobCounts('waiting', 'prioritized');
+    expect(after.waiting + after.prioritized).toBe(expected);
+  });
+});

@@ -105,6 +105,19 @@ const sources: Source[] = [
     render: ['+Wi', '1'],
   },
   {
+    // bits stored 12 under high bit 15 (data in the top bits): native and RLE only
+    name: 'u16b12_hb15',
+    spec: { rows: 29, columns: 31, bitsAllocated: 16, bitsStored: 12, highBit: 15, pixelRepresentation: 0, windows: [{ center: 2048, width: 4096 }] },
+    frames: [b12(31, 29, 34)],
+    render: ['+Wi', '1'],
+  },
+  {
+    name: 'u8_mono1_signed',
+    spec: { rows: 27, columns: 25, bitsAllocated: 8, bitsStored: 8, pixelRepresentation: 1, photometric: 'MONOCHROME1', windows: [{ center: 0, width: 200 }] },
+    frames: [syntheticImage(25, 27, -100, 100, 35, false)],
+    render: ['+Wi', '1'],
+  },
+  {
     name: 'u16b12_inverse',
     spec: { rows: 33, columns: 35, bitsAllocated: 16, bitsStored: 12, pixelRepresentation: 0, presentationLutShape: 'INVERSE', windows: [{ center: 2048, width: 4096 }] },
     frames: [b12(35, 33, 33, false)],
@@ -122,20 +135,22 @@ interface Encoding {
   applies: (s: Source) => boolean;
 }
 const all = () => true;
+const lowBits = (s: Source) => s.spec.highBit === undefined || s.spec.highBit === s.spec.bitsStored - 1;
 const conv = (flag: string) => (src: string, dst: string) => void run('dcmconv', [flag, src, dst]);
 const toLE = conv('+te');
 const encodings: Encoding[] = [
   { id: 'explicit-le', ts: '1.2.840.10008.1.2.1', lossless: true, encode: conv('+te'), decode: toLE, applies: all },
   { id: 'implicit-le', ts: '1.2.840.10008.1.2', lossless: true, encode: conv('+ti'), decode: toLE, applies: all },
-  { id: 'explicit-be', ts: '1.2.840.10008.1.2.2', lossless: true, encode: conv('+tb'), decode: toLE, applies: (s) => !s.spec.extra },
+  { id: 'explicit-be', ts: '1.2.840.10008.1.2.2', lossless: true, encode: conv('+tb'), decode: toLE, applies: all },
   { id: 'deflated', ts: '1.2.840.10008.1.2.1.99', lossless: true, encode: conv('+td'), decode: toLE, applies: all },
   { id: 'rle', ts: '1.2.840.10008.1.2.5', lossless: true, encode: (s, d) => void run('dcmcrle', [s, d]), decode: (s, d) => void run('dcmdrle', [s, d]), applies: all },
-  { id: 'jpeg-baseline', ts: '1.2.840.10008.1.2.4.50', lossless: false, encode: (s, d) => void run('dcmcjpeg', ['+eb', '+q', '90', s, d]), decode: (s, d) => void run('dcmdjpeg', [s, d]), applies: (s) => s.spec.bitsAllocated === 8 },
-  { id: 'jpeg-extended-12', ts: '1.2.840.10008.1.2.4.51', lossless: false, encode: (s, d) => void run('dcmcjpeg', ['+ee', '+q', '90', s, d]), decode: (s, d) => void run('dcmdjpeg', [s, d]), applies: (s) => s.spec.bitsStored > 8 && s.spec.bitsStored <= 12 },
-  { id: 'jpeg-lossless-sv1', ts: '1.2.840.10008.1.2.4.70', lossless: true, encode: (s, d) => void run('dcmcjpeg', ['+e1', s, d]), decode: (s, d) => void run('dcmdjpeg', [s, d]), applies: all },
-  { id: 'jpeg-lossless-sv6', ts: '1.2.840.10008.1.2.4.57', lossless: true, encode: (s, d) => void run('dcmcjpeg', ['+el', '+sv', '6', s, d]), decode: (s, d) => void run('dcmdjpeg', [s, d]), applies: all },
-  { id: 'jpeg-ls-lossless', ts: '1.2.840.10008.1.2.4.80', lossless: true, encode: (s, d) => void run('dcmcjpls', ['+el', s, d]), decode: (s, d) => void run('dcmdjpls', [s, d]), applies: all },
-  { id: 'jpeg-ls-near', ts: '1.2.840.10008.1.2.4.81', lossless: false, encode: (s, d) => void run('dcmcjpls', ['+en', '+md', '2', s, d]), decode: (s, d) => void run('dcmdjpls', [s, d]), applies: (s) => s.spec.pixelRepresentation === 0 },
+  // below: JPEG family, for data in the low bits only (dcmtk's JPEG encoders need high bit = bits stored - 1)
+  { id: 'jpeg-baseline', ts: '1.2.840.10008.1.2.4.50', lossless: false, encode: (s, d) => void run('dcmcjpeg', ['+eb', '+q', '90', s, d]), decode: (s, d) => void run('dcmdjpeg', [s, d]), applies: (s) => lowBits(s) && s.spec.bitsAllocated === 8 && s.spec.pixelRepresentation === 0 },
+  { id: 'jpeg-extended-12', ts: '1.2.840.10008.1.2.4.51', lossless: false, encode: (s, d) => void run('dcmcjpeg', ['+ee', '+q', '90', s, d]), decode: (s, d) => void run('dcmdjpeg', [s, d]), applies: (s) => lowBits(s) && s.spec.bitsStored > 8 && s.spec.bitsStored <= 12 },
+  { id: 'jpeg-lossless-sv1', ts: '1.2.840.10008.1.2.4.70', lossless: true, encode: (s, d) => void run('dcmcjpeg', ['+e1', s, d]), decode: (s, d) => void run('dcmdjpeg', [s, d]), applies: lowBits },
+  { id: 'jpeg-lossless-sv6', ts: '1.2.840.10008.1.2.4.57', lossless: true, encode: (s, d) => void run('dcmcjpeg', ['+el', '+sv', '6', s, d]), decode: (s, d) => void run('dcmdjpeg', [s, d]), applies: lowBits },
+  { id: 'jpeg-ls-lossless', ts: '1.2.840.10008.1.2.4.80', lossless: true, encode: (s, d) => void run('dcmcjpls', ['+el', s, d]), decode: (s, d) => void run('dcmdjpls', [s, d]), applies: lowBits },
+  { id: 'jpeg-ls-near', ts: '1.2.840.10008.1.2.4.81', lossless: false, encode: (s, d) => void run('dcmcjpls', ['+en', '+md', '2', s, d]), decode: (s, d) => void run('dcmdjpls', [s, d]), applies: (s) => lowBits(s) && s.spec.pixelRepresentation === 0 },
 ];
 
 // ---------- reference extraction (dcmtk-decoded Explicit VR LE, independent of the service code) ----------

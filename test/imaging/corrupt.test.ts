@@ -116,3 +116,21 @@ describe('garbage inside every codec: typed error or a decode, never a crash or 
     });
   }
 });
+
+describe('deflate', () => {
+  it('a deflated data set that does not inflate gives a typed error', async () => {
+    const good = fixture('u16b12_mono2.deflated.dcm');
+    const ds = parseInstanceSafeOffset(good);
+    const bad = good.slice();
+    for (let i = ds; i < bad.length; i += 7) bad[i] ^= 0x5a;
+    const err = await decodeInstance(bad).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PixelDataError);
+  });
+});
+
+/** Offset just past the file meta group (where deflated data begins). */
+function parseInstanceSafeOffset(bytes: Uint8Array): number {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // (0002,0000) UL group length at 132: tag(4) VR(2) len(2) value(4)
+  return 132 + 12 + dv.getUint32(140, true);
+}

@@ -16,8 +16,10 @@ describe('display LUT chain vs dcmj2pnm', () => {
     it(`${source}: display matches dcmj2pnm ${r.options.join(' ')} within 1 grey level`, async () => {
       const pgm = readPgm(readFileSync(join(fixtureDir, r.file)));
       const opts = r.options[0] === '+Wl' ? { voi: 'voi-lut' as const } : { windowIndex: Number(r.options[1]) - 1 };
-      for (const enc of ['explicit-le', 'jpeg-ls-lossless', 'rle']) {
-        const img = await decodeInstance(fixture(`${source}.${enc}.dcm`), opts);
+      const files = expected.fixtures.filter((f) => f.source === source && f.lossless).map((f) => f.file);
+      expect(files.length).toBeGreaterThanOrEqual(5);
+      for (const file of files) {
+        const img = await decodeInstance(fixture(file), opts);
         expect([img.width, img.height]).toEqual([pgm.width, pgm.height]);
         let maxDiff = 0;
         for (let i = 0; i < pgm.values.length; i++) maxDiff = Math.max(maxDiff, Math.abs(to8(img.display.data[i]) - pgm.values[i]));
@@ -158,4 +160,18 @@ describe.skipIf(!hasShared)('real CR files, JPEG 2000, MONOCHROME1 (../shared/di
       expect(inverted.some((v, k) => Math.abs(v - j.renderBlocks.means[k]) > 50)).toBe(true);
     });
   }
+});
+
+describe('VOI LUT functions (PS3.3 C.11.2.1.3)', () => {
+  it('LINEAR, LINEAR_EXACT and SIGMOID follow the standard formulas', async () => {
+    const { applyWindow } = await import('../../services/imaging/luts.js');
+    const x = [-1000, 0, 39.5, 40, 80, 1000];
+    const out = new Float32Array(x.length);
+    applyWindow(x, out, 40, 80, 'LINEAR');
+    x.forEach((v, i) => expect(out[i]).toBeCloseTo(v <= 40 - 0.5 - 39.5 ? 0 : v > 40 - 0.5 + 39.5 ? 1 : (v - 39.5) / 79 + 0.5, 6));
+    applyWindow(x, out, 40, 80, 'LINEAR_EXACT');
+    x.forEach((v, i) => expect(out[i]).toBeCloseTo(Math.min(1, Math.max(0, (v - 40) / 80 + 0.5)), 6));
+    applyWindow(x, out, 40, 80, 'SIGMOID');
+    x.forEach((v, i) => expect(out[i]).toBeCloseTo(1 / (1 + Math.exp((-4 * (v - 40)) / 80)), 6));
+  });
 });

@@ -35,13 +35,13 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
       shift = info.highBit + 1 - info.bitsStored;
       break;
     case 'jpeg-lossless': {
+      checkHeader(findSof(bytes), info, 'JPEG Lossless');
       samples = decodeJpegLossless(bytes, rows, columns, info.bitsAllocated);
       decoder = 'jpeg-lossless-decoder-js';
       break;
     }
     case 'jpeg-dct': {
-      const sof = findSof(bytes);
-      if (sof === undefined) throw new PixelDataError('corrupt-pixel-data', 'JPEG frame has no SOF marker');
+      const sof = checkHeader(findSof(bytes), info, 'JPEG');
       if (sof.precision <= 8) {
         const d = await decodeWasm('libjpeg-turbo-8bit', bytes);
         checkSize(d.width, d.height, columns, rows, 'JPEG');
@@ -59,6 +59,7 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
     case 'jpeg-ls': {
       // CharLS spins for seconds on a cut stream: refuse one without its EOI marker up front.
       if (!endsWithEoi(bytes)) throw new PixelDataError('truncated', 'JPEG-LS codestream does not end with an EOI marker (cut short?)');
+      checkHeader(findSof(bytes), info, 'JPEG-LS');
       const d = await decodeWasm('charls', bytes);
       checkSize(d.width, d.height, columns, rows, 'JPEG-LS');
       if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG-LS frame has ${d.components} components in a greyscale image`);
@@ -67,6 +68,7 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
       break;
     }
     case 'j2k': {
+      checkHeader(findSiz(bytes), info, 'JPEG 2000');
       const d = await decodeWasm('openjpeg', bytes);
       checkSize(d.width, d.height, columns, rows, 'JPEG 2000');
       if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG 2000 frame has ${d.components} components in a greyscale image`);
@@ -92,12 +94,43 @@ function checkSize(w: number, h: number, columns: number, rows: number, what: st
 }
 
 /** EOI within the last few bytes (fragments are padded to even length, not always with zero). */
+/** SIZ of a JPEG 2000 codestream (or JP2 file: the SIZ is found inside its jp2c box). */
+function findSiz(b: Uint8Array): CodestreamHeader | undefined {
+  for (let i = 0; i + 42 <= b.length && i < 4096; i++) {
+    if (b[i] === 0xff && b[i + 1] === 0x51) {
+      const dv = new DataView(b.buffer, b.byteOffset + i, Math.min(64, b.length - i));
+      const width = dv.getUint32(6) - dv.getUint32(14);
+      const height = dv.getUint32(10) - dv.getUint32(18);
+      const components = dv.getUint16(38);
+      const precision = (b[i + 40] & 0x7f) + 1;
+      return { precision, width, height, components };
+    }
+  }
+  return undefined;
+}
+
+/** Refuses a codestream whose own header disagrees with the data set, before a decoder allocates for it. */
+function checkHeader(h: CodestreamHeader | undefined, info: ImageInfo, what: string): CodestreamHeader {
+  if (!h) throw new PixelDataError('corrupt-pixel-data', `${what} frame has no readable frame header`);
+  checkSize(h.width, h.height, info.columns, info.rows, what);
+  if (h.components !== 1) throw new PixelDataError('unsupported-photometric', `${what} frame has ${h.components} components in a greyscale image`);
+  return h;
+}
+
 function endsWithEoi(b: Uint8Array): boolean {
   for (let i = b.length - 2; i >= Math.max(0, b.length - 6); i--) if (b[i] === 0xff && b[i + 1] === 0xd9) return true;
   return false;
 }
 
-function findSof(b: Uint8Array): { precision: number } | undefined {
+interface CodestreamHeader {
+  precision: number;
+  width: number;
+  height: number;
+  components: number;
+}
+
+/** SOFn of a JPEG / JPEG-LS (SOF55) stream, read before any decoder allocates. */
+function findSof(b: Uint8Array): CodestreamHeader | undefined {
   for (let i = 2; i + 4 < b.length; ) {
     if (b[i] !== 0xff) return undefined;
     const m = b[i + 1];
@@ -105,7 +138,8 @@ function findSof(b: Uint8Array): { precision: number } | undefined {
       i++;
       continue;
     }
-    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) return { precision: b[i + 4] };
+    if ((m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) || m === 0xf7)
+      return { precision: b[i + 4], height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8], components: b[i + 9] };
     if (m === 0xda) return undefined;
     i += 2 + ((b[i + 2] << 8) | b[i + 3]);
   }

@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { parseInstance } from '../../services/imaging/dataset.js';
 import { encapsulatedPixelData, imageElements, packPixels, writeDicom, type ImageSpec } from '../../services/imaging/dicom-writer.js';
 import { decodeInstance, PixelDataError } from '../../services/imaging/index.js';
-import { expected, fixture } from './helpers.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expected, fixture, hasShared, sharedDicomDir } from './helpers.js';
 
 const spec: ImageSpec = { rows: 73, columns: 97, bitsAllocated: 16, bitsStored: 12, pixelRepresentation: 0 };
 const JPEG_LS = '1.2.840.10008.1.2.4.80';
@@ -79,6 +81,20 @@ describe('typed errors', () => {
   it('codestream size differs from rows/columns', async () => {
     const bytes = writeDicom({ transferSyntaxUid: JPEG_LS, elements: imageElements({ ...spec, rows: 70 }), encapsulated: encapsulatedPixelData([jpegLsFrame()]) });
     await expectPixelError(decodeInstance(bytes), 'corrupt-pixel-data', /97x73 but the data set says 97x70/);
+  });
+  for (const enc of ['jpeg-lossless-sv1', 'jpeg-extended-12', 'jpeg-ls-near']) {
+    it(`${enc}: codestream header disagreeing with rows/columns is refused before decoding`, async () => {
+      const f = expected.fixtures.find((x) => x.file === `u16b12_mono2.${enc}.dcm`)!;
+      const frame = parseInstance(fixture(f.file)).frameBytes(0).slice();
+      const bytes = writeDicom({ transferSyntaxUid: f.transferSyntax, elements: imageElements({ ...spec, rows: 60000 }), encapsulated: encapsulatedPixelData([frame]) });
+      await expectPixelError(decodeInstance(bytes), 'corrupt-pixel-data', /97x73 but the data set says 97x60000/);
+    });
+  }
+  it.skipIf(!hasShared)('JPEG 2000: SIZ disagreeing with rows/columns is refused before decoding', async () => {
+    const real = new Uint8Array(readFileSync(join(sharedDicomDir, 'RG3_J2KR.dcm')));
+    const frame = parseInstance(real).frameBytes(0).slice();
+    const bytes = writeDicom({ transferSyntaxUid: '1.2.840.10008.1.2.4.90', elements: imageElements({ ...spec, rows: 1000, columns: 1000 }), encapsulated: encapsulatedPixelData([frame]) });
+    await expectPixelError(decodeInstance(bytes), 'corrupt-pixel-data', /1760x1760 but the data set says 1000x1000/);
   });
   it('RLE segment offsets outside the frame', async () => {
     const rle = parseInstance(fixture('u16b12_mono2.rle.dcm')).frameBytes(0).slice();

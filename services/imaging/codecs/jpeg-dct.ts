@@ -11,11 +11,15 @@ const ZIGZAG = new Int32Array([
   42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ]);
 
+const LOOK = 9;
+
 interface Huffman {
   maxcode: Int32Array; // per length 1..16, -1 if none
   valptr: Int32Array;
   mincode: Int32Array;
   values: Uint8Array;
+  /** For codes of at most LOOK bits: (length << 8) | value, indexed by the next LOOK bits; 0 = longer code. */
+  lookup: Uint16Array;
 }
 
 function bad(msg: string): never {
@@ -37,7 +41,14 @@ function buildHuffman(counts: Uint8Array, values: Uint8Array): Huffman {
     code <<= 1;
   }
   maxcode[17] = 0x7fffffff;
-  return { maxcode, valptr, mincode, values };
+  const lookup = new Uint16Array(1 << LOOK);
+  for (let len = 1, k = 0, c = 0; len <= LOOK; len++, c <<= 1) {
+    for (let i = 0; i < counts[len - 1]; i++, k++, c++) {
+      const shift = LOOK - len;
+      if (k < values.length) lookup.fill((len << 8) | values[k], c << shift, (c + 1) << shift);
+    }
+  }
+  return { maxcode, valptr, mincode, values, lookup };
 }
 
 export interface DctResult {
@@ -169,48 +180,52 @@ function decodeScan(
   out: Uint16Array,
 ): number {
   let pos = start;
-  let bitBuf = 0;
-  let bitCnt = 0;
+  // Bit reservoir: `cnt` valid bits in the low bits of `acc` (at most 24).
+  let acc = 0;
+  let cnt = 0;
   let hitMarker = false;
-  const readBit = (): number => {
-    if (bitCnt === 0) {
-      if (hitMarker || pos >= data.length) {
-        // Past the end of entropy-coded data: IJG feeds zeros; do the same but guard against runaway.
-        bitBuf = 0;
-      } else {
-        bitBuf = data[pos++];
-        if (bitBuf === 0xff) {
-          const next = data[pos];
-          if (next === 0) pos++;
+  const n = data.length;
+  const fill = () => {
+    while (cnt <= 16) {
+      let byte = 0;
+      if (!hitMarker && pos < n) {
+        byte = data[pos];
+        if (byte === 0xff) {
+          if (data[pos + 1] === 0) pos += 2;
           else {
-            hitMarker = true;
-            pos--;
-            bitBuf = 0;
+            hitMarker = true; // a marker: feed zeros, as IJG does
+            byte = 0;
           }
-        }
+        } else pos++;
       }
-      bitCnt = 8;
+      acc = ((acc << 8) | byte) & 0xffffff;
+      cnt += 8;
     }
-    bitCnt--;
-    return (bitBuf >> bitCnt) & 1;
   };
-  const receive = (n: number): number => {
-    let v = 0;
-    for (let i = 0; i < n; i++) v = (v << 1) | readBit();
-    return v;
+  const receive = (k: number): number => {
+    if (k === 0) return 0;
+    fill();
+    cnt -= k;
+    return (acc >> cnt) & ((1 << k) - 1);
   };
-  const extend = (v: number, n: number) => (n === 0 ? 0 : v < 1 << (n - 1) ? v - (1 << n) + 1 : v);
+  const extend = (v: number, k: number) => (k === 0 ? 0 : v < 1 << (k - 1) ? v - (1 << k) + 1 : v);
   const decodeHuff = (h: Huffman): number => {
-    let code = readBit();
-    let len = 1;
-    while (len <= 16 && (h.maxcode[len] < 0 || code > h.maxcode[len])) {
-      code = (code << 1) | readBit();
-      len++;
+    fill();
+    const e = h.lookup[(acc >> (cnt - LOOK)) & ((1 << LOOK) - 1)];
+    if (e) {
+      cnt -= e >> 8;
+      return e & 0xff;
     }
-    if (len > 16) bad('bad Huffman code');
-    const idx = h.valptr[len] + code - h.mincode[len];
-    if (idx >= h.values.length) bad('bad Huffman code');
-    return h.values[idx];
+    for (let len = LOOK + 1; len <= 16; len++) {
+      const code = (acc >> (cnt - len)) & ((1 << len) - 1);
+      if (h.maxcode[len] >= 0 && code <= h.maxcode[len]) {
+        cnt -= len;
+        const idx = h.valptr[len] + code - h.mincode[len];
+        if (idx >= h.values.length) bad('bad Huffman code');
+        return h.values[idx];
+      }
+    }
+    bad('bad Huffman code');
   };
 
   const bw = Math.ceil(width / 8);
@@ -226,8 +241,9 @@ function decodeScan(
   const totalBlocks = bw * bh;
   for (let b = 0; b < totalBlocks; b++) {
     if (restartInterval && mcu === restartInterval) {
-      // Expect RSTn: byte-align and skip the marker.
-      bitCnt = 0;
+      // Expect RSTn: drop the reservoir, byte-align and skip the marker.
+      acc = 0;
+      cnt = 0;
       hitMarker = false;
       while (pos + 1 < data.length && !(data[pos] === 0xff && data[pos + 1] >= 0xd0 && data[pos + 1] <= 0xd7)) pos++;
       if (pos + 1 >= data.length) bad('restart marker missing');
@@ -281,7 +297,7 @@ const F0298 = 2446, F0390 = 3196, F0541 = 4433, F0765 = 6270, F0899 = 7373, F117
 const F1501 = 12299, F1847 = 15137, F1961 = 16069, F2053 = 16819, F2562 = 20995, F3072 = 25172;
 
 function descale(x: number, n: number): number {
-  return Math.floor((x + 2 ** (n - 1)) / 2 ** n);
+  return Math.floor((x + 2 ** (n - 1)) * 2 ** -n); // exact: power-of-two scaling of an integer-valued double
 }
 
 /** IJG jpeg_idct_islow with 64-bit intermediates (doubles are exact here), output range-limited. */

@@ -2,7 +2,8 @@
  * Makes the imaging test fixtures with dcmtk (and OpenJPEG's opj_decompress for JPEG 2000), and
  * records what the independent decoders produce, so the tests need neither tool installed.
  *
- *   (needs: dcmtk, libopenjp2-tools for opj_decompress; ../shared/dicom for the J2K references)
+ *   (needs: dcmtk; libopenjp2-tools for opj_decompress; libjpeg-turbo-progs for cjpeg/djpeg;
+ *    ../shared/dicom for the J2K references)
  *   npx tsx scripts/make-imaging-fixtures.ts
  *
  * Output: test/fixtures/imaging/*.dcm, *.ref.bin (dcmtk's decode of lossy fixtures, Int32 LE),
@@ -246,6 +247,31 @@ for (const s of sources) {
   }
 }
 
+// ---------- restart markers in the built-in DCT decoder: cjpeg -restart / djpeg -dct int (libjpeg-turbo-progs) ----------
+const restart: { file: string; reference: string; tool: string }[] = [];
+if (hasTool('cjpeg') && hasTool('djpeg')) {
+  const w = 61;
+  const h = 45;
+  const px = syntheticImage(w, h, 0, 255, 41);
+  const pgm = join(tmp, 'rst.pgm');
+  writeFileSync(pgm, Buffer.concat([Buffer.from(`P5\n${w} ${h}\n255\n`, 'latin1'), Buffer.from(Uint8Array.from(px))]));
+  const jpg = join(outDir, 'restart.cjpeg.jpg');
+  writeFileSync(jpg, execFileSync('cjpeg', ['-grayscale', '-quality', '85', '-restart', '3B', pgm]));
+  writeFileSync(join(outDir, 'restart.djpeg.pgm'), execFileSync('djpeg', ['-pnm', '-dct', 'int', jpg]));
+  restart.push({ file: 'restart.cjpeg.jpg', reference: 'restart.djpeg.pgm', tool: 'cjpeg -restart 3B, djpeg -dct int (libjpeg-turbo)' });
+} else {
+  console.warn('skip restart-marker fixture: cjpeg/djpeg (libjpeg-turbo-progs) not installed');
+}
+
+function hasTool(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 // ---------- JPEG 2000: the real CR files in ../shared/dicom, referenced by OpenJPEG's opj_decompress ----------
 interface J2kRecord {
   file: string;
@@ -357,6 +383,7 @@ writeFileSync(
       checksum: 'sha256 of the stored pixel values (masked to bits stored, sign-extended) as Int32 little endian, per frame',
       fixtures,
       renders,
+      restart,
       j2k,
     },
     null,

@@ -42,3 +42,20 @@ describe('decode vs dcmtk, per transfer syntax', () => {
     });
   }
 });
+
+describe('built-in DCT decoder: restart markers', () => {
+  it('decodes a cjpeg stream with RSTn every 3 blocks exactly as djpeg -dct int', async () => {
+    const { decodeJpegDct } = await import('../../services/imaging/codecs/jpeg-dct.js');
+    const { readPgm } = await import('./helpers.js');
+    const r = (expected as unknown as { restart: { file: string; reference: string }[] }).restart[0];
+    expect(r).toBeDefined();
+    const jpg = fixture(r.file);
+    let rst = 0;
+    for (let i = 0; i + 1 < jpg.length; i++) if (jpg[i] === 0xff && jpg[i + 1] >= 0xd0 && jpg[i + 1] <= 0xd7) rst++;
+    expect(rst).toBeGreaterThan(10);
+    const ref = readPgm(Buffer.from(fixture(r.reference)));
+    const out = decodeJpegDct(jpg);
+    expect([out.width, out.height]).toEqual([ref.width, ref.height]);
+    expect(Array.from(out.samples)).toEqual(Array.from(ref.values));
+  });
+});

@@ -119,6 +119,13 @@ const sources: Source[] = [
     render: ['+Wi', '1'],
   },
   {
+    // DX style: MONOCHROME1 with Presentation LUT Shape INVERSE means one inversion (dcmtk agrees)
+    name: 'u16b12_mono1_inverse',
+    spec: { rows: 29, columns: 31, bitsAllocated: 16, bitsStored: 12, pixelRepresentation: 0, photometric: 'MONOCHROME1', presentationLutShape: 'INVERSE', windows: [{ center: 2048, width: 4096 }] },
+    frames: [b12(31, 29, 36, false)],
+    render: ['+Wi', '1'],
+  },
+  {
     name: 'u16b12_inverse',
     spec: { rows: 33, columns: 35, bitsAllocated: 16, bitsStored: 12, pixelRepresentation: 0, presentationLutShape: 'INVERSE', windows: [{ center: 2048, width: 4096 }] },
     frames: [b12(35, 33, 33, false)],

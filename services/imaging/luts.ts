@@ -123,10 +123,15 @@ export function toDisplay(
     applyWindow(modality, out, w.center, w.width, fn);
     transforms.push(`VOI window ${fn} center ${round(w.center)} width ${round(w.width)} (${source})`);
   }
-  const invert = info.photometric === 'MONOCHROME1' || (info.presentationLutShape === 'INVERSE');
+  // MONOCHROME1 + INVERSE (the DX convention) is one inversion. MONOCHROME1 + IDENTITY contradicts
+  // itself; we follow the photometric interpretation so bone stays bright (dcmtk would not invert).
+  const mono1 = info.photometric === 'MONOCHROME1';
+  const invert = mono1 || info.presentationLutShape === 'INVERSE';
   if (invert) {
     for (let i = 0; i < n; i++) out[i] = 1 - out[i];
-    transforms.push(info.photometric === 'MONOCHROME1' ? 'MONOCHROME1 inverted (minimum is white)' : 'presentation LUT shape INVERSE');
+    transforms.push(mono1 ? 'MONOCHROME1 inverted (minimum is white)' : 'presentation LUT shape INVERSE');
+    if (mono1 && info.presentationLutShape === 'IDENTITY')
+      transforms.push('Presentation LUT Shape IDENTITY ignored: contradicts MONOCHROME1 (kept bone bright)');
   }
   return { data: out, window };
 }

@@ -61,6 +61,20 @@ describe('polarity', () => {
     expect(bone).toBeGreaterThan(soft + 0.1);
     expect(img.transforms.join('|')).toMatch(/MONOCHROME1 inverted/);
   });
+  it('MONOCHROME1 with INVERSE (DX convention): one inversion, bone bright', async () => {
+    const img = await decodeInstance(fixture('u16b12_mono1_inverse.explicit-le.dcm'));
+    const { bone, soft } = boneVsTissue(img);
+    expect(bone).toBeGreaterThan(soft + 0.1);
+  });
+  it('MONOCHROME1 with a contradictory IDENTITY shape: still bone bright, and recorded', async () => {
+    const { imageElements, packPixels, syntheticImage, writeDicom } = await import('../../services/imaging/dicom-writer.js');
+    const px = syntheticImage(40, 30, 0, 4095, 3, false);
+    const bytes = writeDicom({ elements: imageElements({ rows: 30, columns: 40, bitsAllocated: 16, bitsStored: 12, pixelRepresentation: 0, photometric: 'MONOCHROME1', presentationLutShape: 'IDENTITY', windows: [{ center: 2048, width: 4096 }] }), pixelData: packPixels(px, 16, 12) });
+    const img = await decodeInstance(bytes);
+    const { bone, soft } = boneVsTissue(img);
+    expect(bone).toBeGreaterThan(soft + 0.1);
+    expect(img.transforms.join('|')).toMatch(/IDENTITY ignored/);
+  });
   it('MONOCHROME2 with Presentation LUT Shape INVERSE: inverted, bone bright', async () => {
     const img = await decodeInstance(fixture('u16b12_inverse.explicit-le.dcm'));
     const { bone, soft } = boneVsTissue(img);

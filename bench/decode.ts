@@ -133,6 +133,16 @@ A model-training job shared the 2 cores while this ran, so timings are noisy (th
 | transfer syntax | encoded size | median decode (ms) | median decode + letterbox 384 (ms) | min decode (ms) | max abs error vs source |
 |---|---|---|---|---|---|
 ${rows.join('\n')}
+
+Notes
+- For the lossy rows the last column is the encoder's loss, not decoder error: against dcmtk's own
+  decode (dcmdjpeg, dcmdjpls) and OpenJPEG's opj_decompress the decoders agree exactly
+  (test/imaging/syntaxes.test.ts, display.test.ts).
+- JPEG 2000 uses the OpenJPEG WASM build (single thread); JPEG Extended 12-bit uses the built-in
+  sequential DCT decoder (IJG islow IDCT), since the libjpeg-turbo WASM build is 8-bit only.
+- Times are for one decode on one thread. In a service, decode through \`createDecodePool()\`
+  (services/imaging/decode-pool.ts) so the event loop stays free; on 2 cores a pool of 1 leaves a
+  core for the HTTP process.
 `;
 mkdirSync(join(root, 'docs/benchmarks'), { recursive: true });
 writeFileSync(join(root, 'docs/benchmarks/decode.md'), doc);

@@ -2,10 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { parseInstance } from '../../services/imaging/dataset.js';
 import { encapsulatedPixelData, imageElements, packPixels, writeDicom, type ImageSpec } from '../../services/imaging/dicom-writer.js';
-import { decodeInstance, PixelDataError } from '../../services/imaging/index.js';
+import { decodeInstance, decodeRaw, PixelDataError } from '../../services/imaging/index.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expected, fixture, hasShared, sharedDicomDir } from './helpers.js';
+import { expected, fixture, hasShared, sha, sharedDicomDir } from './helpers.js';
 
 const spec: ImageSpec = { rows: 73, columns: 97, bitsAllocated: 16, bitsStored: 12, pixelRepresentation: 0 };
 const JPEG_LS = '1.2.840.10008.1.2.4.80';
@@ -150,3 +150,32 @@ function parseInstanceSafeOffset(bytes: Uint8Array): number {
   // (0002,0000) UL group length at 132: tag(4) VR(2) len(2) value(4)
   return 132 + 12 + dv.getUint32(140, true);
 }
+
+describe('encapsulated frame layout', () => {
+  const source = 'u16b12_3frames.jpeg-ls-lossless.dcm';
+  const f = expected.fixtures.find((x) => x.file === source)!;
+  const frames = [0, 1, 2].map((i) => parseInstance(fixture(source)).frameBytes(i).slice());
+  const spec3 = { rows: 37, columns: 41, frames: 3, bitsAllocated: 16, bitsStored: 12, pixelRepresentation: 0 as const };
+  const halves = frames.flatMap((fr) => {
+    const cut = (fr.length >> 2) * 2;
+    return [fr.subarray(0, cut), fr.subarray(cut)];
+  });
+  it('several fragments per frame, no offset table: frames found by their SOI marker', async () => {
+    const bytes = writeDicom({ transferSyntaxUid: f.transferSyntax, elements: imageElements(spec3), encapsulated: encapsulatedPixelData(halves) });
+    for (let i = 0; i < 3; i++) expect(sha((await decodeRaw(bytes, { frame: i })).values)).toBe(f.sha256[i]);
+  });
+  it('several fragments per frame with a basic offset table', async () => {
+    const offsets: number[] = [];
+    let o = 0;
+    halves.forEach((h, k) => {
+      if (k % 2 === 0) offsets.push(o);
+      o += 8 + h.length + (h.length % 2);
+    });
+    const bytes = writeDicom({ transferSyntaxUid: f.transferSyntax, elements: imageElements(spec3), encapsulated: encapsulatedPixelData(halves, offsets) });
+    for (let i = 0; i < 3; i++) expect(sha((await decodeRaw(bytes, { frame: i })).values)).toBe(f.sha256[i]);
+  });
+  it('offset table entry not at a fragment boundary', async () => {
+    const bytes = writeDicom({ transferSyntaxUid: f.transferSyntax, elements: imageElements(spec3), encapsulated: encapsulatedPixelData(frames, [0, 10, 20]) });
+    await expectPixelError(decodeRaw(bytes, { frame: 1 }), 'corrupt-pixel-data', /entry 1 \(10\) does not point at a fragment/);
+  });
+});

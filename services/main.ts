@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startApi } from './api/server.js';
@@ -32,7 +33,18 @@ async function seedDemo(config: ReturnType<typeof loadConfig>, log: ReturnType<t
       key = (await core.services.apiKeys.createKey('demo', 'demo')).key;
       fs.writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
     }
-    console.log(`\nDEMO MODE: site "demo", API key (also in ${keyFile}):\n  ${key}\n`);
+    // Demo users, with passwords kept beside the key so they can be printed at each start.
+    const usersFile = path.join(config.dataDir, 'demo-users');
+    if (!(await core.repos.users.byUsername('radiologist'))) {
+      const credentials = { radiologist: randomBytes(9).toString('base64url'), admin: randomBytes(9).toString('base64url') };
+      await core.services.auth.createUser({ username: 'radiologist', displayName: 'Demo Radiologist', password: credentials.radiologist, role: 'radiologist', siteIds: ['demo'] });
+      await core.services.auth.createUser({ username: 'admin', displayName: 'Demo Admin', password: credentials.admin, role: 'admin', siteIds: ['demo'] });
+      fs.writeFileSync(usersFile, JSON.stringify(credentials), { mode: 0o600 });
+    }
+    const credentials = fs.existsSync(usersFile) ? JSON.parse(fs.readFileSync(usersFile, 'utf8')) as Record<string, string> : {};
+    console.log(`\nDEMO MODE (never use with real patients' data)\n  site "demo", API key (also in ${keyFile}):\n    ${key}`);
+    for (const [user, password] of Object.entries(credentials)) console.log(`  sign in as ${user} / ${password}`);
+    console.log('');
   } finally {
     await core.close();
   }

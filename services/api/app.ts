@@ -6,7 +6,9 @@ import { randomUUID } from 'node:crypto';
 import type { Core } from '../core/core.js';
 import { loggerOptions } from '../core/logger.js';
 import { UploadGate } from './lib/upload-gate.js';
-import { requireApiKey } from './plugins/auth.js';
+import cookie from '@fastify/cookie';
+import { createAuthenticate } from './plugins/auth.js';
+import { authRoutes } from './routes/auth.js';
 import { dicomwebReadRoutes } from './routes/dicomweb-read.js';
 import { healthRoutes } from './routes/health.js';
 import { stowRoutes } from './routes/stow.js';
@@ -21,6 +23,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
     connectionTimeout: limits.idleTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     bodyLimit: 1024 * 1024,
+    trustProxy: core.config.trustProxy,
   });
 
   await app.register(underPressure, {
@@ -55,7 +58,8 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
     return reply.code(503).send({ error: 'Service Unavailable', message: 'the server could not complete the request; retry later' });
   });
 
-  const auth = requireApiKey(core.services.apiKeys);
+  await app.register(cookie);
+  const authenticate = createAuthenticate(core.services.apiKeys, core.services.auth);
   const gate = new UploadGate(limits.maxConcurrentUploads);
   healthRoutes(app, core);
   await app.register(async (uploads) => {
@@ -63,8 +67,9 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
     // gets a 415 from the handler, not a parse error): Fastify must not buffer or parse them.
     uploads.removeAllContentTypeParsers();
     uploads.addContentTypeParser('*', (_request, _payload, done) => done(null));
-    stowRoutes(uploads, core, gate, auth);
+    stowRoutes(uploads, core, gate, authenticate);
   });
-  dicomwebReadRoutes(app, core, auth);
+  dicomwebReadRoutes(app, core, authenticate);
+  authRoutes(app, core, authenticate);
   return app;
 }

@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import type { UserRole } from '../core/db/schema.js';
 import { loadConfig } from '../core/config.js';
 import { createCore } from '../core/core.js';
 import { createLogger } from '../core/logger.js';
@@ -10,10 +12,17 @@ const USAGE = `fracture-triage admin CLI (uses DATABASE_URL / DATA_DIR like the 
   key:create <site> [label]      create an API key for a site; the key is shown once
   key:list [site]                list keys (ids, labels, state; never the secret)
   key:revoke <key-id>            revoke a key; requests with it get 401 from then on
+  user:create <username> --role radiologist|admin --sites a,b [--name "Dr X"] [--password-stdin]
+                                 create a user; without --password-stdin a password is generated and shown once
+  user:list                      list users, roles and sites
+  user:disable <username>        disable a user and end their sessions
 `;
 
 export async function runAdmin(argv: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true });
+  const { positionals, values } = parseArgs({
+    args: argv, allowPositionals: true, strict: true,
+    options: { role: { type: 'string' }, sites: { type: 'string' }, name: { type: 'string' }, 'password-stdin': { type: 'boolean' } },
+  });
   const [command, ...args] = positionals;
   if (!command || command === 'help') {
     process.stdout.write(USAGE);
@@ -51,6 +60,30 @@ export async function runAdmin(argv: string[]): Promise<number> {
         console.log(ok ? `key ${args[0]} revoked` : `no active key ${args[0]}`);
         return ok ? 0 : 1;
       }
+      case 'user:create': {
+        const [username] = args;
+        if (!username || !values.role) throw new Error('usage: user:create <username> --role radiologist|admin --sites a,b');
+        const generated = !values['password-stdin'];
+        const password = generated ? randomBytes(12).toString('base64url') : (await readStdin()).trim();
+        const siteIds = (values.sites ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+        await core.services.auth.createUser({ username, displayName: values.name, password, role: values.role as UserRole, siteIds });
+        console.log(`user ${username} (${values.role}) created for sites: ${siteIds.join(', ') || '(none)'}`);
+        if (generated) console.log(`password (shown once): ${password}`);
+        return 0;
+      }
+      case 'user:list':
+        for (const user of await core.repos.users.list()) {
+          console.log(`${user.username}\t${user.role}\t${(await core.repos.users.siteIds(user.id)).join(',')}\t${user.disabled_at ? 'disabled' : 'active'}`);
+        }
+        return 0;
+      case 'user:disable': {
+        const user = args[0] ? await core.repos.users.byUsername(args[0]) : undefined;
+        if (!user) throw new Error('usage: user:disable <existing username>');
+        await core.repos.users.disable(user.id);
+        await core.repos.audit.record({ actor_type: 'system', actor_id: 'cli', action: 'user.disable', target_type: 'user', target_id: String(user.id) });
+        console.log(`user ${user.username} disabled`);
+        return 0;
+      }
       default:
         process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
         return 2;
@@ -61,6 +94,12 @@ export async function runAdmin(argv: string[]): Promise<number> {
   } finally {
     await core.close();
   }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

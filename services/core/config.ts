@@ -30,6 +30,10 @@ export interface Config {
   reconcileIntervalSec: number;
   logLevel: string;
   demo: boolean;
+  /** Session cookie Secure flag: 'auto' sets it when the request came over HTTPS (see TRUST_PROXY). */
+  cookieSecure: 'auto' | boolean;
+  /** Trust X-Forwarded-* from a reverse proxy (TLS terminated in front of us). */
+  trustProxy: boolean;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -64,5 +68,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     reconcileIntervalSec: int(env, 'RECONCILE_INTERVAL_SEC', 30),
     logLevel: env.LOG_LEVEL ?? 'info',
     demo: env.FT_DEMO === '1' || env.FT_DEMO === 'true',
+    cookieSecure: env.COOKIE_SECURE === undefined || env.COOKIE_SECURE === 'auto' ? 'auto' : env.COOKIE_SECURE === 'true' || env.COOKIE_SECURE === '1',
+    trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true',
   };
 }

@@ -7,7 +7,9 @@ import { AuditRepository } from './repositories/audit.repository.js';
 import { InstanceRepository } from './repositories/instance.repository.js';
 import { SiteRepository } from './repositories/site.repository.js';
 import { StorageRepository } from './repositories/storage.repository.js';
+import { UserRepository } from './repositories/user.repository.js';
 import { ApiKeyService } from './services/api-key.service.js';
+import { AuthService } from './services/auth.service.js';
 import { IngestService } from './services/ingest.service.js';
 import { ReconcileService } from './services/reconcile.service.js';
 
@@ -25,10 +27,12 @@ export interface Core {
     instances: InstanceRepository;
     audit: AuditRepository;
     storage: StorageRepository;
+    users: UserRepository;
   };
   queue: ClassifyQueue;
   services: {
     apiKeys: ApiKeyService;
+    auth: AuthService;
     ingest: IngestService;
     reconcile: ReconcileService;
   };
@@ -51,6 +55,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
   const sites = new SiteRepository(database.db);
   const instances = new InstanceRepository(database.db);
   const audit = new AuditRepository(database.db);
+  const users = new UserRepository(database.db);
   const queue = new ClassifyQueue(redis, config.queuePrefix);
   queue.queue.on('error', (err) => log.warn({ err: err.message }, 'queue error'));
 
@@ -59,10 +64,11 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     log,
     database,
     redis,
-    repos: { sites, instances, audit, storage },
+    repos: { sites, instances, audit, storage, users },
     queue,
     services: {
       apiKeys: new ApiKeyService(sites, audit),
+      auth: new AuthService(users, sites, audit),
       ingest: new IngestService(storage, instances, audit, queue, log),
       reconcile: new ReconcileService(instances, queue, storage, log),
     },

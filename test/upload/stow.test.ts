@@ -99,7 +99,7 @@ describe.each(await databases())('STOW-RS on %s', (db) => {
     expect(again.headers.get('x-duplicate-count')).toBe('1');
     expect(referenced(again.json)[0].sop).toBe(dx.sopInstanceUid);
     expect(await totalJobs()).toBe(jobsBefore);
-    const counts = await system.core.repos.instances.listInstances('site-a', { studyId: (await system.core.repos.instances.getStudy('site-a', dx.studyUid))!.id });
+    const counts = await system.core.repos.instances.listInstances({ studyId: (await system.core.repos.instances.getStudy('site-a', dx.studyUid))!.id });
     expect(counts).toHaveLength(1);
   });
 

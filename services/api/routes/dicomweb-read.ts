@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Authenticate } from '../plugins/auth.js';
 import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { Core } from '../../core/core.js';
@@ -11,7 +12,9 @@ type Params = { study: string; series?: string; instance?: string };
  * QIDO-RS (search) and WADO-RS (retrieve) for the caller's own site. Another site's study is
  * indistinguishable from one that does not exist (404), so a key cannot probe for UIDs.
  */
-export function dicomwebReadRoutes(app: FastifyInstance, core: Core, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) {
+export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticate: Authenticate) {
+  // Integrators with a site key, and signed-in users (the viewer loads images through these routes).
+  const auth = authenticate({ apiKey: true, session: true });
   const { instances, audit, storage } = core.repos;
   const base = core.config.publicUrl;
 
@@ -50,7 +53,7 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, auth: (req:
   }, async (request, reply) => {
     const q = request.query as Record<string, string | number | undefined>;
     const [from, to] = typeof q.StudyDate === 'string' ? (q.StudyDate.includes('-') ? q.StudyDate.split('-') : [q.StudyDate, q.StudyDate]) : [];
-    const studies = await instances.findStudies(request.principal!.siteId, {
+    const studies = await instances.findStudies(request.principal!.siteIds, {
       studyUid: q.StudyInstanceUID as string | undefined,
       patientId: q.PatientID as string | undefined,
       patientName: q.PatientName as string | undefined,
@@ -59,13 +62,13 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, auth: (req:
       studyDateTo: to || undefined,
     }, Number(q.limit ?? 100), Number(q.offset ?? 0));
     const counts = await instances.studyCounts(studies.map((s) => s.id));
-    await audit.record({ actor_type: request.principal!.type, actor_id: request.principal!.id, site_id: request.principal!.siteId, action: 'study.search', details: { results: studies.length } });
+    await audit.record({ actor_type: request.principal!.type, actor_id: request.principal!.id, site_id: request.principal!.siteIds.length === 1 ? request.principal!.siteIds[0] : null, action: 'study.search', details: { results: studies.length } });
     if (!studies.length) return reply.code(204).send();
     return reply.type('application/dicom+json').send(studies.map((s) => studyJson(s, counts.get(s.id))));
   });
 
   const findStudyOr404 = async (request: FastifyRequest, reply: FastifyReply) => {
-    const study = await instances.getStudy(request.principal!.siteId, (request.params as Params).study);
+    const study = await instances.getStudy(request.principal!.siteIds, (request.params as Params).study);
     if (!study) reply.code(404).send({ error: 'Not Found', message: 'no such study' });
     return study;
   };
@@ -88,7 +91,7 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, auth: (req:
   const instancesRoute = async (request: FastifyRequest, reply: FastifyReply) => {
     const study = await findStudyOr404(request, reply);
     if (!study) return reply;
-    const rows = await instances.listInstances(request.principal!.siteId, { studyId: study.id, seriesUid: (request.params as Params).series });
+    const rows = await instances.listInstances({ studyId: study.id, seriesUid: (request.params as Params).series });
     return reply.type('application/dicom+json').send(rows.map((i) => ({
       '00080016': ui(i.sop_class_uid),
       '00080018': ui(i.sop_instance_uid),
@@ -113,10 +116,10 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, auth: (req:
     const study = await findStudyOr404(request, reply);
     if (!study) return reply;
     const params = request.params as Params;
-    const rows = await instances.listInstances(request.principal!.siteId, { studyId: study.id, seriesUid: params.series, sopInstanceUid: params.instance });
+    const rows = await instances.listInstances({ studyId: study.id, seriesUid: params.series, sopInstanceUid: params.instance });
     if (!rows.length) return reply.code(404).send({ error: 'Not Found', message: 'no such series or instance' });
     await audit.record({
-      actor_type: request.principal!.type, actor_id: request.principal!.id, site_id: request.principal!.siteId,
+      actor_type: request.principal!.type, actor_id: request.principal!.id, site_id: study.site_id,
       action: 'study.retrieve', target_type: 'study', target_id: String(study.id), details: { instances: rows.length },
     });
     const boundary = randomUUID();

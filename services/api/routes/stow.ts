@@ -7,6 +7,7 @@ import { parseMediaType } from '../lib/media-type.js';
 import { limitBytes, receiveMultipart, receiveOne, RequestTooLargeError } from '../lib/receive.js';
 import { stowResponse, type RequestFailure } from '../lib/stow-response.js';
 import type { UploadGate } from '../lib/upload-gate.js';
+import type { Authenticate } from '../plugins/auth.js';
 
 const RETRY_AFTER_SEC = 5;
 
@@ -25,7 +26,9 @@ function refuseBusy(reply: FastifyReply) {
   return reply.code(503).send({ error: 'Service Unavailable', message: `too many uploads in progress; retry after ${RETRY_AFTER_SEC} s` });
 }
 
-export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, auth: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>) {
+export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, authenticate: Authenticate) {
+  // Uploads come from hospitals' systems with their site key; every upload belongs to that one site.
+  const auth = authenticate({ apiKey: true });
   const { storage } = core.repos;
   const { ingest } = core.services;
   const limits = core.config.limits;
@@ -47,7 +50,7 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     if (priority instanceof Error) return reply.code(400).send({ error: 'Bad Request', message: priority.message });
     if (!gate.tryEnter()) return refuseBusy(reply);
 
-    const ctx: IngestContext = { siteId: request.principal!.siteId, actorId: request.principal!.id, expectedStudyUid: (request.params as { study?: string }).study, priority };
+    const ctx: IngestContext = { siteId: request.principal!.siteIds[0], actorId: request.principal!.id, expectedStudyUid: (request.params as { study?: string }).study, priority };
     let received: Awaited<ReturnType<typeof receiveMultipart>>;
     try {
       received = await receiveMultipart(limitBytes(request.raw, limits.maxRequestBytes), boundary, storage, ingest, ctx);
@@ -112,7 +115,7 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     let outcome: IngestOutcome;
     try {
       outcome = await receiveOne(limitBytes(request.raw, limits.maxPartBytes), storage, ingest, {
-        siteId: request.principal!.siteId, actorId: request.principal!.id, priority,
+        siteId: request.principal!.siteIds[0], actorId: request.principal!.id, priority,
       });
     } catch (error) {
       if (!(error instanceof RequestTooLargeError)) throw error;

@@ -11,6 +11,11 @@ export interface Database {
   series: SeriesTable;
   instances: InstancesTable;
   audit_log: AuditLogTable;
+  ai_results: AiResultsTable;
+  users: UsersTable;
+  user_sites: UserSitesTable;
+  sessions: SessionsTable;
+  reviews: ReviewsTable;
 }
 
 export interface SitesTable {
@@ -46,7 +51,16 @@ export interface StudiesTable {
   priority: number;
   received_at: number;
   updated_at: number;
+  /** pending until every instance has a result or a final failure, then complete. */
+  ai_state: Generated<'pending' | 'complete'>;
+  /** Highest flag over the study's images (definite > doubt > none); failed / not_applicable when no image got a score. */
+  ai_flag: AiFlag | 'failed' | 'not_applicable' | null;
+  /** Highest calibrated probability over the study's images. */
+  ai_score: number | null;
+  review_state: Generated<'unreviewed' | 'reviewed'>;
 }
+
+export type AiFlag = 'none' | 'doubt' | 'definite';
 
 export interface SeriesTable {
   id: Generated<number>;
@@ -103,6 +117,80 @@ export interface AuditLogTable {
   details: string | null;
 }
 
+/** One per instance: a score, or a recorded reason why there is none. */
+export interface AiResultsTable {
+  id: Generated<number>;
+  instance_id: number;
+  site_id: string;
+  study_id: number;
+  status: 'done' | 'failed' | 'not_applicable';
+  model_name: string | null;
+  model_version: string | null;
+  backend: string | null;
+  probability: number | null;
+  raw_score: number | null;
+  flag: AiFlag | null;
+  /** JSON: [{ x, y, width, height, score, level }] in original pixel coordinates. */
+  boxes: string | null;
+  /** Storage key of the heat-map PNG (greyscale, covers the whole image; stretch to overlay). */
+  heatmap_key: string | null;
+  /** Why there is no score (failed / not_applicable). No patient data. */
+  reason: string | null;
+  attempts: Generated<number>;
+  queued_at: number | null;
+  started_at: number | null;
+  decoded_at: number | null;
+  inferred_at: number | null;
+  stored_at: number;
+}
+
+export type UserRole = 'radiologist' | 'admin';
+
+export interface UsersTable {
+  id: Generated<number>;
+  username: string;
+  display_name: string;
+  /** scrypt, see services/auth.service.ts */
+  password_hash: string;
+  role: UserRole;
+  created_at: number;
+  disabled_at: number | null;
+}
+
+export interface UserSitesTable {
+  user_id: number;
+  site_id: string;
+}
+
+export interface SessionsTable {
+  /** SHA-256 of the session token; the token itself only lives in the cookie. */
+  id_hash: string;
+  user_id: number;
+  csrf_token: string;
+  created_at: number;
+  expires_at: number;
+  last_seen_at: number;
+}
+
+export type ReviewDecision = 'agree' | 'disagree' | 'missed' | 'uncertain';
+
+/** A radiologist's decision on a study. A change adds a row and supersedes the old one: history is kept. */
+export interface ReviewsTable {
+  id: Generated<number>;
+  study_id: number;
+  site_id: string;
+  user_id: number;
+  decision: ReviewDecision;
+  comment: string | null;
+  /** JSON boxes drawn by the radiologist (for "missed"), original pixel coordinates. */
+  boxes: string | null;
+  created_at: number;
+  superseded_at: number | null;
+}
+
+export type AiResult = Selectable<AiResultsTable>;
+export type User = Selectable<UsersTable>;
+export type Review = Selectable<ReviewsTable>;
 export type Site = Selectable<SitesTable>;
 export type ApiKey = Selectable<ApiKeysTable>;
 export type Study = Selectable<StudiesTable>;

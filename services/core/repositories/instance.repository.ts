@@ -122,8 +122,9 @@ export class InstanceRepository {
 
   // --- reads for DICOMweb (always scoped to one site) ---
 
-  findStudies(siteId: string, filter: StudyFilter, limit: number, offset: number): Promise<Study[]> {
-    let query = this.db.selectFrom('studies').selectAll().where('site_id', '=', siteId);
+  findStudies(siteIds: string[], filter: StudyFilter, limit: number, offset: number): Promise<Study[]> {
+    if (!siteIds.length) return Promise.resolve([]);
+    let query = this.db.selectFrom('studies').selectAll().where('site_id', 'in', siteIds);
     if (filter.studyUid) query = query.where('study_uid', '=', filter.studyUid);
     if (filter.patientId) query = query.where('patient_id', '=', filter.patientId);
     if (filter.accessionNumber) query = query.where('accession_number', '=', filter.accessionNumber);
@@ -133,8 +134,11 @@ export class InstanceRepository {
     return query.orderBy('received_at', 'desc').orderBy('id', 'desc').limit(limit).offset(offset).execute();
   }
 
-  getStudy(siteId: string, studyUid: string): Promise<Study | undefined> {
-    return this.db.selectFrom('studies').selectAll().where('site_id', '=', siteId).where('study_uid', '=', studyUid).executeTakeFirst();
+  getStudy(siteIds: string | string[], studyUid: string): Promise<Study | undefined> {
+    const sites = typeof siteIds === 'string' ? [siteIds] : siteIds;
+    if (!sites.length) return Promise.resolve(undefined);
+    return this.db.selectFrom('studies').selectAll().where('site_id', 'in', sites).where('study_uid', '=', studyUid)
+      .orderBy('id').executeTakeFirst();
   }
 
   listSeries(studyId: number): Promise<Series[]> {
@@ -161,10 +165,11 @@ export class InstanceRepository {
     return result;
   }
 
-  listInstances(siteId: string, where: { studyId: number; seriesUid?: string; sopInstanceUid?: string }) {
+  /** Instances of a study the caller already found through its site scope (getStudy / findStudies). */
+  listInstances(where: { studyId: number; seriesUid?: string; sopInstanceUid?: string }) {
     let query = this.db.selectFrom('instances').innerJoin('series', 'series.id', 'instances.series_id')
-      .selectAll('instances').select(['series.series_uid as series_uid', 'series.modality as modality'])
-      .where('instances.site_id', '=', siteId).where('instances.study_id', '=', where.studyId);
+      .selectAll('instances').select(['series.series_uid as series_uid', 'series.modality as modality', 'series.body_part as body_part'])
+      .where('instances.study_id', '=', where.studyId);
     if (where.seriesUid) query = query.where('series.series_uid', '=', where.seriesUid);
     if (where.sopInstanceUid) query = query.where('instances.sop_instance_uid', '=', where.sopInstanceUid);
     return query.orderBy('series.series_number').orderBy('instances.instance_number').orderBy('instances.id').execute();

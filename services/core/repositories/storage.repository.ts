@@ -78,15 +78,38 @@ export class TempObjectWriter {
 export class StorageRepository {
   readonly tempDir: string;
   readonly objectsDir: string;
+  /** Files we make from the originals (heat maps, thumbnails); can always be made again. */
+  readonly derivedDir: string;
 
   constructor(readonly dataDir: string, private readonly maxPartBytes: number) {
     this.tempDir = path.join(dataDir, 'tmp');
     this.objectsDir = path.join(dataDir, 'objects');
+    this.derivedDir = path.join(dataDir, 'derived');
   }
 
   async init(): Promise<void> {
     await fsp.mkdir(this.tempDir, { recursive: true });
     await fsp.mkdir(this.objectsDir, { recursive: true });
+    await fsp.mkdir(this.derivedDir, { recursive: true });
+  }
+
+  /** Writes a derived file atomically (temp + rename), e.g. `<site>/<instanceId>/heatmap.png`. */
+  async writeDerived(key: string, data: Buffer): Promise<void> {
+    const target = this.inside(this.derivedDir, key);
+    await fsp.mkdir(path.dirname(target), { recursive: true });
+    const temp = `${target}.${randomUUID()}.tmp`;
+    await fsp.writeFile(temp, data);
+    await fsp.rename(temp, target);
+  }
+
+  readDerived(key: string): Promise<Buffer> {
+    return fsp.readFile(this.inside(this.derivedDir, key));
+  }
+
+  private inside(dir: string, key: string): string {
+    const resolved = path.resolve(dir, key);
+    if (!resolved.startsWith(dir + path.sep)) throw new Error('storage key escapes its folder');
+    return resolved;
   }
 
   openTemp(): Promise<TempObjectWriter> {
@@ -98,9 +121,7 @@ export class StorageRepository {
   }
 
   pathOf(storageKey: string): string {
-    const resolved = path.resolve(this.objectsDir, storageKey);
-    if (!resolved.startsWith(this.objectsDir + path.sep)) throw new Error('storage key escapes the objects folder');
-    return resolved;
+    return this.inside(this.objectsDir, storageKey);
   }
 
   /** Moves a finished temp file into place and makes the rename durable. */

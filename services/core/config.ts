@@ -34,6 +34,20 @@ export interface Config {
   cookieSecure: 'auto' | boolean;
   /** Trust X-Forwarded-* from a reverse proxy (TLS terminated in front of us). */
   trustProxy: boolean;
+  worker: {
+    /** Folder with manifest.json, model.json and weights. */
+    modelDir: string;
+    /** auto = tfjs-node if installed, else wasm, else cpu. */
+    backend: 'auto' | 'node' | 'wasm' | 'cpu';
+    /** Jobs one worker process runs at once (decoding overlaps with inference). */
+    concurrency: number;
+    /** Worker threads for decoding. */
+    decodeThreads: number;
+    decodeTimeoutMs: number;
+    /** A job whose worker stops renewing its lock this long is given to another worker. */
+    lockDurationMs: number;
+    stalledIntervalMs: number;
+  };
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -45,6 +59,12 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
 }
 
 const MB = 1024 * 1024;
+
+function backendFrom(value: string | undefined): Config['worker']['backend'] {
+  const v = (value ?? 'auto').toLowerCase();
+  if (v === 'auto' || v === 'node' || v === 'wasm' || v === 'cpu') return v;
+  throw new Error(`INFERENCE_BACKEND must be auto, node, wasm or cpu, got "${value}"`);
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const dataDir = path.resolve(env.DATA_DIR ?? 'data');
@@ -70,5 +90,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     demo: env.FT_DEMO === '1' || env.FT_DEMO === 'true',
     cookieSecure: env.COOKIE_SECURE === undefined || env.COOKIE_SECURE === 'auto' ? 'auto' : env.COOKIE_SECURE === 'true' || env.COOKIE_SECURE === '1',
     trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true',
+    worker: {
+      modelDir: path.resolve(env.MODEL_DIR ?? 'models/fracatlas-heatnet-v1'),
+      backend: backendFrom(env.INFERENCE_BACKEND),
+      concurrency: Math.max(1, int(env, 'WORKER_CONCURRENCY', 2)),
+      decodeThreads: Math.max(1, int(env, 'DECODE_THREADS', 1)),
+      decodeTimeoutMs: int(env, 'DECODE_TIMEOUT_SEC', 60) * 1000,
+      lockDurationMs: Math.max(1000, int(env, 'JOB_LOCK_MS', 30_000)),
+      stalledIntervalMs: Math.max(1000, int(env, 'STALLED_CHECK_MS', 30_000)),
+    },
   };
 }

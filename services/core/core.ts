@@ -3,15 +3,21 @@ import type { Config } from './config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
 import type { Logger } from './logger.js';
 import { ClassifyQueue, redisConnection } from './queue/classify-queue.js';
+import { AiResultRepository } from './repositories/ai-result.repository.js';
 import { AuditRepository } from './repositories/audit.repository.js';
 import { InstanceRepository } from './repositories/instance.repository.js';
+import { PipelineStatsRepository } from './repositories/pipeline-stats.repository.js';
 import { SiteRepository } from './repositories/site.repository.js';
 import { StorageRepository } from './repositories/storage.repository.js';
 import { UserRepository } from './repositories/user.repository.js';
+import { ReviewRepository } from './repositories/review.repository.js';
+import { WorklistRepository } from './repositories/worklist.repository.js';
 import { ApiKeyService } from './services/api-key.service.js';
 import { AuthService } from './services/auth.service.js';
 import { IngestService } from './services/ingest.service.js';
+import { QueueAdminService } from './services/queue-admin.service.js';
 import { ReconcileService } from './services/reconcile.service.js';
+import { ReviewService } from './services/review.service.js';
 
 /**
  * Everything the entry points (API, worker, CLI) share: one database, one Redis connection, the
@@ -23,18 +29,24 @@ export interface Core {
   database: DatabaseHandle;
   redis: Redis;
   repos: {
+    worklist: WorklistRepository;
+    reviews: ReviewRepository;
     sites: SiteRepository;
     instances: InstanceRepository;
     audit: AuditRepository;
+    pipelineStats: PipelineStatsRepository;
     storage: StorageRepository;
     users: UserRepository;
+    aiResults: AiResultRepository;
   };
   queue: ClassifyQueue;
   services: {
     apiKeys: ApiKeyService;
     auth: AuthService;
     ingest: IngestService;
+    queueAdmin: QueueAdminService;
     reconcile: ReconcileService;
+    reviews: ReviewService;
   };
   close(): Promise<void>;
 }
@@ -55,7 +67,10 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
   const sites = new SiteRepository(database.db);
   const instances = new InstanceRepository(database.db);
   const audit = new AuditRepository(database.db);
+  const pipelineStats = new PipelineStatsRepository(database.db);
   const users = new UserRepository(database.db);
+  const worklist = new WorklistRepository(database.db);
+  const reviews = new ReviewRepository(database.db);
   const queue = new ClassifyQueue(redis, config.queuePrefix);
   queue.queue.on('error', (err) => log.warn({ err: err.message }, 'queue error'));
 
@@ -64,13 +79,15 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     log,
     database,
     redis,
-    repos: { sites, instances, audit, storage, users },
+    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults: new AiResultRepository(database.db), pipelineStats },
     queue,
     services: {
       apiKeys: new ApiKeyService(sites, audit),
       auth: new AuthService(users, sites, audit),
       ingest: new IngestService(storage, instances, audit, queue, log),
+      queueAdmin: new QueueAdminService(queue, redis, config.queuePrefix, pipelineStats, audit, config.dataDir),
       reconcile: new ReconcileService(instances, queue, storage, log),
+      reviews: new ReviewService(reviews, worklist, audit, redis, config.queuePrefix),
     },
     async close() {
       await queue.close().catch(() => {});

@@ -46,10 +46,6 @@ export class InstanceRepository {
       }).onConflict((oc) => oc.columns(['site_id', 'study_uid']).doNothing()).execute();
       const study = await trx.selectFrom('studies').select(['id', 'priority']).where('site_id', '=', siteId)
         .where('study_uid', '=', meta.studyInstanceUid).executeTakeFirstOrThrow();
-      // A study only ever becomes more urgent: a later STAT image raises it, a routine one never lowers it.
-      if (priority < study.priority) {
-        await trx.updateTable('studies').set({ priority, updated_at: now }).where('id', '=', study.id).execute();
-      }
 
       await trx.insertInto('series').values({
         study_id: study.id,
@@ -89,10 +85,30 @@ export class InstanceRepository {
         received_at: now,
         queued_at: null,
       };
-      return trx.insertInto('instances').values(row)
+      const inserted = await trx.insertInto('instances').values(row)
         .onConflict((oc) => oc.columns(['site_id', 'sop_instance_uid']).doNothing())
         .returningAll().executeTakeFirst();
+      if (inserted) {
+        // A study only ever becomes more urgent: a later STAT image raises it, a routine one never
+        // lowers it. A new image also means the study's AI read is not complete any more.
+        await trx.updateTable('studies')
+          .set({ priority: Math.min(priority, study.priority), ai_state: 'pending', updated_at: now })
+          .where('id', '=', study.id).execute();
+      }
+      return inserted;
     });
+  }
+
+  async markProcessing(id: number): Promise<void> {
+    await this.db.updateTable('instances').set({ status: 'processing' }).where('id', '=', id).where('status', 'in', ['stored', 'queued']).execute();
+  }
+
+  /** What the worker needs to classify one instance. */
+  forClassification(id: number) {
+    return this.db.selectFrom('instances').innerJoin('series', 'series.id', 'instances.series_id')
+      .select(['instances.id', 'instances.site_id', 'instances.study_id', 'instances.storage_key', 'instances.sop_class_uid',
+        'instances.rows', 'instances.columns', 'instances.received_at', 'instances.queued_at', 'series.modality', 'series.body_part'])
+      .where('instances.id', '=', id).executeTakeFirst();
   }
 
   async markQueued(ids: number[]): Promise<void> {

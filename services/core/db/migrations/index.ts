@@ -2,6 +2,7 @@ import type { Kysely, Migration } from 'kysely';
 import { ingest } from './0001_ingest.js';
 import { aiResults } from './0002_ai_results.js';
 import { access } from './0003_access.js';
+import { worklist } from './0004_worklist.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -23,5 +24,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0001_ingest': ingest(helpers),
     '0002_ai_results': aiResults(helpers),
     '0003_access': access(helpers),
+    '0004_worklist': worklist(helpers),
   };
 }

@@ -1,0 +1,191 @@
+import { UnrecoverableError } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { AiFlag } from '../db/schema.js';
+import { failpoint } from '../failpoints.js';
+import type { Logger } from '../logger.js';
+import { RADIOGRAPHY_MODALITIES } from '../dicom/sop-class.js';
+import { eventsChannel, type PipelineEvent } from '../queue/worker-registry.js';
+import type { AiResultRepository, NewAiResult } from '../repositories/ai-result.repository.js';
+import type { InstanceRepository } from '../repositories/instance.repository.js';
+import type { StorageRepository } from '../repositories/storage.repository.js';
+import { isPixelDataError, letterbox, renderPng, toOriginal, type DecodedImage, type GreyImage, type Letterbox } from '../../imaging/index.js';
+import type { FractureModel, Prediction } from '../../inference/index.js';
+
+/** Decodes a stored file (a worker-thread pool in production). */
+export interface ImageDecoder {
+  decode(bytes: Uint8Array): Promise<DecodedImage>;
+}
+
+/**
+ * Body parts of the training data (FracAtlas: hand, leg, hip, shoulder, mixed limbs) and their
+ * parts. Images of other parts (chest, skull, spine…) get "not applicable", never a guess.
+ * An image without Body Part Examined is classified: many DX files leave it empty.
+ */
+export const APPLICABLE_BODY_PARTS = new Set([
+  'HAND', 'FINGER', 'THUMB', 'WRIST', 'FOREARM', 'ARM', 'ELBOW', 'HUMERUS', 'UPPEXM', 'UPPER LIMB', 'SHOULDER', 'CLAVICLE', 'SCAPULA',
+  'LEG', 'LOWEXM', 'LOWER LIMB', 'KNEE', 'PATELLA', 'TIBIA', 'FIBULA', 'ANKLE', 'FOOT', 'TOE', 'HEEL', 'CALCANEUS', 'FEMUR', 'THIGH',
+  'HIP', 'PELVIS', 'EXTREMITY',
+]);
+
+export interface ClassifyTiming {
+  /** When the job was queued (ms); from the job, else the instance row. */
+  queuedAt: number | null;
+  /** 1-based attempt number and the number allowed. */
+  attempt: number;
+  maxAttempts: number;
+}
+
+export type ClassifyOutcome = 'stored' | 'already-done' | 'not-applicable' | 'failed';
+
+/**
+ * What happens to one queued image: load → decode → letterbox → model → calibrated score, flag,
+ * heat map and boxes in original pixels → one result row (exactly once) → study roll-up → event.
+ * Permanent problems (pixels that do not decode) are recorded at once as a failed result and
+ * stop the retries; transient ones are retried, and recorded as failed on the last attempt.
+ */
+export class ClassifyService {
+  constructor(
+    private readonly instances: InstanceRepository,
+    private readonly results: AiResultRepository,
+    private readonly storage: StorageRepository,
+    private readonly model: FractureModel,
+    private readonly decoder: ImageDecoder,
+    private readonly publisher: Redis,
+    private readonly queuePrefix: string,
+    private readonly log: Logger,
+  ) {}
+
+  async classify(instanceId: number, timing: ClassifyTiming): Promise<ClassifyOutcome> {
+    const instance = await this.instances.forClassification(instanceId);
+    // No row: the record was removed after the job was queued. Nothing to classify, nothing to retry.
+    if (!instance) throw new UnrecoverableError(`instance ${instanceId} is not in the database`);
+    const existing = await this.results.byInstance(instanceId);
+    if (existing && existing.status !== 'failed') return 'already-done';
+
+    const base = {
+      instance_id: instance.id, site_id: instance.site_id, study_id: instance.study_id,
+      model_name: this.model.name, model_version: this.model.version, backend: this.model.backend,
+      queued_at: timing.queuedAt ?? instance.queued_at,
+    };
+    const started = Date.now();
+
+    const notApplicable = this.notApplicableReason(instance.modality, instance.body_part);
+    if (notApplicable) {
+      await this.save({ ...base, status: 'not_applicable', reason: notApplicable, started_at: started, stored_at: Date.now() });
+      return 'not-applicable';
+    }
+
+    await this.instances.markProcessing(instanceId);
+    try {
+      const bytes = await this.storage.readFile(instance.storage_key);
+      const decoded = await this.decoder.decode(bytes);
+      const decodedAt = Date.now();
+      failpoint('worker-after-decode');
+      const lb = letterbox(decoded.display, this.model.inputSize);
+      const prediction = await this.model.predict(lb.data);
+      const inferredAt = Date.now();
+      const heatmapKey = `${instance.site_id}/${instance.id}/heatmap.png`;
+      await this.storage.writeDerived(heatmapKey, renderPng(heatmapOverImage(prediction, lb, decoded.width, decoded.height), 256));
+      await this.save({
+        ...base,
+        status: 'done',
+        probability: prediction.probability,
+        raw_score: prediction.rawScore,
+        flag: prediction.flag,
+        boxes: JSON.stringify(boxesInOriginal(prediction, lb, decoded.width, decoded.height)),
+        heatmap_key: heatmapKey,
+        reason: null,
+        started_at: started,
+        decoded_at: decodedAt,
+        inferred_at: inferredAt,
+        stored_at: Date.now(),
+      });
+      failpoint('worker-after-store');
+      return 'stored';
+    } catch (error) {
+      if (isPixelDataError(error)) {
+        const reason = `cannot decode the image: ${error.message}`;
+        await this.save({ ...base, status: 'failed', reason, started_at: started, stored_at: Date.now() });
+        throw new UnrecoverableError(reason);
+      }
+      if (timing.attempt >= timing.maxAttempts) {
+        const reason = `gave up after ${timing.attempt} attempts: ${(error as Error).message}`;
+        await this.save({ ...base, status: 'failed', reason, started_at: started, stored_at: Date.now() }).catch((err) => {
+          this.log.error({ instanceId, err: (err as Error).message }, 'could not record the final failure');
+        });
+      }
+      throw error;
+    }
+  }
+
+  notApplicableReason(modality: string | null, bodyPart: string | null): string | undefined {
+    if (!modality || !RADIOGRAPHY_MODALITIES.has(modality.toUpperCase())) {
+      return `modality ${modality ?? '(none)'} is not projection radiography (CR/DX); the model reads X-rays only`;
+    }
+    const part = bodyPart?.trim().toUpperCase();
+    if (part && !APPLICABLE_BODY_PARTS.has(part)) {
+      return `body part ${part} is outside what the model was trained on (limbs, hip and shoulder)`;
+    }
+    return undefined;
+  }
+
+  private async save(result: NewAiResult): Promise<void> {
+    const { stored, study, studyChanged } = await this.results.store(result);
+    if (!stored) return;
+    await this.publish({
+      type: 'result', siteId: result.site_id, studyId: result.study_id, instanceId: result.instance_id,
+      status: result.status, flag: (result.flag ?? null) as AiFlag | null, probability: result.probability ?? null,
+    });
+    if (studyChanged) {
+      await this.publish({ type: 'study', siteId: study.site_id, studyId: study.id, aiState: study.ai_state, aiFlag: study.ai_flag, aiScore: study.ai_score });
+    }
+  }
+
+  private async publish(event: PipelineEvent): Promise<void> {
+    // Events are a convenience for live screens; the database already holds the truth.
+    await this.publisher.publish(eventsChannel(this.queuePrefix), JSON.stringify(event)).catch(() => {});
+  }
+}
+
+/** Boxes from model-input pixels to original pixels, clamped to the image. */
+export function boxesInOriginal(prediction: Prediction, lb: Letterbox, width: number, height: number) {
+  return prediction.boxes.map((b) => {
+    const a = toOriginal(lb, b.x, b.y);
+    const c = toOriginal(lb, b.x + b.width, b.y + b.height);
+    const x0 = Math.max(0, Math.min(width, a.x));
+    const y0 = Math.max(0, Math.min(height, a.y));
+    const x1 = Math.max(0, Math.min(width, c.x));
+    const y1 = Math.max(0, Math.min(height, c.y));
+    return { x: Math.round(x0), y: Math.round(y0), width: Math.round(x1 - x0), height: Math.round(y1 - y0), score: b.score, level: b.level };
+  }).filter((b) => b.width > 0 && b.height > 0);
+}
+
+/**
+ * The heat map resampled onto the original image's extent (padding cut away), at most 256 px on
+ * its longer side, so a viewer can stretch it over the image as it is.
+ */
+export function heatmapOverImage(prediction: Prediction, lb: Letterbox, width: number, height: number, maxSide = 256): GreyImage {
+  const scale = Math.min(1, maxSide / Math.max(width, height));
+  const w = Math.max(1, Math.round(width * scale));
+  const h = Math.max(1, Math.round(height * scale));
+  const hs = prediction.heatmapSize;
+  const perModelPixel = hs / lb.size;
+  const data = new Float32Array(w * h);
+  for (let oy = 0; oy < h; oy++) {
+    const y = ((oy + 0.5) / h) * height;
+    const hy = Math.min(hs - 1, Math.max(0, (y * lb.scale + lb.offsetY) * perModelPixel - 0.5));
+    const y0 = Math.floor(hy);
+    const y1 = Math.min(hs - 1, y0 + 1);
+    const fy = hy - y0;
+    for (let ox = 0; ox < w; ox++) {
+      const x = ((ox + 0.5) / w) * width;
+      const hx = Math.min(hs - 1, Math.max(0, (x * lb.scale + lb.offsetX) * perModelPixel - 0.5));
+      const x0 = Math.floor(hx);
+      const x1 = Math.min(hs - 1, x0 + 1);
+      const fx = hx - x0;
+      const m = prediction.heatmap;
+      data[oy * w + ox] = (m[y0 * hs + x0] * (1 - fx) + m[y0 * hs + x1] * fx) * (1 - fy) + (m[y1 * hs + x0] * (1 - fx) + m[y1 * hs + x1] * fx) * fy;
+    }
+  }
+  return { width: w, height: h, data };
+}

@@ -1,0 +1,46 @@
+import { loadConfig } from '../core/config.js';
+import { createCore } from '../core/core.js';
+import { createLogger } from '../core/logger.js';
+import { ClassifyService } from '../core/services/classify.service.js';
+import { createDecodePool } from '../imaging/decode-pool.js';
+import { loadFractureModel } from '../inference/index.js';
+import { ClassifyWorker } from './classify-worker.js';
+
+/** The classifier worker process. Several can run against one Redis. */
+export async function startWorker() {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel, 'worker');
+  const core = await createCore(config, log);
+  const model = await loadFractureModel(config.worker.modelDir, { backend: config.worker.backend });
+  log.info({ model: model.name, version: model.version, backend: model.backend, concurrency: config.worker.concurrency }, 'model loaded');
+  const pool = createDecodePool(config.worker.decodeThreads, { timeoutMs: config.worker.decodeTimeoutMs });
+  const classify = new ClassifyService(
+    core.repos.instances, core.repos.aiResults, core.repos.storage, model,
+    { decode: (bytes) => pool.decode(bytes) }, core.redis, config.queuePrefix, log,
+  );
+  const worker = new ClassifyWorker(config, classify, model, log, core.redis);
+  await worker.start();
+  log.info({ worker: worker.id }, 'classify worker started');
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    log.info({ signal }, 'stopping: finishing jobs in flight');
+    await worker.close();
+    await pool.close();
+    model.dispose();
+    await core.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  return { worker, shutdown };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  startWorker().catch((err) => {
+    console.error(`fracture-triage worker: ${err instanceof Error ? err.message : err}`);
+    process.exit(1);
+  });
+}

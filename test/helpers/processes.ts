@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../services/core/config.js';
+import { createCore, type Core } from '../../services/core/core.js';
+import { createLogger } from '../../services/core/logger.js';
+import { REDIS_URL } from './system.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+export const MODEL_DIR = process.env.MODEL_DIR ?? path.join(root, 'models/fracatlas-heatnet-v1');
+
+/**
+ * The real system as separate processes (API and classify workers), sharing a temp data folder,
+ * a SQLite file and a queue prefix, so tests can SIGKILL and SIGTERM them like an operator would.
+ */
+export interface ProcessSystem {
+  env: Record<string, string>;
+  core: Core;
+  key: string;
+  url: string;
+  startApi(): Promise<ChildProcess>;
+  startWorker(extra?: Record<string, string>): Promise<ChildProcess>;
+  stop(): Promise<void>;
+}
+
+function waitForLine(child: ChildProcess, text: string, timeoutMs = 60_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for "${text}"; output so far:\n${seen.slice(-2000)}`)), timeoutMs);
+    const onData = (d: Buffer) => {
+      seen += d.toString();
+      if (seen.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => (seen += d.toString()));
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`process exited (${code ?? signal}) before "${text}":\n${seen.slice(-2000)}`));
+    });
+  });
+}
+
+export async function startProcessSystem(env: Record<string, string> = {}): Promise<ProcessSystem> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-proc-'));
+  const port = String(22000 + Math.floor(Math.random() * 20000));
+  const fullEnv: Record<string, string> = {
+    DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, REDIS_URL,
+    QUEUE_PREFIX: `ft-proc-${randomBytes(4).toString('hex')}`, PORT: port, LOG_LEVEL: 'info', MODEL_DIR,
+    // Short locks so a killed worker's job is handed out again within seconds.
+    JOB_LOCK_MS: '3000', STALLED_CHECK_MS: '1000',
+    ...env,
+  };
+  const core = await createCore(loadConfig(fullEnv), createLogger('silent', 'test'));
+  await core.services.apiKeys.createSite('site-a', 'A');
+  const { key } = await core.services.apiKeys.createKey('site-a', 'test');
+  const children: ChildProcess[] = [];
+  const spawnTs = (entry: string, extra: Record<string, string>) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, entry)], { cwd: root, env: { ...process.env, ...fullEnv, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    return child;
+  };
+  return {
+    env: fullEnv, core, key, url: `http://127.0.0.1:${port}`,
+    async startApi() {
+      const child = spawnTs('services/api/server.ts', {});
+      await waitForLine(child, 'Server listening');
+      child.stdout!.resume();
+      return child;
+    },
+    async startWorker(extra = {}) {
+      const child = spawnTs('services/worker/main.ts', extra);
+      await waitForLine(child, 'classify worker started');
+      child.stdout!.resume();
+      child.stderr!.resume();
+      return child;
+    },
+    async stop() {
+      for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await core.queue.queue.obliterate({ force: true }).catch(() => {});
+      await core.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function waitFor<T>(check: () => Promise<T | undefined | false>, timeoutMs = 60_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export function exited(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
+}

@@ -1,0 +1,134 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ingestDirect } from '../helpers/ingest.js';
+import { makeDx } from '../helpers/dicom.js';
+import { exited, MODEL_DIR, startProcessSystem, waitFor, type ProcessSystem } from '../helpers/processes.js';
+
+const samples = path.resolve(import.meta.dirname, '../../samples');
+const hasModel = fs.existsSync(path.join(MODEL_DIR, 'manifest.json'));
+
+describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker processes)', () => {
+  let system: ProcessSystem | undefined;
+  afterEach(async () => {
+    await system?.stop();
+    system = undefined;
+  });
+
+  const results = async (s: ProcessSystem) => s.core.database.db.selectFrom('ai_results').selectAll().execute();
+
+  it('gives every sample a result, flags applicable images, and marks the chest image not applicable', async () => {
+    system = await startProcessSystem();
+    const s = system;
+    await s.startWorker();
+    const files = fs.readdirSync(path.join(samples, 'fracatlas')).map((f) => path.join(samples, 'fracatlas', f))
+      .concat(fs.readdirSync(path.join(samples, 'real-cr')).map((f) => path.join(samples, 'real-cr', f)));
+    for (const file of files) expect((await ingestDirect(s.core, fs.readFileSync(file))).status).toBe('stored');
+    const rows = await waitFor(async () => { const r = await results(s); return r.length === files.length && r; }, 120_000, 'a result per image');
+    expect(rows.filter((r) => r.status === 'failed')).toEqual([]);
+    const notApplicable = rows.filter((r) => r.status === 'not_applicable');
+    expect(notApplicable).toHaveLength(1);
+    expect(notApplicable[0].reason).toMatch(/CHEST/);
+    for (const r of rows.filter((x) => x.status === 'done')) {
+      expect(r.probability).toBeGreaterThanOrEqual(0);
+      expect(r.probability).toBeLessThanOrEqual(1);
+      expect(['none', 'doubt', 'definite']).toContain(r.flag);
+      expect(r.model_version).toBeTruthy();
+      expect(r.started_at! <= r.decoded_at! && r.decoded_at! <= r.inferred_at! && r.inferred_at! <= r.stored_at).toBe(true);
+      const png = await s.core.repos.storage.readDerived(r.heatmap_key!);
+      expect(png.subarray(1, 4).toString()).toBe('PNG');
+    }
+    const studies = await s.core.database.db.selectFrom('studies').selectAll().execute();
+    expect(studies.every((st) => st.ai_state === 'complete')).toBe(true);
+  }, 180_000);
+
+  it('stores one result when a worker is killed after storing and before acknowledging', async () => {
+    system = await startProcessSystem();
+    const s = system;
+    const dying = await s.startWorker({ FT_FAILPOINTS: 'worker-after-store' });
+    await ingestDirect(s.core, makeDx({ rows: 256, columns: 256 }).bytes);
+    await exited(dying);
+    expect(dying.signalCode).toBe('SIGKILL');
+    expect(await results(s)).toHaveLength(1);
+    // The job is still "active" with an expiring lock; a healthy worker picks it up and runs it again.
+    await s.startWorker();
+    await waitFor(async () => (await s.core.queue.queue.getJobCounts('completed')).completed === 1, 60_000, 'the job to complete');
+    const rows = await results(s);
+    expect(rows).toHaveLength(1);
+    expect(rows[0].status).toBe('done');
+  }, 120_000);
+
+  it('finishes a job whose worker was SIGKILLed mid-job on another worker', async () => {
+    system = await startProcessSystem();
+    const s = system;
+    const dying = await s.startWorker({ FT_FAILPOINTS: 'worker-after-decode' });
+    await ingestDirect(s.core, makeDx({ rows: 256, columns: 256 }).bytes);
+    await exited(dying);
+    expect(dying.signalCode).toBe('SIGKILL');
+    expect((await s.core.queue.queue.getJobCounts('active')).active).toBe(1); // orphaned, lock still held
+    await s.startWorker();
+    const rows = await waitFor(async () => { const r = await results(s); return r.length === 1 && r; }, 60_000, 'the result');
+    expect(rows[0].status).toBe('done');
+    expect((await s.core.queue.queue.getJobCounts('failed')).failed).toBe(0);
+  }, 120_000);
+
+  it('records undecodable pixels as a failed result with its reason, once, without retrying', async () => {
+    system = await startProcessSystem();
+    const s = system;
+    await s.startWorker();
+    // Accepted at upload (a well-formed JPEG Lossless data set) but its fragment is not a JPEG stream.
+    const bytes = corruptJpegLossless();
+    expect((await ingestDirect(s.core, bytes)).status).toBe('stored');
+    const rows = await waitFor(async () => { const r = await results(s); return r.length === 1 && r; }, 60_000, 'the failed result');
+    expect(rows[0].status).toBe('failed');
+    expect(rows[0].reason).toMatch(/cannot decode/);
+    const failed = await waitFor(async () => (await s.core.queue.queue.getFailed())[0], 10_000, 'the failed job');
+    expect(failed.attemptsMade).toBe(1); // UnrecoverableError: no retry storm
+    expect(failed.failedReason).toMatch(/cannot decode/);
+    const instance = await s.core.repos.instances.get(rows[0].instance_id);
+    expect(instance?.status).toBe('failed');
+  }, 120_000);
+
+  it('loses no job when a worker is stopped with jobs in flight', async () => {
+    system = await startProcessSystem({ WORKER_CONCURRENCY: '2' });
+    const s = system;
+    const first = await s.startWorker();
+    const n = 12;
+    for (let i = 0; i < n; i++) await ingestDirect(s.core, makeDx({ rows: 512, columns: 512 }).bytes);
+    await waitFor(async () => (await s.core.queue.queue.getJobCounts('active')).active > 0, 30_000, 'a job in flight');
+    first.kill('SIGTERM');
+    await exited(first);
+    expect(first.exitCode).toBe(0); // graceful: it finished what it had
+    await s.startWorker();
+    const rows = await waitFor(async () => { const r = await results(s); return r.length === n && r; }, 120_000, 'every result');
+    expect(rows.every((r) => r.status === 'done')).toBe(true);
+    expect((await s.core.queue.queue.getJobCounts('failed')).failed).toBe(0);
+  }, 180_000);
+});
+
+/** A JPEG Lossless DX whose single fragment is random bytes. */
+function corruptJpegLossless(): Buffer {
+  const dx = makeDx({ rows: 64, columns: 64 });
+  const text = dx.bytes;
+  const tsAt = text.indexOf('1.2.840.10008.1.2.1\0');
+  const pixelTag = Buffer.from([0xe0, 0x7f, 0x10, 0x00]);
+  const pixelAt = text.lastIndexOf(pixelTag);
+  const head = Buffer.from(text.subarray(0, pixelAt));
+  // Same-length UID swap is not possible (22 vs 20 chars), so rewrite the meta header value and its lengths.
+  const meta = rewriteTransferSyntax(head, tsAt, '1.2.840.10008.1.2.4.70');
+  const fragment = Buffer.from(Array.from({ length: 200 }, (_, i) => (i * 37 + 11) & 0xff));
+  const item = (len: number) => { const b = Buffer.alloc(8); b.writeUInt16LE(0xfffe, 0); b.writeUInt16LE(0xe000, 2); b.writeUInt32LE(len, 4); return b; };
+  const pixelHeader = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+  const delimiter = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
+  return Buffer.concat([meta, pixelHeader, item(0), item(fragment.length), fragment, delimiter]);
+}
+
+function rewriteTransferSyntax(head: Buffer, tsAt: number, uid: string): Buffer {
+  const value = Buffer.from(uid.length % 2 ? `${uid}\0` : uid, 'latin1');
+  const oldLength = head.readUInt16LE(tsAt - 2);
+  const out = Buffer.concat([head.subarray(0, tsAt - 2), Buffer.from([value.length & 0xff, value.length >> 8]), value, head.subarray(tsAt + oldLength)]);
+  // (0002,0000) group length sits right after "DICM": fix it for the new value length.
+  const groupLengthAt = 132 + 8;
+  out.writeUInt32LE(out.readUInt32LE(groupLengthAt) + value.length - oldLength, groupLengthAt);
+  return out;
+}

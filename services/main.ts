@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { startApi } from './api/server.js';
 import { loadConfig } from './core/config.js';
@@ -18,8 +20,38 @@ async function main() {
 
   if (config.demo) await seedDemo(config, log);
   await startApi();
+  superviseWorker(log);
   console.log(`\nfracture-triage is running at ${config.publicUrl}  (API docs: ${config.publicUrl}/docs)`);
   console.log('Decision support only: every AI finding is for a radiologist to confirm.\n');
+}
+
+/**
+ * The classify worker runs in its own process (inference must not stall the API's event loop).
+ * If it dies it is started again, with a growing pause; its jobs are picked up where they were.
+ */
+function superviseWorker(log: ReturnType<typeof createLogger>) {
+  const entry = fileURLToPath(new URL(`./worker/main${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+  let child: ChildProcess | undefined;
+  let delay = 1_000;
+  let stopping = false;
+  const start = () => {
+    const startedAt = Date.now();
+    child = fork(entry, [], { stdio: 'inherit' });
+    child.on('exit', (code, signal) => {
+      if (stopping) return;
+      if (Date.now() - startedAt > 60_000) delay = 1_000;
+      log.error({ code, signal, restartInMs: delay }, 'classify worker exited; restarting');
+      setTimeout(start, delay);
+      delay = Math.min(delay * 2, 30_000);
+    });
+  };
+  start();
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      stopping = true;
+      child?.kill('SIGTERM');
+    });
+  }
 }
 
 /** Demo mode: a "demo" site with an API key kept in data/demo-api-key, so `npm run send -- samples/` works. */

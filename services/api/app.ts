@@ -12,6 +12,10 @@ import { authRoutes } from './routes/auth.js';
 import { dicomwebReadRoutes } from './routes/dicomweb-read.js';
 import { healthRoutes } from './routes/health.js';
 import { stowRoutes } from './routes/stow.js';
+import { eventRoutes } from './routes/events.js';
+import { reviewRoutes } from './routes/reviews.js';
+import { webRoutes } from './routes/web.js';
+import { worklistRoutes } from './routes/worklist.js';
 
 /** Builds the HTTP API over a Core. The server entry (server.ts) and the tests both use this. */
 export async function buildApp(core: Core): Promise<FastifyInstance> {
@@ -71,5 +75,9 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
   });
   dicomwebReadRoutes(app, core, authenticate);
   authRoutes(app, core, authenticate);
+  worklistRoutes(app, core, authenticate);
+  reviewRoutes(app, core, authenticate);
+  eventRoutes(app, core, authenticate);
+  await webRoutes(app, core);
   return app;
 }

@@ -1,0 +1,108 @@
+import type { FastifyInstance } from 'fastify';
+import type { Core } from '../../core/core.js';
+import { DECISIONS, ReviewError } from '../../core/services/review.service.js';
+import type { Authenticate, Principal } from '../plugins/auth.js';
+
+type UserPrincipal = Extract<Principal, { type: 'user' }>;
+
+const EXPORT_COLUMNS = [
+  'review_id', 'site_id', 'study_uid', 'series_uid', 'sop_instance_uid', 'body_part', 'view_position', 'laterality', 'rows', 'columns',
+  'decision', 'comment', 'review_boxes', 'reviewer', 'decided_at', 'superseded_at',
+  'ai_status', 'ai_probability', 'ai_flag', 'ai_boxes', 'model_name', 'model_version', 'study_ai_flag', 'study_ai_score',
+] as const;
+
+function csvCell(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  let text = String(value);
+  // A cell a spreadsheet would run as a formula is quoted with a leading apostrophe.
+  if (/^[=+\-@\t\r]/.test(text) && typeof value === 'string') text = `'${text}`;
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/**
+ * Decisions. Radiologists decide (admins manage users and watch the system; a decision is a
+ * radiologist's act). Admins export decisions with the AI results for retraining and monitoring.
+ */
+export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Authenticate) {
+  const tags = ['Viewer'];
+  const params = { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } };
+
+  app.post('/api/studies/:id/review', {
+    preHandler: authenticate({ session: true, roles: ['radiologist'] }),
+    schema: {
+      tags, summary: 'Record a decision on a study (supersedes the previous one; history kept; audited)', params,
+      body: {
+        type: 'object', required: ['decision'], additionalProperties: false,
+        properties: {
+          decision: { type: 'string', enum: DECISIONS },
+          comment: { type: ['string', 'null'], maxLength: 2000 },
+          boxes: { type: ['array', 'null'], maxItems: 20, items: { type: 'object' } },
+        },
+      },
+    },
+  }, async (request, reply) => {
+    const p = request.principal as UserPrincipal;
+    try {
+      const review = await core.services.reviews.decide(p, Number((request.params as { id: number }).id), request.body as { decision: string });
+      return reply.code(201).send({ review: { id: review.id, studyId: review.study_id, decision: review.decision, comment: review.comment, at: review.created_at } });
+    } catch (err) {
+      if (err instanceof ReviewError) return reply.code(err.statusCode).send({ error: err.statusCode === 404 ? 'Not Found' : 'Bad Request', message: err.message });
+      throw err;
+    }
+  });
+
+  app.get('/api/studies/:id/reviews', {
+    preHandler: authenticate({ session: true, roles: ['radiologist', 'admin'] }), schema: { tags, summary: 'Decision history of a study, newest first', params },
+  }, async (request, reply) => {
+    const p = request.principal as UserPrincipal;
+    const id = Number((request.params as { id: number }).id);
+    if (!(await core.repos.worklist.getStudy(p.siteIds, id))) return reply.code(404).send({ error: 'Not Found', message: 'no such study' });
+    const rows = await core.services.reviews.history(id);
+    return {
+      reviews: rows.map((r) => ({
+        id: r.id, decision: r.decision, comment: r.comment, boxes: r.boxes ? JSON.parse(r.boxes) as unknown[] : [],
+        user: { id: r.user_id, username: r.username, displayName: r.display_name }, at: r.created_at, supersededAt: r.superseded_at,
+      })),
+    };
+  });
+
+  app.get('/api/reviews/export', {
+    preHandler: authenticate({ session: true, roles: ['admin'] }),
+    schema: {
+      tags, summary: 'Export decisions with the AI result of each image (CSV or JSON; no patient names or IDs)',
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          format: { type: 'string', enum: ['csv', 'json'], default: 'csv' },
+          history: { type: 'boolean', default: false, description: 'include superseded decisions' },
+          from: { type: 'integer', minimum: 0, description: 'epoch ms' }, to: { type: 'integer', minimum: 0, description: 'epoch ms' },
+        },
+      },
+    },
+  }, async (request, reply) => {
+    const p = request.principal as UserPrincipal;
+    const q = request.query as { format: 'csv' | 'json'; history: boolean; from?: number; to?: number };
+    const rows = await core.repos.reviews.exportRows(p.siteIds, { includeSuperseded: q.history, from: q.from, to: q.to });
+    await core.repos.audit.record({
+      actor_type: 'user', actor_id: p.id, site_id: p.siteIds.length === 1 ? p.siteIds[0] : null, action: 'review.export',
+      details: { format: q.format, rows: rows.length, history: q.history },
+    });
+    const stamp = new Date().toISOString().slice(0, 10);
+    reply.header('Cache-Control', 'no-store');
+    if (q.format === 'json') {
+      reply.header('Content-Disposition', `attachment; filename="fracture-triage-decisions-${stamp}.json"`);
+      return reply.type('application/json').send({
+        note: 'AI results are decision support only; decisions are radiologists\'.',
+        rows: rows.map((r) => ({
+          ...r,
+          review_boxes: r.review_boxes ? JSON.parse(r.review_boxes) as unknown : [],
+          ai_boxes: r.ai_boxes ? JSON.parse(r.ai_boxes) as unknown : [],
+        })),
+      });
+    }
+    const lines = [EXPORT_COLUMNS.join(',')];
+    for (const row of rows) lines.push(EXPORT_COLUMNS.map((c) => csvCell((row as Record<string, unknown>)[c])).join(','));
+    reply.header('Content-Disposition', `attachment; filename="fracture-triage-decisions-${stamp}.csv"`);
+    return reply.type('text/csv; charset=utf-8').send(`${lines.join('\r\n')}\r\n`);
+  });
+}

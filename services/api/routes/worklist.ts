@@ -1,0 +1,178 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Core } from '../../core/core.js';
+import type { WorklistAiState, WorklistFilter, WorklistRow } from '../../core/repositories/worklist.repository.js';
+import type { Authenticate, Principal } from '../plugins/auth.js';
+
+type UserPrincipal = Extract<Principal, { type: 'user' }>;
+const user = (request: FastifyRequest) => request.principal as UserPrincipal;
+
+const AI_STATES: WorklistAiState[] = ['pending', 'definite', 'doubt', 'none', 'failed', 'not_applicable'];
+const DATE = '^\\d{8}$';
+
+/** What the worklist shows for a study's AI: pending while results are outstanding, else the roll-up flag. */
+export function aiStateOf(row: { ai_state: string; ai_flag: string | null }): WorklistAiState {
+  if (row.ai_flag && AI_STATES.includes(row.ai_flag as WorklistAiState)) return row.ai_flag as WorklistAiState;
+  return 'pending';
+}
+
+/** DICOM age (045Y) when the study has one, else computed from the birth and study dates. */
+export function patientAge(row: { patient_age: string | null; patient_birth_date: string | null; study_date: string | null }): string | null {
+  if (row.patient_age) {
+    const m = /^(\d{3})([DWMY])$/.exec(row.patient_age.trim());
+    return m ? `${Number(m[1])}${m[2]}` : row.patient_age.trim();
+  }
+  const birth = /^(\d{4})(\d{2})(\d{2})$/.exec(row.patient_birth_date ?? '');
+  const at = /^(\d{4})(\d{2})(\d{2})$/.exec(row.study_date ?? '');
+  if (!birth || !at) return null;
+  let years = Number(at[1]) - Number(birth[1]);
+  if (Number(at[2]) * 100 + Number(at[3]) < Number(birth[2]) * 100 + Number(birth[3])) years--;
+  return years >= 0 && years < 150 ? `${years}Y` : null;
+}
+
+export function worklistItem(row: WorklistRow) {
+  return {
+    id: row.id,
+    siteId: row.site_id,
+    studyUid: row.study_uid,
+    patient: { name: row.patient_name, id: row.patient_id, age: patientAge(row), sex: row.patient_sex, birthDate: row.patient_birth_date },
+    accession: row.accession_number,
+    bodyPart: row.body_part,
+    description: row.description,
+    studyDate: row.study_date,
+    studyTime: row.study_time,
+    receivedAt: row.received_at,
+    priority: row.priority,
+    ai: { state: aiStateOf(row), complete: row.ai_state === 'complete', score: row.ai_score },
+    reviewState: row.review_state,
+    images: row.images,
+  };
+}
+
+/**
+ * The radiologist's worklist and study pages: site-scoped, paginated on the server. Radiologists
+ * and admins may read the worklist of their own sites.
+ */
+export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: Authenticate) {
+  const auth = authenticate({ session: true, roles: ['radiologist', 'admin'] });
+  const { worklist, audit, storage, reviews } = core.repos;
+  const tags = ['Viewer'];
+
+  app.get('/api/worklist', {
+    preHandler: auth,
+    schema: {
+      tags, summary: 'Worklist page: unreviewed first, then AI flag level, then priority, then longest waiting',
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          flag: { type: 'string', description: `comma-separated: ${AI_STATES.join(', ')}`, maxLength: 100 },
+          review: { type: 'string', enum: ['unreviewed', 'reviewed', 'all'] },
+          dateFrom: { type: 'string', pattern: DATE }, dateTo: { type: 'string', pattern: DATE },
+          bodyPart: { type: 'string', maxLength: 64 }, q: { type: 'string', maxLength: 64 },
+          limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 }, offset: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 0 },
+        },
+      },
+    },
+  }, async (request, reply) => {
+    const q = request.query as Record<string, string | number | undefined>;
+    const flags = typeof q.flag === 'string' && q.flag ? q.flag.split(',').map((f) => f.trim()) : undefined;
+    if (flags?.some((f) => !AI_STATES.includes(f as WorklistAiState))) {
+      return reply.code(400).send({ error: 'Bad Request', message: `flag must be among ${AI_STATES.join(', ')}` });
+    }
+    const filter: WorklistFilter = {
+      flags: flags as WorklistAiState[] | undefined,
+      review: q.review === 'unreviewed' || q.review === 'reviewed' ? q.review : undefined,
+      dateFrom: q.dateFrom as string | undefined, dateTo: q.dateTo as string | undefined,
+      bodyPart: (q.bodyPart as string | undefined)?.trim() || undefined,
+      q: (q.q as string | undefined)?.trim() || undefined,
+    };
+    const limit = Number(q.limit ?? 50);
+    const offset = Number(q.offset ?? 0);
+    const page = await worklist.page(user(request).siteIds, filter, limit, offset);
+    reply.header('Cache-Control', 'no-store');
+    return { total: page.total, offset, limit, items: page.rows.map(worklistItem) };
+  });
+
+  app.get('/api/worklist/body-parts', { preHandler: auth, schema: { tags, summary: 'Body parts present in the worklist (filter menu)' } },
+    async (request) => ({ bodyParts: await worklist.bodyParts(user(request).siteIds) }));
+
+  app.get('/api/studies/:id', {
+    preHandler: auth,
+    schema: { tags, summary: 'Open a study: images, AI results, decision history (audited as study.open)', params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } } },
+  }, async (request, reply) => {
+    const principal = user(request);
+    const id = Number((request.params as { id: number }).id);
+    const study = await worklist.getStudy(principal.siteIds, id);
+    if (!study) return reply.code(404).send({ error: 'Not Found', message: 'no such study' });
+    const [images, history] = await Promise.all([worklist.studyImages(id), reviews.history(id)]);
+    await audit.record({
+      actor_type: 'user', actor_id: principal.id, site_id: study.site_id, action: 'study.open',
+      target_type: 'study', target_id: String(id), details: { images: images.length, ai_flag: study.ai_flag },
+    });
+    const modelOf = images.find((i) => i.ai_model_version);
+    reply.header('Cache-Control', 'no-store');
+    return {
+      study: worklistItem({ ...study, body_part: images.find((i) => i.body_part)?.body_part ?? null, images: images.length }),
+      model: modelOf ? { name: modelOf.ai_model_name, version: modelOf.ai_model_version } : null,
+      images: images.map((i) => ({
+        id: i.id,
+        sopInstanceUid: i.sop_instance_uid,
+        seriesUid: i.series_uid,
+        seriesNumber: i.series_number,
+        seriesDescription: i.series_description,
+        instanceNumber: i.instance_number,
+        modality: i.modality,
+        bodyPart: i.body_part,
+        laterality: i.laterality,
+        viewPosition: i.view_position,
+        rows: i.rows,
+        columns: i.columns,
+        photometric: i.photometric_interpretation,
+        transferSyntax: i.transfer_syntax_uid,
+        frames: i.number_of_frames,
+        url: `/api/instances/${i.id}/file`,
+        ai: i.ai_status ? {
+          status: i.ai_status,
+          probability: i.ai_probability,
+          flag: i.ai_flag,
+          boxes: i.ai_boxes ? JSON.parse(i.ai_boxes) as unknown[] : [],
+          heatmapUrl: i.ai_heatmap_key ? `/api/instances/${i.id}/heatmap` : null,
+          model: { name: i.ai_model_name, version: i.ai_model_version },
+          reason: i.ai_reason,
+        } : null,
+      })),
+      reviews: history.map((r) => ({
+        id: r.id, decision: r.decision, comment: r.comment, boxes: r.boxes ? JSON.parse(r.boxes) as unknown[] : [],
+        user: { id: r.user_id, username: r.username, displayName: r.display_name }, at: r.created_at, supersededAt: r.superseded_at,
+      })),
+    };
+  });
+
+  const instanceParams = { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } };
+
+  /** The stored original, byte for byte, for the viewer's wadouri: image ids. */
+  app.get('/api/instances/:id/file', {
+    preHandler: auth, schema: { tags, summary: 'The original DICOM file of an image (WADO-URI style, application/dicom)', params: instanceParams },
+  }, async (request, reply) => {
+    const principal = user(request);
+    const row = await worklist.getInstance(principal.siteIds, Number((request.params as { id: number }).id));
+    if (!row) return reply.code(404).send({ error: 'Not Found', message: 'no such image' });
+    await audit.record({
+      actor_type: 'user', actor_id: principal.id, site_id: row.site_id, action: 'instance.retrieve',
+      target_type: 'instance', target_id: String(row.id), details: { study_id: row.study_id },
+    });
+    reply.header('Cache-Control', 'private, no-store');
+    reply.header('Content-Length', String(row.size_bytes));
+    return reply.type('application/dicom').send(storage.createReadStream(row.storage_key));
+  });
+
+  /** The AI heat map (8-bit greyscale PNG over the whole image); the viewer colours and stretches it. */
+  app.get('/api/instances/:id/heatmap', {
+    preHandler: auth, schema: { tags, summary: 'AI heat map of an image (greyscale PNG; decision support only)', params: instanceParams },
+  }, async (request, reply) => {
+    const row = await worklist.getInstance(user(request).siteIds, Number((request.params as { id: number }).id));
+    if (!row?.heatmap_key) return reply.code(404).send({ error: 'Not Found', message: 'no heat map for this image' });
+    const png = await storage.readDerived(row.heatmap_key);
+    reply.header('Cache-Control', 'private, max-age=300');
+    return reply.type('image/png').send(png);
+  });
+}

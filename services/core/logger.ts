@@ -10,8 +10,15 @@ export const REDACT_PATHS = [
   'req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie', 'password', '*.password',
 ];
 
+/** Request lines keep the path but not the query: QIDO queries carry patient names and IDs. */
+function serializeRequest(req: { method?: string; url?: string; id?: string; ip?: string }) {
+  const url = req.url ?? '';
+  const query = url.indexOf('?');
+  return { method: req.method, url: query < 0 ? url : `${url.slice(0, query)}?[query omitted]`, remoteAddress: req.ip };
+}
+
 export function loggerOptions(level: string, name: string): LoggerOptions {
-  return { level, name, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  return { level, name, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, serializers: { req: serializeRequest } };
 }
 
 export function createLogger(level: string, name: string) {

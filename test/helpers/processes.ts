@@ -22,6 +22,8 @@ export interface ProcessSystem {
   url: string;
   startApi(): Promise<ChildProcess>;
   startWorker(extra?: Record<string, string>): Promise<ChildProcess>;
+  /** Everything the processes wrote to stdout and stderr so far. */
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -59,8 +61,11 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
   await core.services.apiKeys.createSite('site-a', 'A');
   const { key } = await core.services.apiKeys.createKey('site-a', 'test');
   const children: ChildProcess[] = [];
+  const chunks: string[] = [];
   const spawnTs = (entry: string, extra: Record<string, string>) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, entry)], { cwd: root, env: { ...process.env, ...fullEnv, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d: Buffer) => chunks.push(d.toString()));
+    child.stderr!.on('data', (d: Buffer) => chunks.push(d.toString()));
     children.push(child);
     return child;
   };
@@ -68,8 +73,12 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
     env: fullEnv, core, key, url: `http://127.0.0.1:${port}`,
     async startApi() {
       const child = spawnTs('services/api/server.ts', {});
-      await waitForLine(child, 'Server listening');
       child.stdout!.resume();
+      child.stderr!.resume();
+      await waitFor(async () => {
+        if (child.exitCode !== null) throw new Error(`API exited (${child.exitCode})`);
+        return fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+      }, 60_000, 'the API to answer');
       return child;
     },
     async startWorker(extra = {}) {
@@ -79,6 +88,7 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
       child.stderr!.resume();
       return child;
     },
+    output: () => chunks.join(''),
     async stop() {
       for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await core.queue.queue.obliterate({ force: true }).catch(() => {});

@@ -10,7 +10,9 @@ import cookie from '@fastify/cookie';
 import { createAuthenticate } from './plugins/auth.js';
 import { authRoutes } from './routes/auth.js';
 import { dicomwebReadRoutes } from './routes/dicomweb-read.js';
+import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { stowRoutes } from './routes/stow.js';
 import { eventRoutes } from './routes/events.js';
 import { reviewRoutes } from './routes/reviews.js';
@@ -65,6 +67,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
   await app.register(cookie);
   const authenticate = createAuthenticate(core.services.apiKeys, core.services.auth);
   const gate = new UploadGate(limits.maxConcurrentUploads);
+  metricsRoutes(app, core);
   healthRoutes(app, core);
   await app.register(async (uploads) => {
     // Upload bodies are streamed by the handlers themselves, whatever their type (a wrong type
@@ -75,6 +78,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
   });
   dicomwebReadRoutes(app, core, authenticate);
   authRoutes(app, core, authenticate);
+  await adminRoutes(app, core, authenticate);
   worklistRoutes(app, core, authenticate);
   reviewRoutes(app, core, authenticate);
   eventRoutes(app, core, authenticate);

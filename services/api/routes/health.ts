@@ -1,18 +1,40 @@
 import type { FastifyInstance } from 'fastify';
-import { sql } from 'kysely';
 import type { Core } from '../../core/core.js';
 
-/** Liveness and readiness; the only routes without credentials. */
+/**
+ * Liveness and readiness; the only routes without credentials.
+ *
+ * /readyz is the API's readiness: Redis and the database answer (uploads can be stored and
+ * queued). Whether a model is loaded is known only from worker heartbeats; it is reported
+ * (`model`, `workers`) but does not make the API unready by default, since uploads are still
+ * accepted and queued while no worker runs. `?model=required` makes it count (503 until at least
+ * one live worker has a model loaded), for deploy scripts and tests that wait for the pipeline.
+ */
 export function healthRoutes(app: FastifyInstance, core: Core) {
   app.get('/healthz', { schema: { tags: ['Operations'], summary: 'Process is up' } }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', { schema: { tags: ['Operations'], summary: 'Redis and the database answer' } }, async (_request, reply) => {
-    const withTimeout = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 1_000))]);
-    const [redis, database] = await Promise.all([
-      withTimeout(core.redis.ping()).then(() => 'ok', () => 'unreachable'),
-      withTimeout(sql`select 1`.execute(core.database.db)).then(() => 'ok', () => 'unreachable'),
-    ]);
-    const ready = redis === 'ok' && database === 'ok';
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', redis, database });
+  app.get('/readyz', {
+    schema: {
+      tags: ['Operations'],
+      summary: 'Redis and the database answer; reports live workers and their model',
+      querystring: { type: 'object', properties: { model: { type: 'string', enum: ['required', 'optional'] } } },
+    },
+  }, async (request, reply) => {
+    const admin = core.services.queueAdmin;
+    const { redis, database } = await admin.health();
+    const workers = redis === 'ok' ? await admin.workers().catch(() => null) : null;
+    const alive = (workers ?? []).filter((w) => w.alive && w.modelVersion);
+    const models = [...new Map(alive.map((w) => [`${w.modelName}@${w.modelVersion}/${w.backend}`, { name: w.modelName, version: w.modelVersion, backend: w.backend }])).values()];
+    const model = workers === null ? 'unknown' : alive.length ? 'loaded' : 'no live worker';
+    const requireModel = (request.query as { model?: string }).model === 'required';
+    const ready = redis === 'ok' && database === 'ok' && (!requireModel || model === 'loaded');
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'not ready',
+      redis,
+      database,
+      model,
+      models,
+      workers: workers === null ? null : { alive: alive.length, total: workers.length },
+    });
   });
 }

@@ -53,11 +53,12 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     const ctx: IngestContext = { siteId: request.principal!.siteIds[0], actorId: request.principal!.id, expectedStudyUid: (request.params as { study?: string }).study, priority };
     let received: Awaited<ReturnType<typeof receiveMultipart>>;
     try {
-      received = await receiveMultipart(limitBytes(request.raw, limits.maxRequestBytes), boundary, storage, ingest, ctx);
+      received = await receiveMultipart(app.metrics.countBytes(limitBytes(request.raw, limits.maxRequestBytes), 'stow'), boundary, storage, ingest, ctx);
     } finally {
       gate.leave();
     }
     const { outcomes, error } = received;
+    app.metrics.countOutcomes(outcomes);
     const extra: RequestFailure[] = [];
     if (error) {
       // Stop reading a body we refuse; the client must not keep sending into the void.
@@ -114,16 +115,18 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     if (!gate.tryEnter()) return refuseBusy(reply);
     let outcome: IngestOutcome;
     try {
-      outcome = await receiveOne(limitBytes(request.raw, limits.maxPartBytes), storage, ingest, {
+      outcome = await receiveOne(app.metrics.countBytes(limitBytes(request.raw, limits.maxPartBytes), 'instances'), storage, ingest, {
         siteId: request.principal!.siteIds[0], actorId: request.principal!.id, priority,
       });
     } catch (error) {
       if (!(error instanceof RequestTooLargeError)) throw error;
+      app.metrics.countOutcomes([{ status: 'failed' }]);
       reply.header('Connection', 'close');
       return reply.code(413).send({ error: 'Payload Too Large', message: `file larger than the ${Math.round(limits.maxPartBytes / 1024 / 1024)} MB limit` });
     } finally {
       gate.leave();
     }
+    app.metrics.countOutcomes([outcome]);
     if (outcome.status === 'failed') {
       const code = outcome.failureReason === FailureReason.OutOfResources ? 507 : outcome.failureReason === FailureReason.ProcessingFailure ? 503 : 422;
       return reply.code(code).send({ status: 'failed', failureReason: `0x${outcome.failureReason.toString(16).toUpperCase().padStart(4, '0')}`, message: outcome.reason });

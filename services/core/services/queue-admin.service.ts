@@ -238,9 +238,10 @@ export class QueueAdminService {
     const job = await this.job(id);
     const state = await job.getState();
     if (state !== 'failed') throw new JobStateError(`job is ${state}, only failed jobs can be retried`);
+    const previous = { previousReason: job.failedReason || null, attemptsMade: job.attemptsMade };
     if (typeof job.data?.instanceId === 'number') await this.stats.markRequeued([job.data.instanceId]);
     await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-    await this.record(actor, 'queue.job_retry', { type: 'job', id }, { previousReason: job.failedReason ?? null, attemptsMade: job.attemptsMade });
+    await this.record(actor, 'queue.job_retry', { type: 'job', id }, previous);
   }
 
   /** Retries every failed job (up to `max` in one call); returns how many went back and how many are left. */

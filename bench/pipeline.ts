@@ -65,7 +65,7 @@ async function runOnce(label: string, count: number, rows: number, columns: numb
   const system: ProcessSystem = await startProcessSystem({ LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', JOB_LOCK_MS: '30000', STALLED_CHECK_MS: '30000' });
   try {
     await system.startApi();
-    const workerProcs = [];
+    const workerProcs: import('node:child_process').ChildProcess[] = [];
     for (let i = 0; i < workers; i++) workerProcs.push(await system.startWorker({ LOG_LEVEL: 'info' }));
     const images = Array.from({ length: count }, () => image(rows, columns));
     let peakRss = 0;

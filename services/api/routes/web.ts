@@ -70,6 +70,7 @@ export async function webRoutes(app: FastifyInstance, core: Core) {
       root,
       prefix: '/',
       decorateReply: false,
+      cacheControl: false,
       index: ['index.html'],
       // Hashed bundles never change; the HTML pages are always re-checked.
       setHeaders: (res, file) => {

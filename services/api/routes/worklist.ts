@@ -29,6 +29,21 @@ export function patientAge(row: { patient_age: string | null; patient_birth_date
   return years >= 0 && years < 150 ? `${years}Y` : null;
 }
 
+type StudyImageRow = Awaited<ReturnType<Core['repos']['worklist']['studyImages']>>[number];
+
+/** An image's AI result as the viewer shows it (decision support only). */
+function imageAi(i: StudyImageRow) {
+  return i.ai_status ? {
+    status: i.ai_status,
+    probability: i.ai_probability,
+    flag: i.ai_flag,
+    boxes: i.ai_boxes ? JSON.parse(i.ai_boxes) as unknown[] : [],
+    heatmapUrl: i.ai_heatmap_key ? `/api/instances/${i.id}/heatmap` : null,
+    model: { name: i.ai_model_name, version: i.ai_model_version },
+    reason: i.ai_reason,
+  } : null;
+}
+
 export function worklistItem(row: WorklistRow) {
   return {
     id: row.id,
@@ -130,20 +145,30 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
         transferSyntax: i.transfer_syntax_uid,
         frames: i.number_of_frames,
         url: `/api/instances/${i.id}/file`,
-        ai: i.ai_status ? {
-          status: i.ai_status,
-          probability: i.ai_probability,
-          flag: i.ai_flag,
-          boxes: i.ai_boxes ? JSON.parse(i.ai_boxes) as unknown[] : [],
-          heatmapUrl: i.ai_heatmap_key ? `/api/instances/${i.id}/heatmap` : null,
-          model: { name: i.ai_model_name, version: i.ai_model_version },
-          reason: i.ai_reason,
-        } : null,
+        ai: imageAi(i),
       })),
       reviews: history.map((r) => ({
         id: r.id, decision: r.decision, comment: r.comment, boxes: r.boxes ? JSON.parse(r.boxes) as unknown[] : [],
         user: { id: r.user_id, username: r.username, displayName: r.display_name }, at: r.created_at, supersededAt: r.superseded_at,
       })),
+    };
+  });
+
+  /** AI results only (no patient data), for an open viewer to refresh when results arrive; not a study open. */
+  app.get('/api/studies/:id/ai', {
+    preHandler: auth,
+    schema: { tags, summary: 'AI results of an open study (refresh; decision support only)', params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } } },
+  }, async (request, reply) => {
+    const id = Number((request.params as { id: number }).id);
+    const study = await worklist.getStudy(user(request).siteIds, id);
+    if (!study) return reply.code(404).send({ error: 'Not Found', message: 'no such study' });
+    const images = await worklist.studyImages(id);
+    const modelOf = images.find((i) => i.ai_model_version);
+    reply.header('Cache-Control', 'no-store');
+    return {
+      study: { id, ai: { state: aiStateOf(study), complete: study.ai_state === 'complete', score: study.ai_score }, reviewState: study.review_state },
+      model: modelOf ? { name: modelOf.ai_model_name, version: modelOf.ai_model_version } : null,
+      images: images.map((i) => ({ id: i.id, ai: imageAi(i) })),
     };
   });
 

@@ -7,7 +7,7 @@ import type { WorklistRepository } from '../repositories/worklist.repository.js'
 
 export const DECISIONS: ReviewDecision[] = ['agree', 'disagree', 'missed', 'uncertain'];
 
-export interface ReviewBox { x: number; y: number; width: number; height: number }
+export interface ReviewBox { x: number; y: number; width: number; height: number; instanceId?: number }
 
 /** A review event on the same channel as the worker's pipeline events, so every open worklist updates. */
 export interface ReviewEvent { type: 'review'; siteId: string; studyId: number; reviewState: 'reviewed'; decision: ReviewDecision }
@@ -71,6 +71,8 @@ function validBoxes(raw: unknown): ReviewBox[] {
     }
     const [x, y, width, height] = (values as number[]).map((v) => Math.round(v * 10) / 10);
     if (width <= 0 || height <= 0) throw new ReviewError('boxes: width and height must be positive', 400);
-    return { x, y, width, height };
+    // Which image of the study the box is on (the viewer sends it; the export carries it).
+    const instanceId = Number.isSafeInteger(box.instanceId) && (box.instanceId as number) > 0 ? box.instanceId as number : undefined;
+    return instanceId ? { x, y, width, height, instanceId } : { x, y, width, height };
   });
 }

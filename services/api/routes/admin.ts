@@ -1,10 +1,16 @@
+import { createRequire } from 'node:module';
+import fsSync from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { Core } from '../../core/core.js';
 import type { Actor } from '../../core/services/queue-admin.service.js';
-import type { Authenticate } from '../plugins/auth.js';
+import { SESSION_COOKIE, type Authenticate } from '../plugins/auth.js';
+import { webDistDir } from './web.js';
 
 /** Where the read-only job browser (bull-board) is mounted. */
 export const BULL_BOARD_PATH = '/admin/queues';
@@ -93,21 +99,62 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
     scope.get('/api/admin/actions', { schema: { tags, summary: 'Recent audited queue actions' } }, async () => admin.recentActions());
   });
 
+  // The dashboard page: code only, no data (that comes from /api/admin/*). Without a session it
+  // shows its sign-in form; a signed-in user who is not an admin gets 403.
+  app.get('/admin.html', { schema: { hide: true } }, async (request, reply) => {
+    const token = request.cookies?.[SESSION_COOKIE];
+    const user = token ? await core.services.auth.session(token) : undefined;
+    reply.header('Cache-Control', 'no-store');
+    if (user && user.role !== 'admin') {
+      return reply.code(403).type('text/html; charset=utf-8')
+        .send('<!doctype html><meta charset="utf-8"><title>Forbidden</title><h1>403: admins only</h1><p><a href="/">Back to the worklist</a></p>\n');
+    }
+    const page = await fs.readFile(path.join(webDistDir(), 'admin.html')).catch(() => undefined);
+    if (!page) return reply.code(503).type('text/plain').send('The web app is not built. Run "npm run build:web" and restart.\n');
+    return reply.type('text/html; charset=utf-8').send(page);
+  });
+
   // bull-board, read-only: browsing only; changes go through the audited API above.
   const board = new FastifyAdapter();
   createBullBoard({
     queues: [new BullMQAdapter(core.queue.queue, { readOnlyMode: true })],
     serverAdapter: board,
-    options: { uiConfig: { boardTitle: 'fracture-triage', miscLinks: [{ text: 'Dashboard', url: '/admin.html' }] } },
+    options: {
+      uiConfig: {
+        boardTitle: 'fracture-triage',
+        miscLinks: [{ text: 'Dashboard', url: '/admin.html' }],
+        boardLogo: { path: `${BULL_BOARD_PATH}/static/images/logo.svg`, width: 28, height: 28 },
+        favIcon: { default: `${BULL_BOARD_PATH}/static/images/logo.svg`, alternative: `${BULL_BOARD_PATH}/static/favicon-32x32.png` },
+        hideDocsLink: true,
+      },
+    },
   });
   board.setBasePath(BULL_BOARD_PATH);
+  const views = bullBoardViews();
+  board.setViewsPath(views);
+  app.addHook('onClose', async () => { await fs.rm(views, { recursive: true, force: true }); });
   await app.register(async (scope) => {
     scope.addHook('preHandler', adminOnly);
-    scope.addHook('onSend', async (_request, reply: FastifyReply) => {
-      // The UI's page links a web font from a CDN; nothing is fetched from outside at run time.
-      reply.header('Content-Security-Policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'");
-      reply.header('Cache-Control', 'no-store');
-    });
+    scope.addHook('onSend', async (_request, reply: FastifyReply) => { reply.header('Cache-Control', 'no-store'); });
     await scope.register(board.registerPlugin(), { prefix: BULL_BOARD_PATH });
   });
+}
+
+/**
+ * bull-board's page, made to fit the app's Content-Security-Policy (base-uri 'none', no inline
+ * style, nothing from other origins): asset URLs made absolute instead of relying on <base>, the
+ * web-font link to a CDN and inline styles of the loading placeholder removed. The UI itself still
+ * reads its base path from the <base> element. Written to a temporary views folder at start.
+ */
+function bullBoardViews(): string {
+  const require = createRequire(import.meta.url);
+  const template = path.join(path.dirname(require.resolve('@bull-board/ui/package.json')), 'dist', 'index.ejs');
+  const page = fsSync.readFileSync(template, 'utf8')
+    .replace(/<link[^>]*fonts\.googleapis\.com[^>]*>\s*/g, '')
+    .replace(/(href|src)="static\//g, '$1="<%= basePath %>static/')
+    .replace(/<style>[\s\S]*?<\/style>/g, '')
+    .replace(/\sstyle="[^"]*"/g, '');
+  const dir = fsSync.mkdtempSync(path.join(os.tmpdir(), 'ft-bull-board-'));
+  fsSync.writeFileSync(path.join(dir, 'index.ejs'), page);
+  return dir;
 }

@@ -25,6 +25,19 @@ export const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+/**
+ * The image loader's decode worker (/assets/index.worker.bundle.min.worker.js) gets its own,
+ * narrower policy: its Emscripten codecs (OpenJPEG for JPEG 2000, CharLS) build their bindings
+ * with `new Function`, so the worker, and only the worker, may evaluate strings. It has no DOM,
+ * can fetch nothing but its own origin and data: URLs, and only ever sees pixel data.
+ */
+export const LOADER_WORKER_PATH = '/assets/index.worker.bundle.min.worker.js';
+export const WORKER_CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'",
+  "connect-src 'self' data:",
+].join('; ');
+
 /** The built web app: web/dist under the repository root, found from this file (source or dist/). */
 export function webDistDir(): string {
   if (process.env.WEB_DIST) return path.resolve(process.env.WEB_DIST);
@@ -48,7 +61,7 @@ export async function webRoutes(app: FastifyInstance, core: Core) {
     reply.header('Referrer-Policy', 'no-referrer');
     reply.header('Cross-Origin-Resource-Policy', 'same-origin');
     if (!isDocs(request)) {
-      reply.header('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+      reply.header('Content-Security-Policy', request.url.split('?')[0] === LOADER_WORKER_PATH ? WORKER_CONTENT_SECURITY_POLICY : CONTENT_SECURITY_POLICY);
       reply.header('X-Frame-Options', 'DENY');
       reply.header('Cross-Origin-Opener-Policy', 'same-origin');
       reply.header('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=()');

@@ -221,8 +221,10 @@ export class ViewerPage {
       if (this.image !== image) return;
       if (!this.stats.has(imageId)) this.stats.set(imageId, rangeStats(loaded.getPixelData(), loaded.invert === true || image.photometric === 'MONOCHROME1'));
       this.viewport.dataset.imageId = imageId;
-      cornerstone.displayImage(this.viewport, loaded);
+      // Each image starts from its own defaults (its VOI, MONOCHROME1 inversion), never the last image's.
+      cornerstone.displayImage(this.viewport, loaded, cornerstone.getDefaultViewportForImage(this.viewport, loaded));
       cornerstone.fitToWindow(this.viewport);
+      (this.element.querySelector('#preset') as HTMLSelectElement).value = '1';
     } catch (err) {
       this.showToast(`Could not display the image: ${errorText(err)}`, true);
       return;

@@ -1,0 +1,165 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launch, signIn } from './browser.js';
+import { ensureWebBuilt, startViewerSystem, type ViewerSystem } from './viewer-system.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const SHOTS = path.join(root, 'docs/screenshots');
+
+/** Statistics of what is drawn on a canvas: how many pixels are not black, distinct grey levels, a checksum. */
+function canvasStats(page: Page, selector: string) {
+  return page.evaluate((sel) => {
+    const canvas = document.querySelector(sel) as HTMLCanvasElement;
+    const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+    let lit = 0; let alpha = 0; let sum = 0;
+    const levels = new Set<number>();
+    for (let i = 0; i < data.length; i += 4) {
+      if (data[i] + data[i + 1] + data[i + 2] > 30) lit++;
+      if (data[i + 3] > 0) alpha++;
+      sum = (sum + data[i] * 3 + data[i + 1] * 5 + data[i + 2] * 7 + (i % 9973)) % 2_147_483_647;
+      levels.add(data[i]);
+    }
+    return { pixels: data.length / 4, lit, alpha, levels: levels.size, sum };
+  }, selector);
+}
+
+const IMAGE = '#viewport canvas.cornerstone-canvas';
+const OVERLAY = '#ai-overlay';
+const RANK: Record<string, number> = { definite: 0, doubt: 1, pending: 2, failed: 3, not_applicable: 3, none: 4 };
+
+async function waitRendered(page: Page, previous?: string) {
+  await page.waitForFunction((prev) => {
+    const vp = document.querySelector('#viewport') as HTMLElement | null;
+    return vp?.dataset.rendered && vp.dataset.rendered !== prev;
+  }, previous, { timeout: 30_000 });
+}
+
+describe('radiologist viewer, end to end (API + worker processes, headless Chromium)', () => {
+  let system: ViewerSystem;
+  let browser: Awaited<ReturnType<typeof launch>>;
+  let page: Page;
+
+  beforeAll(async () => {
+    ensureWebBuilt();
+    system = await startViewerSystem();
+    if (!system.realWorker) console.warn('e2e: no trained model in models/; AI results were stood in from samples/manifest.csv');
+    browser = await launch();
+    page = browser.page;
+  }, 240_000);
+  afterAll(async () => {
+    await browser?.close();
+    await system?.stop();
+  });
+
+  it('signs in and lists flagged studies first', async () => {
+    await signIn(page, system.url, 'rad-a');
+    const rows = await page.$$eval('#worklist tr.row', (trs) => trs.map((tr) => ({ ai: (tr as HTMLElement).dataset.ai!, review: (tr as HTMLElement).dataset.review! })));
+    expect(rows).toHaveLength(14); // the samples: 12 FracAtlas DX + 2 CR; never site B's study
+    expect(['definite', 'doubt']).toContain(rows[0].ai);
+    const ranks = rows.map((r) => RANK[r.ai]);
+    expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+    await page.waitForSelector('#live-state.up');
+    fs.mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SHOTS, 'worklist.png') });
+  });
+
+  it('opens the top study: the image renders, W/L drag changes it, the overlay toggles without touching the image', async () => {
+    await page.keyboard.press('Enter');
+    await waitRendered(page);
+    const first = await canvasStats(page, IMAGE);
+    expect(first.lit / first.pixels).toBeGreaterThan(0.1); // a real picture, not a blank canvas
+    expect(first.levels).toBeGreaterThan(30);
+    await expect.poll(async () => (await canvasStats(page, OVERLAY)).alpha, { timeout: 10_000 }).toBeGreaterThan(0); // heat map / boxes drawn
+    await page.screenshot({ path: path.join(SHOTS, 'viewer.png') });
+
+    // Overlay off (O): nothing on the overlay canvas, and the image canvas is the same as before.
+    await page.keyboard.press('o');
+    expect(await page.getAttribute('#viewport', 'data-overlay')).toBe('off');
+    expect((await canvasStats(page, OVERLAY)).alpha).toBe(0);
+    expect((await canvasStats(page, IMAGE)).sum).toBe(first.sum);
+    await page.keyboard.press('o');
+    expect(await page.getAttribute('#viewport', 'data-overlay')).toBe('on');
+    expect((await canvasStats(page, OVERLAY)).alpha).toBeGreaterThan(0);
+
+    // Window/level by dragging with the left button.
+    const before = { ww: await page.getAttribute('#viewport', 'data-ww'), wc: await page.getAttribute('#viewport', 'data-wc') };
+    const box = (await page.locator('#viewport').boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2 + 160, box.y + box.height / 2 + 120, { steps: 8 });
+    await page.mouse.up();
+    await expect.poll(() => page.getAttribute('#viewport', 'data-ww')).not.toBe(before.ww);
+    const after = await canvasStats(page, IMAGE);
+    expect(after.sum).not.toBe(first.sum);
+    expect(await page.textContent('#info-wl')).toContain(`W ${await page.getAttribute('#viewport', 'data-ww')}`);
+
+    // A preset (key 2, full range) changes W/L again; the help panel lists the shortcuts.
+    await page.keyboard.press('2');
+    await page.keyboard.press('?');
+    expect(await page.isVisible('#help')).toBe(true);
+    expect(await page.textContent('#help')).toContain('Toggle AI overlay');
+    await page.keyboard.press('Escape');
+    expect(await page.isVisible('#help')).toBe(false);
+    expect(await page.textContent('#ai-panel')).toContain('AI — decision support only');
+  }, 60_000);
+
+  it('agree (A) records the decision, moves to the next study, and both are in the audit log', async () => {
+    const studyId = Number(/#\/study\/(\d+)/.exec(page.url())![1]);
+    const previousImage = await page.getAttribute('#viewport', 'data-rendered');
+    await page.keyboard.press('a');
+    await page.waitForFunction((id) => /#\/study\/(\d+)/.exec(location.hash)?.[1] !== String(id), studyId, { timeout: 15_000 });
+    await waitRendered(page, previousImage ?? undefined);
+    const nextId = Number(/#\/study\/(\d+)/.exec(page.url())![1]);
+    expect(nextId).not.toBe(studyId);
+
+    const audit = system.core.repos.audit;
+    const decided = (await audit.list({ action: 'review.decide', limit: 50 })).filter((e) => e.target_id === String(studyId));
+    expect(decided).toHaveLength(1);
+    expect(JSON.parse(decided[0].details!)).toMatchObject({ decision: 'agree', previous: null });
+    const opened = (await audit.list({ action: 'study.open', limit: 50 })).map((e) => e.target_id);
+    expect(opened).toContain(String(studyId));
+    expect(opened).toContain(String(nextId));
+    const study = await system.core.database.db.selectFrom('studies').select('review_state').where('id', '=', studyId).executeTakeFirstOrThrow();
+    expect(study.review_state).toBe('reviewed');
+  }, 60_000);
+
+  it('renders a real CR JPEG 2000 MONOCHROME1 image', async () => {
+    await page.goto(`${system.url}/#/`);
+    await page.waitForSelector('#worklist tr.row');
+    await page.fill('#search', '11RG3');
+    await page.waitForFunction(() => document.querySelectorAll('#worklist tr.row').length === 1);
+    const previousImage = await page.getAttribute('#viewport', 'data-rendered');
+    await page.dblclick('#worklist tr.row');
+    await waitRendered(page, previousImage ?? undefined);
+    const stats = await canvasStats(page, IMAGE);
+    expect(stats.lit / stats.pixels).toBeGreaterThan(0.1);
+    expect(stats.levels).toBeGreaterThan(30);
+    expect(await page.textContent('#info-wl')).toContain('inverted'); // MONOCHROME1 shown with bone bright
+  }, 60_000);
+
+  it('a radiologist of site A never sees site B, and the reverse', async () => {
+    const siteB = await system.core.repos.instances.getStudy('site-b', system.siteBStudyUid);
+    const image = await system.core.database.db.selectFrom('instances').select('id').where('study_id', '=', siteB!.id).executeTakeFirstOrThrow();
+    await page.goto(`${system.url}/#/`);
+    await page.waitForSelector('#worklist tr.row');
+    await page.fill('#search', 'SITE-B-ONLY');
+    await page.waitForSelector('#worklist td.empty');
+    const statuses = await page.evaluate(async ([study, instance]) => Promise.all([
+      fetch(`/api/studies/${study}`).then((r) => r.status),
+      fetch(`/api/instances/${instance}/file`).then((r) => r.status),
+      fetch(`/api/worklist?q=SITE-B-ONLY`).then((r) => r.json()).then((j) => j.total),
+    ]), [siteB!.id, image.id]);
+    expect(statuses).toEqual([404, 404, 0]);
+
+    const other = await launch();
+    try {
+      await signIn(other.page, system.url, 'rad-b');
+      const accessions = await other.page.$$eval('#worklist tr.row td:nth-child(4)', (tds) => tds.map((td) => td.textContent));
+      expect(accessions).toEqual(['SITE-B-ONLY']);
+    } finally {
+      await other.close();
+    }
+  }, 60_000);
+});

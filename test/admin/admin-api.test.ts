@@ -232,6 +232,13 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
     const busy = stats.json.minutes.filter((m: any) => m.results > 0);
     expect(busy.reduce((a: number, m: any) => a + m.results, 0)).toBe(n);
     expect(busy.every((m: any) => m.p50Ms <= m.p95Ms)).toBe(true);
+    expect(stats.json.stages.upload_to_result).toEqual({ count: n, p50Ms: stats.json.total.p50Ms, p95Ms: stats.json.total.p95Ms });
+    // The stand-in worker stored queued_at and started_at: queue wait is known for each result.
+    expect(stats.json.stages.queue_wait.count).toBe(n);
+    const scraped = (await scrape(system.url)).samples;
+    expect(metric(scraped, 'ft_pipeline_results_last_hour')).toBe(n);
+    expect(metric(scraped, 'ft_pipeline_stage_seconds', { stage: 'upload_to_result', quantile: '0.95' })).toBe(stats.json.total.p95Ms / 1000);
+    expect(metric(scraped, 'ft_pipeline_stage_seconds', { stage: 'upload_to_result', quantile: '0.5' })).toBe(stats.json.total.p50Ms / 1000);
   });
 
   it('serves /metrics as Prometheus text whose counters move with traffic', async () => {

@@ -73,6 +73,14 @@ export function metricsRoutes(app: FastifyInstance, core: Core) {
     name: `${METRIC_PREFIX}model_info`, help: 'Alive workers per loaded model (name, version, backend)',
     labelNames: ['model_name', 'model_version', 'backend'] as const, registers: [registry],
   });
+  const stageSeconds = new Gauge({
+    name: `${METRIC_PREFIX}pipeline_stage_seconds`,
+    help: 'Pipeline time per stage over the last hour, from the database (quantile 0.5 / 0.95): queue_wait, decode, inference, store, total (started→stored), upload_to_result (received→stored)',
+    labelNames: ['stage', 'quantile'] as const, registers: [registry],
+  });
+  const resultsLastHour = new Gauge({
+    name: `${METRIC_PREFIX}pipeline_results_last_hour`, help: 'AI results stored in the last hour (database)', registers: [registry],
+  });
   const diskFree = new Gauge({ name: `${METRIC_PREFIX}data_disk_free_bytes`, help: 'Free bytes on the filesystem of the data folder', registers: [registry] });
   const diskTotal = new Gauge({ name: `${METRIC_PREFIX}data_disk_total_bytes`, help: 'Size of the filesystem of the data folder', registers: [registry] });
 
@@ -86,6 +94,7 @@ export function metricsRoutes(app: FastifyInstance, core: Core) {
       stats.resultsByFlag().catch(() => null),
       admin.disk(),
     ]);
+    const hour = await stats.window({ minutes: 60, maxRows: 20_000 }).catch(() => null);
     up.reset();
     up.set({ dependency: 'redis' }, health.redis === 'ok' ? 1 : 0);
     up.set({ dependency: 'database' }, health.database === 'ok' ? 1 : 0);
@@ -114,6 +123,14 @@ export function metricsRoutes(app: FastifyInstance, core: Core) {
       workerJobs.set({ worker: w.id, outcome: 'done' }, w.jobsDone);
       workerJobs.set({ worker: w.id, outcome: 'failed' }, w.jobsFailed);
       if (w.alive) modelInfo.inc({ model_name: w.modelName, model_version: w.modelVersion, backend: w.backend });
+    }
+    stageSeconds.reset();
+    if (hour) {
+      resultsLastHour.set(hour.total.results);
+      for (const [stage, s] of Object.entries(hour.stages)) {
+        if (s.p50Ms !== null) stageSeconds.set({ stage, quantile: '0.5' }, s.p50Ms / 1000);
+        if (s.p95Ms !== null) stageSeconds.set({ stage, quantile: '0.95' }, s.p95Ms / 1000);
+      }
     }
     if (disk) {
       diskFree.set(disk.freeBytes);

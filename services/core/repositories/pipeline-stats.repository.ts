@@ -11,11 +11,17 @@ export interface MinuteStats {
   p95Ms: number | null;
 }
 
+export type PipelineStage = 'queue_wait' | 'decode' | 'inference' | 'store' | 'total' | 'upload_to_result';
+
+export interface StageStats { count: number; p50Ms: number | null; p95Ms: number | null }
+
 export interface PipelineWindowStats {
   since: number;
   until: number;
   minutes: MinuteStats[];
   total: { results: number; perMinute: number; p50Ms: number | null; p95Ms: number | null };
+  /** Time per pipeline stage over the window, from the times in ai_results (stages a result has times for). */
+  stages: Record<PipelineStage, StageStats>;
   /** True when the window had more results than were read for the percentiles. */
   truncated: boolean;
 }
@@ -53,7 +59,10 @@ export class PipelineStatsRepository {
     const maxRows = opts.maxRows ?? 100_000;
     const rows = await this.db.selectFrom('ai_results')
       .innerJoin('instances', 'instances.id', 'ai_results.instance_id')
-      .select(['ai_results.stored_at as stored_at', 'instances.received_at as received_at'])
+      .select([
+        'ai_results.stored_at as stored_at', 'instances.received_at as received_at', 'ai_results.queued_at as queued_at',
+        'ai_results.started_at as started_at', 'ai_results.decoded_at as decoded_at', 'ai_results.inferred_at as inferred_at',
+      ])
       .where('ai_results.stored_at', '>=', firstMinute)
       .where('ai_results.stored_at', '<=', until)
       .orderBy('ai_results.stored_at', 'desc')
@@ -64,14 +73,28 @@ export class PipelineStatsRepository {
     const buckets = new Map<number, number[]>();
     for (let m = 0; m < minutes; m++) buckets.set(firstMinute + m * 60_000, []);
     const all: number[] = [];
+    const stageValues: Record<PipelineStage, number[]> = { queue_wait: [], decode: [], inference: [], store: [], total: [], upload_to_result: [] };
+    const span = (stage: PipelineStage, from: number | null, to: number | null) => {
+      if (from != null && to != null) stageValues[stage].push(Math.max(0, Number(to) - Number(from)));
+    };
     for (const row of rows) {
       const storedAt = Number(row.stored_at);
       const latency = Math.max(0, storedAt - Number(row.received_at));
       buckets.get(Math.floor(storedAt / 60_000) * 60_000)?.push(latency);
       all.push(latency);
+      span('queue_wait', row.queued_at, row.started_at);
+      span('decode', row.started_at, row.decoded_at);
+      span('inference', row.decoded_at, row.inferred_at);
+      span('store', row.inferred_at, row.stored_at);
+      span('total', row.started_at, row.stored_at);
     }
     const byNumber = (a: number, b: number) => a - b;
     all.sort(byNumber);
+    stageValues.upload_to_result = all;
+    const stages = Object.fromEntries(Object.entries(stageValues).map(([stage, values]) => {
+      values.sort(byNumber);
+      return [stage, { count: values.length, p50Ms: percentile(values, 50), p95Ms: percentile(values, 95) }];
+    })) as Record<PipelineStage, StageStats>;
     const minuteStats = [...buckets.entries()].map(([minute, latencies]) => {
       latencies.sort(byNumber);
       return { minute, results: latencies.length, p50Ms: percentile(latencies, 50), p95Ms: percentile(latencies, 95) };
@@ -79,7 +102,7 @@ export class PipelineStatsRepository {
     // Count exactly even when the percentile sample was capped.
     const results = truncated ? await this.countResultsSince(firstMinute, until) : all.length;
     return {
-      since: firstMinute, until, minutes: minuteStats, truncated,
+      since: firstMinute, until, minutes: minuteStats, truncated, stages,
       total: { results, perMinute: results / minutes, p50Ms: percentile(all, 50), p95Ms: percentile(all, 95) },
     };
   }

@@ -37,8 +37,9 @@ export class PipelineCharts {
       axes: [{ ...AXIS }, { ...AXIS, label: 'seconds' }],
       series: [
         {},
-        { label: 'p50', stroke: '#5fbf7f', width: 2, spanGaps: false },
-        { label: 'p95', stroke: '#ffc233', width: 2, spanGaps: false },
+        // Points too: a minute between empty minutes has no line to draw.
+        { label: 'p50', stroke: '#5fbf7f', width: 2, spanGaps: false, points: { show: true, size: 5, fill: '#5fbf7f' } },
+        { label: 'p95', stroke: '#ffc233', width: 2, spanGaps: false, points: { show: true, size: 5, fill: '#ffc233' } },
       ],
     }, [[], [], []], latencyBox);
     this.observer = new ResizeObserver(() => this.resize());

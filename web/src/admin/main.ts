@@ -25,7 +25,12 @@ interface Overview {
   disk: null | { path: string; freeBytes: number; totalBytes: number; usedFraction: number };
   instances: Record<string, number> | null;
 }
-interface Throughput { since: number; until: number; minutes: MinuteStats[]; total: { results: number; perMinute: number; p50Ms: number | null; p95Ms: number | null } }
+interface StageStats { count: number; p50Ms: number | null; p95Ms: number | null }
+interface Throughput {
+  since: number; until: number; minutes: MinuteStats[];
+  total: { results: number; perMinute: number; p50Ms: number | null; p95Ms: number | null };
+  stages: Record<'queue_wait' | 'decode' | 'inference' | 'store' | 'total' | 'upload_to_result', StageStats>;
+}
 interface FailedJob {
   id: string; instanceId: number | null; siteId: string | null; failedReason: string; attemptsMade: number; attempts: number;
   queuedAt: number; processedOn: number | null; finishedOn: number | null;
@@ -96,6 +101,7 @@ class Dashboard {
   private readonly healthBox = h('section', { class: 'panel', id: 'health-panel' });
   private readonly workersBox = h('section', { class: 'panel wide', id: 'workers-panel' });
   private readonly chartSummary = h('p', { class: 'muted', id: 'chart-summary' });
+  private readonly stageSummary = h('p', { class: 'muted', id: 'stage-summary' });
   private readonly failedBody = h('tbody', { id: 'failed-jobs' });
   private readonly failedTotal = h('span', { id: 'failed-total' }, '');
   private readonly search = h('input', { id: 'failed-search', type: 'search', placeholder: 'SOP Instance UID, Study Instance UID or accession number', 'aria-label': 'Search failed jobs' });
@@ -130,12 +136,12 @@ class Dashboard {
       h('main', { class: 'admin-main' },
         this.message,
         h('div', { class: 'grid' }, this.queueBox, this.healthBox),
-        h('section', { class: 'panel wide' }, h('h2', {}, 'Last hour'), this.chartSummary, this.charts.element),
+        h('section', { class: 'panel wide' }, h('h2', {}, 'Last hour'), this.chartSummary, this.stageSummary, this.charts.element),
         this.workersBox,
         h('section', { class: 'panel wide', id: 'failed-panel' },
           h('div', { class: 'panel-head' }, h('h2', {}, 'Failed jobs ', this.failedTotal), h('span', { class: 'spacer' }), searchForm, retryAll),
           h('div', { class: 'table-scroll' }, h('table', { class: 'data' },
-            h('thead', {}, h('tr', {}, ...['Job', 'Site', 'SOP Instance UID', 'Study Instance UID', 'Accession', 'Reason', 'Attempts', 'Failed at', ''].map((t) => h('th', {}, t)))),
+            h('thead', {}, h('tr', {}, ...['Site', 'SOP Instance UID', 'Study Instance UID', 'Accession', 'Reason', 'Attempts', 'Failed at', ''].map((t) => h('th', {}, t)))),
             this.failedBody))),
         this.historyBox,
         h('section', { class: 'panel wide' }, h('h2', {}, 'Recent queue actions (audited)'),
@@ -286,6 +292,8 @@ class Dashboard {
       this.charts.update(t.minutes);
       const ms = (v: number | null) => (v === null ? '—' : duration(v / 1000));
       this.chartSummary.textContent = `${t.total.results} result(s) in the last hour · ${t.total.perMinute.toFixed(2)} images/min · latency p50 ${ms(t.total.p50Ms)}, p95 ${ms(t.total.p95Ms)}`;
+      const names: [keyof Throughput['stages'], string][] = [['queue_wait', 'queue wait'], ['decode', 'decode'], ['inference', 'inference'], ['store', 'store']];
+      this.stageSummary.textContent = `Per stage, p50 / p95: ${names.map(([k, label]) => `${label} ${ms(t.stages[k].p50Ms)} / ${ms(t.stages[k].p95Ms)}`).join(' · ')}`;
     } catch (err) {
       this.chartSummary.textContent = `charts unavailable: ${(err as Error).message}`;
     }
@@ -299,7 +307,7 @@ class Dashboard {
       this.failedTotal.dataset.total = q ? '' : String(result.total);
       clear(this.failedBody);
       if (!result.jobs.length) {
-        this.failedBody.append(h('tr', {}, h('td', { colspan: 9, class: 'muted', id: 'no-failed' }, q ? 'No failed job matches.' : 'No failed jobs.')));
+        this.failedBody.append(h('tr', {}, h('td', { colspan: 8, class: 'muted', id: 'no-failed' }, q ? 'No failed job matches.' : 'No failed jobs.')));
         return;
       }
       for (const job of result.jobs) this.failedBody.append(this.failedRow(job));
@@ -315,11 +323,10 @@ class Dashboard {
     remove.addEventListener('click', () => void this.act('Remove this job? Its image stays marked failed.', () => api(`/api/admin/jobs/${encodeURIComponent(job.id)}`, { method: 'DELETE' }), () => 'Job removed.'));
     const history = h('button', { class: 'history' }, 'History');
     history.addEventListener('click', () => void this.showHistory(job.id));
-    return h('tr', { dataset: { job: job.id } },
-      h('td', { title: job.id }, shortUid(job.id, 18)),
+    return h('tr', { dataset: { job: job.id }, title: `job ${job.id}` },
       cell(job.siteId),
-      h('td', { title: job.sopInstanceUid ?? '' }, shortUid(job.sopInstanceUid)),
-      h('td', { title: job.studyUid ?? '' }, shortUid(job.studyUid)),
+      h('td', { title: job.sopInstanceUid ?? '' }, shortUid(job.sopInstanceUid, 16)),
+      h('td', { title: job.studyUid ?? '' }, shortUid(job.studyUid, 16)),
       cell(job.accessionNumber),
       h('td', { class: 'reason' }, job.failedReason || '—'),
       cell(`${job.attemptsMade}/${job.attempts}`, { class: 'num' }),

@@ -69,7 +69,7 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
     return dxs;
   }
 
-  it('refuses every admin route: 401 without a session, 403 for a radiologist, 403 for an API key', async () => {
+  it('refuses every admin route: 401 without a session, 403 for a radiologist, 401 for an API key (sessions only)', async () => {
     for (const [method, path] of ADMIN_ROUTES) {
       expect((await call(system.url, undefined, path, { method })).status, `${method} ${path} anonymous`).toBe(401);
       expect((await call(system.url, rad, path, { method })).status, `${method} ${path} radiologist`).toBe(403);
@@ -239,6 +239,23 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
     expect(metric(scraped, 'ft_pipeline_results_last_hour')).toBe(n);
     expect(metric(scraped, 'ft_pipeline_stage_seconds', { stage: 'upload_to_result', quantile: '0.95' })).toBe(stats.json.total.p95Ms / 1000);
     expect(metric(scraped, 'ft_pipeline_stage_seconds', { stage: 'upload_to_result', quantile: '0.5' })).toBe(stats.json.total.p50Ms / 1000);
+  });
+
+  it('keeps the bull-board job browser read-only: its change endpoints refuse even an admin', async () => {
+    const before = await system.core.queue.queue.getJobCounts('waiting', 'prioritized', 'failed', 'completed');
+    const send = (method: string, path: string) => fetch(`${system.url}/admin/queues${path}`, {
+      method, headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrfToken, 'content-type': 'application/json' }, body: '{}',
+    });
+    expect((await send('PUT', '/api/queues/classify/retry/failed')).status).toBe(405);
+    expect((await send('PUT', '/api/queues/classify/clean/completed')).status).toBe(405);
+    expect((await send('PUT', '/api/queues/classify/promote')).status).toBe(405);
+    expect((await send('POST', '/api/queues/classify/add')).status).toBe(405);
+    await send('PUT', '/api/queues/pause');
+    expect(await system.core.queue.queue.isPaused()).toBe(false);
+    expect(await system.core.queue.queue.getJobCounts('waiting', 'prioritized', 'failed', 'completed')).toEqual(before);
+    const browse = await call(system.url, admin, '/admin/queues/api/queues?activeQueue=classify&status=latest&page=1');
+    expect(browse.status).toBe(200);
+    expect(browse.json.queues[0]).toMatchObject({ name: 'classify', readOnlyMode: true });
   });
 
   it('serves /metrics as Prometheus text whose counters move with traffic', async () => {

@@ -190,6 +190,24 @@ export function recordHeartbeat(beat: Pick<WorkerHeartbeat, 'id' | 'backend' | '
   m.modelInfo.set({ model_name: beat.modelName, model_version: beat.modelVersion, backend: beat.backend }, 1);
 }
 
+/**
+ * Worker: one call after a result row was stored (ai_results row as written, plus the instance's
+ * received_at): counts it by status and flag and observes every stage it has times for.
+ */
+export function recordStoredResult(row: {
+  status: JobResultStatus; flag?: AiFlag | null;
+  queued_at?: number | null; started_at?: number | null; decoded_at?: number | null; inferred_at?: number | null; stored_at?: number | null;
+}, receivedAt?: number | null): void {
+  countResult(row.status, row.flag ?? null);
+  observeResultTimes({ ...row, received_at: receivedAt ?? null });
+}
+
+/** Worker: counts finished attempts from a BullMQ Worker's 'completed' and 'failed' events. */
+export function instrumentBullWorker(worker: { on(event: 'completed' | 'failed', listener: (...args: never[]) => void): unknown }): void {
+  worker.on('completed', () => countJob('completed'));
+  worker.on('failed', () => countJob('failed'));
+}
+
 /** Port for the worker's metrics server: WORKER_METRICS_PORT, default 9464; 0 turns it off. */
 export function workerMetricsPort(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.WORKER_METRICS_PORT;

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { countJob, countResult, observeResultTimes, recordHeartbeat, startMetricsServer, workerMetricsPort, type MetricsServer } from '../../services/core/metrics.js';
+import { EventEmitter } from 'node:events';
+import { countJob, countResult, instrumentBullWorker, observeResultTimes, recordHeartbeat, recordStoredResult, startMetricsServer, workerMetricsPort, type MetricsServer } from '../../services/core/metrics.js';
 import { metric, parseMetrics } from './helpers.js';
 
 async function freePort(): Promise<number> {
@@ -56,5 +57,19 @@ describe('worker metrics server', () => {
     expect(metric(samples, 'ft_worker_model_info', { model_name: 'fracatlas-heatnet', model_version: 'v1', backend: 'wasm' })).toBe(1);
     expect(metric(samples, 'ft_worker_process_cpu_seconds_total')).toBeGreaterThan(0);
     expect((await fetch(`http://127.0.0.1:${server!.port}/other`)).status).toBe(404);
+
+    // The one-call helpers the worker uses.
+    const bull = new EventEmitter();
+    instrumentBullWorker(bull as any);
+    bull.emit('completed');
+    bull.emit('failed');
+    recordStoredResult({ status: 'done', flag: 'doubt', queued_at: t - 4_000, started_at: t - 1_000, decoded_at: t - 800, inferred_at: t - 200, stored_at: t }, t - 5_000);
+    const after = parseMetrics(await (await fetch(url)).text()).samples;
+    const delta2 = (name: string, labels: Record<string, string> = {}) => metric(after, name, labels) - metric(samples, name, labels);
+    expect(delta2('ft_worker_jobs_total', { outcome: 'completed' })).toBe(1);
+    expect(delta2('ft_worker_jobs_total', { outcome: 'failed' })).toBe(1);
+    expect(delta2('ft_worker_results_total', { status: 'done', flag: 'doubt' })).toBe(1);
+    expect(delta2('ft_job_stage_duration_seconds_count', { stage: 'upload_to_result' })).toBe(1);
+    expect(delta2('ft_job_stage_duration_seconds_sum', { stage: 'upload_to_result' })).toBeCloseTo(5, 6);
   });
 });

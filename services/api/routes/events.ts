@@ -39,7 +39,10 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
 
   // preClose: the streams must end before the server waits for its connections to close.
   app.addHook('preClose', async () => {
-    for (const client of clients) client.reply.raw.end();
+    for (const client of clients) {
+      client.reply.raw.end();
+      client.reply.raw.socket?.destroy();
+    }
     clients.clear();
     subscriber?.disconnect();
   });
@@ -62,7 +65,7 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
     clients.add(client);
     // Comments keep proxies and the server's idle timeout from closing a quiet stream.
     const heartbeat = setInterval(() => reply.raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
-    request.raw.on('close', () => {
+    reply.raw.on('close', () => {
       clearInterval(heartbeat);
       clients.delete(client);
     });

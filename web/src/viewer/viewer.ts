@@ -197,6 +197,7 @@ export class ViewerPage {
     this.live = undefined;
     this.studyId = undefined;
     this.detail = undefined;
+    this.viewport.dataset.rendered = '';
   }
 
   // --- images ---

@@ -1,4 +1,4 @@
-import type { Db } from '../db/database.js';
+import { writeTransaction, type Db } from '../db/database.js';
 import type { AiFlag, AiResult, AiResultsTable, Study } from '../db/schema.js';
 import type { Insertable } from 'kysely';
 
@@ -26,7 +26,7 @@ export class AiResultRepository {
    * Returns the study after the roll-up, and whether this call stored anything.
    */
   async store(result: NewAiResult): Promise<{ stored: boolean; study: Pick<Study, 'id' | 'site_id' | 'ai_state' | 'ai_flag' | 'ai_score'>; studyChanged: boolean }> {
-    return this.db.transaction().execute(async (trx) => {
+    return writeTransaction(this.db, async (trx) => {
       const existing = await trx.selectFrom('ai_results').select(['id', 'status']).where('instance_id', '=', result.instance_id).executeTakeFirst();
       let stored = false;
       if (!existing) {

@@ -1,4 +1,4 @@
-import type { Db } from '../db/database.js';
+import { writeTransaction, type Db } from '../db/database.js';
 import type { Review, ReviewDecision } from '../db/schema.js';
 
 export interface ReviewInput {
@@ -16,7 +16,7 @@ export class ReviewRepository {
 
   /** Supersedes the study's current decision (if any), records the new one and marks the study reviewed, in one transaction. */
   decide(input: ReviewInput): Promise<{ review: Review; previous: Review | undefined }> {
-    return this.db.transaction().execute(async (trx) => {
+    return writeTransaction(this.db, async (trx) => {
       const now = Date.now();
       const previous = await trx.selectFrom('reviews').selectAll()
         .where('study_id', '=', input.studyId).where('superseded_at', 'is', null).executeTakeFirst();

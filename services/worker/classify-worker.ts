@@ -2,6 +2,7 @@ import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
+import { instrumentBullWorker, recordHeartbeat } from '../core/metrics.js';
 import { CLASSIFY_QUEUE, redisConnection, type ClassifyJobData } from '../core/queue/classify-queue.js';
 import { HEARTBEAT_MS, removeHeartbeat, workerId, writeHeartbeat, type WorkerHeartbeat } from '../core/queue/worker-registry.js';
 import type { ClassifyService } from '../core/services/classify.service.js';
@@ -36,6 +37,7 @@ export class ClassifyWorker {
       maxStalledCount: 3,
       autorun: false,
     });
+    instrumentBullWorker(this.worker);
     this.worker.on('completed', () => void this.beat.jobsDone++);
     this.worker.on('failed', (job, err) => {
       this.beat.jobsFailed++;
@@ -63,6 +65,7 @@ export class ClassifyWorker {
 
   private async sendHeartbeat() {
     this.beat.lastHeartbeat = Date.now();
+    recordHeartbeat(this.beat);
     await writeHeartbeat(this.heartbeatRedis, this.worker.opts.prefix!, this.beat).catch(() => {});
   }
 

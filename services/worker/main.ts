@@ -1,6 +1,7 @@
 import { loadConfig } from '../core/config.js';
 import { createCore } from '../core/core.js';
 import { createLogger } from '../core/logger.js';
+import { startMetricsServer } from '../core/metrics.js';
 import { ClassifyService } from '../core/services/classify.service.js';
 import { createDecodePool } from '../imaging/decode-pool.js';
 import { loadFractureModel } from '../inference/index.js';
@@ -20,7 +21,12 @@ export async function startWorker() {
   );
   const worker = new ClassifyWorker(config, classify, model, log, core.redis);
   await worker.start();
-  log.info({ worker: worker.id }, 'classify worker started');
+  // Prometheus scrapes each worker process on its own port (WORKER_METRICS_PORT, 0 = off).
+  const metrics = await startMetricsServer().catch((err) => {
+    log.warn({ err: (err as Error).message }, 'worker metrics server did not start');
+    return null;
+  });
+  log.info({ worker: worker.id, metricsPort: metrics?.port ?? null }, 'classify worker started');
 
   let closing = false;
   const shutdown = async (signal: string) => {
@@ -28,6 +34,7 @@ export async function startWorker() {
     closing = true;
     log.info({ signal }, 'stopping: finishing jobs in flight');
     await worker.close();
+    await metrics?.close();
     await pool.close();
     model.dispose();
     await core.close();

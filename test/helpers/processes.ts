@@ -55,6 +55,8 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
     QUEUE_PREFIX: `ft-proc-${randomBytes(4).toString('hex')}`, PORT: port, LOG_LEVEL: 'info', MODEL_DIR,
     // Short locks so a killed worker's job is handed out again within seconds.
     JOB_LOCK_MS: '3000', STALLED_CHECK_MS: '1000',
+    // Several workers run side by side in tests: no fixed metrics port.
+    WORKER_METRICS_PORT: '0',
     ...env,
   };
   const core = await createCore(loadConfig(fullEnv), createLogger('silent', 'test'));

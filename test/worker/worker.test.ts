@@ -20,7 +20,8 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
   it('gives every sample a result, flags applicable images, and marks the chest image not applicable', async () => {
     system = await startProcessSystem();
     const s = system;
-    await s.startWorker();
+    const metricsPort = String(30000 + Math.floor(Math.random() * 20000));
+    await s.startWorker({ WORKER_METRICS_PORT: metricsPort });
     const files = fs.readdirSync(path.join(samples, 'fracatlas')).map((f) => path.join(samples, 'fracatlas', f))
       .concat(fs.readdirSync(path.join(samples, 'real-cr')).map((f) => path.join(samples, 'real-cr', f)));
     for (const file of files) expect((await ingestDirect(s.core, fs.readFileSync(file))).status).toBe('stored');
@@ -40,6 +41,11 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
     }
     const studies = await s.core.database.db.selectFrom('studies').selectAll().execute();
     expect(studies.every((st) => st.ai_state === 'complete')).toBe(true);
+    // The worker's own Prometheus endpoint counts what it stored.
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const counted = [...metrics.matchAll(/^ft_worker_results_total\{[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    expect(counted).toBe(files.length);
+    expect(metrics).toMatch(/^ft_job_stage_duration_seconds_count\{[^}]*stage="inference"[^}]*\} \d+/m);
   }, 180_000);
 
   it('stores one result when a worker is killed after storing and before acknowledging', async () => {

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { AiFlag } from '../db/schema.js';
 import { failpoint } from '../failpoints.js';
 import type { Logger } from '../logger.js';
+import { recordStoredResult } from '../metrics.js';
 import { RADIOGRAPHY_MODALITIES } from '../dicom/sop-class.js';
 import { eventsChannel, type PipelineEvent } from '../queue/worker-registry.js';
 import type { AiResultRepository, NewAiResult } from '../repositories/ai-result.repository.js';
@@ -71,7 +72,7 @@ export class ClassifyService {
 
     const notApplicable = this.notApplicableReason(instance.modality, instance.body_part);
     if (notApplicable) {
-      await this.save({ ...base, status: 'not_applicable', reason: notApplicable, started_at: started, stored_at: Date.now() });
+      await this.save({ ...base, status: 'not_applicable', reason: notApplicable, started_at: started, stored_at: Date.now() }, instance.received_at);
       return 'not-applicable';
     }
 
@@ -99,18 +100,18 @@ export class ClassifyService {
         decoded_at: decodedAt,
         inferred_at: inferredAt,
         stored_at: Date.now(),
-      });
+      }, instance.received_at);
       failpoint('worker-after-store');
       return 'stored';
     } catch (error) {
       if (isPixelDataError(error)) {
         const reason = `cannot decode the image: ${error.message}`;
-        await this.save({ ...base, status: 'failed', reason, started_at: started, stored_at: Date.now() });
+        await this.save({ ...base, status: 'failed', reason, started_at: started, stored_at: Date.now() }, instance.received_at);
         throw new UnrecoverableError(reason);
       }
       if (timing.attempt >= timing.maxAttempts) {
         const reason = `gave up after ${timing.attempt} attempts: ${(error as Error).message}`;
-        await this.save({ ...base, status: 'failed', reason, started_at: started, stored_at: Date.now() }).catch((err) => {
+        await this.save({ ...base, status: 'failed', reason, started_at: started, stored_at: Date.now() }, instance.received_at).catch((err) => {
           this.log.error({ instanceId, err: (err as Error).message }, 'could not record the final failure');
         });
       }
@@ -129,9 +130,10 @@ export class ClassifyService {
     return undefined;
   }
 
-  private async save(result: NewAiResult): Promise<void> {
+  private async save(result: NewAiResult, receivedAt: number): Promise<void> {
     const { stored, study, studyChanged } = await this.results.store(result);
     if (!stored) return;
+    recordStoredResult(result, receivedAt);
     await this.publish({
       type: 'result', siteId: result.site_id, studyId: result.study_id, instanceId: result.instance_id,
       status: result.status, flag: (result.flag ?? null) as AiFlag | null, probability: result.probability ?? null,

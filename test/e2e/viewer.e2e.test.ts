@@ -30,10 +30,14 @@ const OVERLAY = '#ai-overlay';
 const RANK: Record<string, number> = { definite: 0, doubt: 1, pending: 2, failed: 3, not_applicable: 3, none: 4 };
 
 async function waitRendered(page: Page, previous?: string) {
-  await page.waitForFunction((prev) => {
-    const vp = document.querySelector('#viewport') as HTMLElement | null;
-    return vp?.dataset.rendered && vp.dataset.rendered !== prev;
-  }, previous, { timeout: 30_000 });
+  try {
+    await page.waitForFunction((prev) => {
+      const vp = document.querySelector('#viewport') as HTMLElement | null;
+      return vp?.dataset.rendered && vp.dataset.rendered !== prev;
+    }, previous, { timeout: 30_000 });
+  } catch (err) {
+    throw new Error(`no new image rendered at ${page.url()} (toast: ${await page.textContent('#toast').catch(() => '?')}): ${(err as Error).message}`);
+  }
 }
 
 describe('radiologist viewer, end to end (API + worker processes, headless Chromium)', () => {
@@ -123,6 +127,50 @@ describe('radiologist viewer, end to end (API + worker processes, headless Chrom
     expect(opened).toContain(String(nextId));
     const study = await system.core.database.db.selectFrom('studies').select('review_state').where('id', '=', studyId).executeTakeFirstOrThrow();
     expect(study.review_state).toBe('reviewed');
+  }, 60_000);
+
+  it('"AI missed a fracture" (M): the radiologist draws a box, Enter saves it in original pixel coordinates', async () => {
+    const studyId = Number(/#\/study\/(\d+)/.exec(page.url())![1]);
+    const image = await system.core.database.db.selectFrom('instances').select(['id', 'rows', 'columns']).where('study_id', '=', studyId).executeTakeFirstOrThrow();
+    await page.keyboard.press('m');
+    await page.waitForSelector('#viewport.drawing');
+    const box = (await page.locator('#viewport').boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2 - 60, box.y + box.height / 2 - 40);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2 + 60, box.y + box.height / 2 + 40, { steps: 6 });
+    await page.mouse.up();
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((id) => /#\/study\/(\d+)/.exec(location.hash)?.[1] !== String(id), studyId, { timeout: 15_000 });
+    const review = await system.core.database.db.selectFrom('reviews').selectAll().where('study_id', '=', studyId).executeTakeFirstOrThrow();
+    expect(review.decision).toBe('missed');
+    const boxes = JSON.parse(review.boxes!) as { x: number; y: number; width: number; height: number; instanceId: number }[];
+    expect(boxes).toHaveLength(1);
+    expect(boxes[0].instanceId).toBe(image.id);
+    // Drawn around the centre of the viewport, where the fitted image's centre is.
+    expect(boxes[0].x).toBeLessThan(image.columns / 2);
+    expect(boxes[0].x + boxes[0].width).toBeGreaterThan(image.columns / 2);
+    expect(boxes[0].y + boxes[0].height).toBeGreaterThan(image.rows / 2);
+  }, 60_000);
+
+  it('the worklist updates live when a result arrives, keeping the selection and the scroll position', async () => {
+    await page.goto(`${system.url}/#/`);
+    await page.waitForSelector('#worklist tr.row');
+    await page.setViewportSize({ width: 1440, height: 420 }); // so the list scrolls
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    const selected = await page.getAttribute('#worklist tr.selected', 'data-id');
+    await page.evaluate(() => { document.querySelector('#worklist-scroll')!.scrollTop = 60; });
+    const scrollTop = await page.evaluate(() => document.querySelector('#worklist-scroll')!.scrollTop);
+    expect(scrollTop).toBeGreaterThan(0);
+    const rows = await page.$$eval('#worklist tr.row', (trs) => trs.map((tr) => ({ id: (tr as HTMLElement).dataset.id!, ai: (tr as HTMLElement).dataset.ai!, review: (tr as HTMLElement).dataset.review! })));
+    const target = rows.filter((r) => r.ai === 'none' && r.review === 'unreviewed').at(-1)!;
+    // What the worker does when a study's result changes: update the roll-up, announce it.
+    await system.core.database.db.updateTable('studies').set({ ai_flag: 'definite', ai_score: 0.97 }).where('id', '=', Number(target.id)).execute();
+    await system.core.redis.publish(`${system.env.QUEUE_PREFIX}:events`, JSON.stringify({ type: 'study', siteId: 'site-a', studyId: Number(target.id), aiState: 'complete', aiFlag: 'definite', aiScore: 0.97 }));
+    await page.waitForSelector(`#worklist tr.row[data-id="${target.id}"][data-ai="definite"]`, { timeout: 10_000 });
+    expect(await page.getAttribute('#worklist tr.selected', 'data-id')).toBe(selected);
+    expect(await page.evaluate(() => document.querySelector('#worklist-scroll')!.scrollTop)).toBe(scrollTop);
+    await page.setViewportSize({ width: 1440, height: 900 });
   }, 60_000);
 
   it('renders a real CR JPEG 2000 MONOCHROME1 image', async () => {

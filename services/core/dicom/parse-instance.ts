@@ -97,15 +97,24 @@ function parse(bytes: Uint8Array): { dataSet: DataSet; hasPreamble: boolean } {
     } as dicomParser.ParseDicomOptions);
     return { dataSet, hasPreamble };
   } catch (error) {
-    const text = message(error);
-    if (/overrun|overread|past end|beyond|eof|end of buffer|reached end|truncat|unexpected end/i.test(text)) {
-      throw new DicomRejection(FailureReason.CannotUnderstand, 'truncated DICOM file: an element runs past the end of the data');
-    }
-    if (/incorrect header check|invalid (stored block|distance|code)|unexpected end of file|buffer size/i.test(text)) {
-      throw new DicomRejection(FailureReason.CannotUnderstand, 'deflated data set cannot be inflated');
-    }
-    throw new DicomRejection(FailureReason.CannotUnderstand, `cannot parse DICOM: ${text.replace(/^dicomParser\.\w+:\s*/, '')}`);
+    throw rejectionFor(error);
   }
+}
+
+/** Any error from reading a data set, as the rejection (and plain reason) the sender gets. */
+function rejectionFor(error: unknown): DicomRejection {
+  if (error instanceof DicomRejection) return error;
+  const text = message(error);
+  if (/call stack/i.test(text)) {
+    return new DicomRejection(FailureReason.CannotUnderstand, 'sequences are nested too deeply to read');
+  }
+  if (/overrun|overread|past end|beyond|eof|end of buffer|reached end|truncat|unexpected end/i.test(text)) {
+    return new DicomRejection(FailureReason.CannotUnderstand, 'truncated DICOM file: an element runs past the end of the data');
+  }
+  if (/incorrect header check|invalid (stored block|distance|code)|unexpected end of file|buffer size/i.test(text)) {
+    return new DicomRejection(FailureReason.CannotUnderstand, 'deflated data set cannot be inflated');
+  }
+  return new DicomRejection(FailureReason.CannotUnderstand, `cannot parse DICOM: ${text.replace(/^dicomParser\.\w+:\s*/, '')}`);
 }
 
 const str = (ds: DataSet, tag: string): string | null => {
@@ -141,6 +150,16 @@ function requestedPriority(ds: DataSet): string | null {
  * a plain-language explanation; returns the attributes we record otherwise.
  */
 export function parseInstance(bytes: Uint8Array): InstanceMetadata {
+  try {
+    return readInstance(bytes);
+  } catch (error) {
+    // dicom-parser's accessors throw strings (e.g. reading an element that runs past the end):
+    // still the file's fault, so a rejection with its reason, never a "processing failure".
+    throw rejectionFor(error);
+  }
+}
+
+function readInstance(bytes: Uint8Array): InstanceMetadata {
   const { dataSet: ds, hasPreamble } = parse(bytes);
   const transferSyntaxUid = str(ds, 'x00020010') ?? IMPLICIT_LITTLE;
   const sopClassUid = str(ds, 'x00080016');

@@ -59,6 +59,8 @@ function header(user: User) {
     h('span', { class: 'ai-label badge' }, AI_LABEL),
     h('span', { class: 'spacer' }),
     h('span', { class: 'who' }, `${user.displayName} · ${user.role} · ${user.siteIds.join(', ') || 'no site'}`),
+    user.role === 'admin' ? h('a', { href: '/api/reviews/export?format=csv', download: '' }, 'Export decisions (CSV)') : null,
+    user.role === 'admin' ? h('a', { href: '/api/reviews/export?format=json', download: '' }, 'JSON') : null,
     user.role === 'admin' ? h('a', { href: '/admin.html' }, 'Admin') : null,
     out);
 }

@@ -163,7 +163,8 @@ describe('radiologist viewer, end to end (API + worker processes, headless Chrom
     const scrollTop = await page.evaluate(() => document.querySelector('#worklist-scroll')!.scrollTop);
     expect(scrollTop).toBeGreaterThan(0);
     const rows = await page.$$eval('#worklist tr.row', (trs) => trs.map((tr) => ({ id: (tr as HTMLElement).dataset.id!, ai: (tr as HTMLElement).dataset.ai!, review: (tr as HTMLElement).dataset.review! })));
-    const target = rows.filter((r) => r.ai === 'none' && r.review === 'unreviewed').at(-1)!;
+    const target = rows.filter((r) => r.ai !== 'definite' && r.review === 'unreviewed').at(-1)!;
+    expect(target).toBeDefined();
     // What the worker does when a study's result changes: update the roll-up, announce it.
     await system.core.database.db.updateTable('studies').set({ ai_flag: 'definite', ai_score: 0.97 }).where('id', '=', Number(target.id)).execute();
     await system.core.redis.publish(`${system.env.QUEUE_PREFIX}:events`, JSON.stringify({ type: 'study', siteId: 'site-a', studyId: Number(target.id), aiState: 'complete', aiFlag: 'definite', aiScore: 0.97 }));

@@ -188,6 +188,20 @@ describe('radiologist viewer, end to end (API + worker processes, headless Chrom
     expect(await page.textContent('#info-wl')).toContain('inverted'); // MONOCHROME1 shown with bone bright
   }, 60_000);
 
+  it('renders every sample: all transfer syntaxes the pipeline accepts (explicit/implicit LE, deflate, RLE, JPEG lossless, JPEG-LS, JPEG 2000)', async () => {
+    const studies = await system.core.database.db.selectFrom('studies').select('id').where('site_id', '=', 'site-a').orderBy('id').execute();
+    expect(studies).toHaveLength(14);
+    for (const { id } of studies) {
+      await page.evaluate(() => { location.hash = '#/'; });
+      await page.waitForSelector('#worklist-page:not([hidden])');
+      await page.evaluate((studyId) => { location.hash = `#/study/${studyId}`; }, id);
+      await waitRendered(page);
+      const stats = await canvasStats(page, IMAGE);
+      expect(stats.lit / stats.pixels, `study ${id}`).toBeGreaterThan(0.05);
+      expect(stats.levels, `study ${id}`).toBeGreaterThan(30);
+    }
+  }, 90_000);
+
   it('a radiologist of site A never sees site B, and the reverse', async () => {
     const siteB = await system.core.repos.instances.getStudy('site-b', system.siteBStudyUid);
     const image = await system.core.database.db.selectFrom('instances').select('id').where('study_id', '=', siteB!.id).executeTakeFirstOrThrow();

@@ -250,10 +250,11 @@ export class ViewerPage {
     const vp = cornerstone.getViewport(this.viewport);
     const drawn: string | undefined = cornerstone.getEnabledElement(this.viewport).image?.imageId;
     if (!vp || !drawn) return;
-    // What is on the canvas now (tests and bench:viewer wait on it); a late render of the previous
-    // study's image must not count as this study's first pixel.
+    // The current image of the open study is on the canvas (tests and bench:viewer wait on this).
+    // A late render of the previous study's image (resize, W/L) must not count: it is ignored.
+    if (!this.image || drawn !== imageIdOf(this.image)) return;
     this.viewport.dataset.rendered = drawn;
-    if (!this.firstRender && this.image && drawn === imageIdOf(this.image)) {
+    if (!this.firstRender) {
       this.firstRender = true;
       this.viewport.dataset.firstRenderMs = String(Math.round(performance.now() - this.openedAt));
     }

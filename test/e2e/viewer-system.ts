@@ -13,14 +13,34 @@ export const SAMPLES = path.join(root, 'samples');
 export const PASSWORD = 'correct horse battery';
 export const hasModel = () => fs.existsSync(path.join(MODEL_DIR, 'manifest.json'));
 
-/** Builds web/dist when it is missing or older than the web sources. */
+/**
+ * Builds web/dist when it is missing or older than the web sources. Test files run in parallel,
+ * so a lock folder makes one build at a time and the others wait for it.
+ */
 export function ensureWebBuilt() {
-  const dist = path.join(root, 'web/dist/index.html');
-  const newest = (dir: string): number => fs.readdirSync(dir, { withFileTypes: true })
-    .reduce((m, e) => Math.max(m, e.isDirectory() ? newest(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).mtimeMs), 0);
-  const sources = Math.max(newest(path.join(root, 'web/src')), fs.statSync(path.join(root, 'web/index.html')).mtimeMs);
-  if (!fs.existsSync(dist) || fs.statSync(dist).mtimeMs < sources) {
-    execFileSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' });
+  const lock = path.join(root, 'web/.build-lock');
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch {
+      const age = Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > 120_000) fs.rmSync(lock, { recursive: true, force: true }); // left by a killed run
+      if (Date.now() > deadline) throw new Error('timed out waiting for another web build');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    }
+  }
+  try {
+    const dist = path.join(root, 'web/dist/index.html');
+    const newest = (dir: string): number => fs.readdirSync(dir, { withFileTypes: true })
+      .reduce((m, e) => Math.max(m, e.isDirectory() ? newest(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).mtimeMs), 0);
+    const sources = Math.max(newest(path.join(root, 'web/src')), ...['index.html', 'admin.html', 'vite.config.ts'].map((f) => fs.statSync(path.join(root, 'web', f)).mtimeMs));
+    if (!fs.existsSync(dist) || fs.statSync(dist).mtimeMs < sources) {
+      execFileSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' });
+    }
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
   }
 }
 

@@ -1,18 +1,22 @@
 /** Parses `type/subtype; a=b; c="d"` into its essence and lower-cased parameter names. */
-export function parseMediaType(header: string | undefined): { essence: string; params: Record<string, string> } | undefined {
+export function parseMediaType(header: string | undefined): { essence: string; params: Record<string, string>; repeated: string[] } | undefined {
   if (!header) return undefined;
   const [head, ...rest] = splitParams(header);
   const essence = head.trim().toLowerCase();
   if (!/^[\w.+-]+\/[\w.+-]+$/.test(essence)) return undefined;
   const params: Record<string, string> = {};
+  // A parameter given twice is ambiguous (which boundary?): callers refuse it rather than guess.
+  const repeated: string[] = [];
   for (const param of rest) {
     const eq = param.indexOf('=');
     if (eq <= 0) continue;
     let value = param.slice(eq + 1).trim();
     if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) value = value.slice(1, -1).replace(/\\(.)/g, '$1');
-    params[param.slice(0, eq).trim().toLowerCase()] = value;
+    const name = param.slice(0, eq).trim().toLowerCase();
+    if (name in params) repeated.push(name);
+    params[name] = value;
   }
-  return { essence, params };
+  return { essence, params, repeated };
 }
 
 /** Splits on `;` outside quotes. */

@@ -11,6 +11,42 @@ export class RequestTooLargeError extends Error {
   }
 }
 
+/** The client sent nothing for too long, or took longer than allowed for the whole body. */
+export class ClientTimeoutError extends Error {}
+
+/**
+ * Cuts off a client that is too slow: nothing received for `idleMs` while we wait for the next
+ * chunk, or the whole body not received within `totalMs` of `startedAt` (a 1-byte-per-second
+ * client is never idle). Only time spent waiting for the client counts: the socket's own
+ * inactivity timer also ran while the server was busy storing parts (many small parts, a slow
+ * disk), and then dropped a client that had sent everything and was waiting for its answer.
+ */
+export async function* guardClient(source: AsyncIterable<Buffer>, opts: { idleMs: number; totalMs: number; startedAt: number }): AsyncGenerator<Buffer> {
+  const iterator = source[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const left = opts.startedAt + opts.totalMs - Date.now();
+      const wait = Math.min(opts.idleMs, left);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ClientTimeoutError(wait < opts.idleMs
+          ? `request body not received within ${Math.round(opts.totalMs / 1000)} s`
+          : `client sent nothing for ${Math.round(opts.idleMs / 1000)} s`)), Math.max(0, wait));
+      });
+      let result: IteratorResult<Buffer>;
+      try {
+        result = await Promise.race([iterator.next(), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (result.done) return;
+      yield result.value;
+    }
+  } finally {
+    void iterator.return?.();
+  }
+}
+
 /** Counts bytes as they stream past and stops the body at `limit`. */
 export async function* limitBytes(source: AsyncIterable<Buffer>, limit: number): AsyncGenerator<Buffer> {
   let total = 0;
@@ -64,7 +100,7 @@ export async function receiveMultipart(
   storage: StorageRepository,
   ingest: IngestService,
   ctx: IngestContext,
-): Promise<{ outcomes: IngestOutcome[]; error?: MultipartError | RequestTooLargeError }> {
+): Promise<{ outcomes: IngestOutcome[]; error?: MultipartError | RequestTooLargeError | ClientTimeoutError }> {
   const outcomes: IngestOutcome[] = [];
   try {
     await readMultipartRelated(source, boundary, async (headers): Promise<PartSink> => {
@@ -86,7 +122,7 @@ export async function receiveMultipart(
   });
   } catch (error) {
     // Parts that arrived whole before the body broke are stored; report them with the error.
-    if (error instanceof MultipartError || error instanceof RequestTooLargeError) return { outcomes, error };
+    if (error instanceof MultipartError || error instanceof RequestTooLargeError || error instanceof ClientTimeoutError) return { outcomes, error };
     throw error;
   }
   return { outcomes };

@@ -4,7 +4,7 @@ import { FailureReason } from '../../core/dicom/failure-reason.js';
 import { PRIORITY, type PriorityName } from '../../core/queue/classify-queue.js';
 import type { IngestContext, IngestOutcome } from '../../core/services/ingest.service.js';
 import { parseMediaType } from '../lib/media-type.js';
-import { limitBytes, receiveMultipart, receiveOne, RequestTooLargeError } from '../lib/receive.js';
+import { ClientTimeoutError, guardClient, limitBytes, receiveMultipart, receiveOne, RequestTooLargeError } from '../lib/receive.js';
 import { stowResponse, type RequestFailure } from '../lib/stow-response.js';
 import type { UploadGate } from '../lib/upload-gate.js';
 import type { Authenticate } from '../plugins/auth.js';
@@ -33,7 +33,14 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
   const { ingest } = core.services;
   const limits = core.config.limits;
 
+  /** The request body, cut off when the client is too slow (see guardClient); the socket's own idle timer is off meanwhile. */
+  const clientBody = (request: FastifyRequest, startedAt: number) => {
+    request.raw.socket.setTimeout(0);
+    return guardClient(request.raw, { idleMs: limits.idleTimeoutMs, totalMs: limits.requestTimeoutMs, startedAt });
+  };
+
   const stow = async (request: FastifyRequest, reply: FastifyReply) => {
+    const startedAt = Date.now();
     const mediaType = parseMediaType(request.headers['content-type']);
     if (mediaType?.essence !== 'multipart/related') {
       return reply.code(415).send({ error: 'Unsupported Media Type', message: 'STOW-RS takes multipart/related; type="application/dicom"' });
@@ -41,6 +48,9 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     const partType = mediaType.params.type?.toLowerCase();
     if (partType !== 'application/dicom') {
       return reply.code(415).send({ error: 'Unsupported Media Type', message: `the type parameter must be "application/dicom"${partType ? `, got "${partType}" (metadata + bulk data is not supported)` : ''}` });
+    }
+    if (mediaType.repeated.length) {
+      return reply.code(400).send({ error: 'Bad Request', message: `Content-Type gives ${mediaType.repeated.join(', ')} more than once` });
     }
     const boundary = mediaType.params.boundary;
     if (!boundary || boundary.length > 70) {
@@ -53,7 +63,7 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     const ctx: IngestContext = { siteId: request.principal!.siteIds[0], actorId: request.principal!.id, expectedStudyUid: (request.params as { study?: string }).study, priority };
     let received: Awaited<ReturnType<typeof receiveMultipart>>;
     try {
-      received = await receiveMultipart(app.metrics.countBytes(limitBytes(request.raw, limits.maxRequestBytes), 'stow'), boundary, storage, ingest, ctx);
+      received = await receiveMultipart(app.metrics.countBytes(limitBytes(clientBody(request, startedAt), limits.maxRequestBytes), 'stow'), boundary, storage, ingest, ctx);
     } finally {
       gate.leave();
     }
@@ -65,6 +75,7 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
       reply.header('Connection', 'close');
       const tooLarge = error instanceof RequestTooLargeError;
       if (!outcomes.some((o) => o.status !== 'failed')) {
+        if (error instanceof ClientTimeoutError) return reply.code(408).send({ error: 'Request Timeout', message: error.message });
         return tooLarge
           ? reply.code(413).send({ error: 'Payload Too Large', message: error.message })
           : reply.code(400).send({ error: 'Bad Request', message: error.message });
@@ -115,10 +126,14 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     if (!gate.tryEnter()) return refuseBusy(reply);
     let outcome: IngestOutcome;
     try {
-      outcome = await receiveOne(app.metrics.countBytes(limitBytes(request.raw, limits.maxPartBytes), 'instances'), storage, ingest, {
+      outcome = await receiveOne(app.metrics.countBytes(limitBytes(clientBody(request, Date.now()), limits.maxPartBytes), 'instances'), storage, ingest, {
         siteId: request.principal!.siteIds[0], actorId: request.principal!.id, priority,
       });
     } catch (error) {
+      if (error instanceof ClientTimeoutError) {
+        reply.header('Connection', 'close');
+        return reply.code(408).send({ error: 'Request Timeout', message: error.message });
+      }
       if (!(error instanceof RequestTooLargeError)) throw error;
       app.metrics.countOutcomes([{ status: 'failed' }]);
       reply.header('Connection', 'close');

@@ -203,6 +203,7 @@ export class WorklistPage {
     if (!this.visible || e.ctrlKey || e.metaKey || e.altKey) return;
     const target = e.target as HTMLElement;
     if (target.closest('input, select, textarea')) return;
+    if (target.closest('button, a') && (e.key === 'Enter' || e.key === ' ')) return; // the button's own action
     const index = this.items.findIndex((i) => i.id === this.selectedId);
     if (e.key === 'ArrowDown' || e.key === 'j') {
       e.preventDefault();

@@ -372,7 +372,16 @@ export class ViewerPage {
     const button = (decision: string, key: string) => {
       const b = h('button', { type: 'button', class: `decide decide-${decision}`, id: `decide-${decision}`, title: `${DECISION_TEXT[decision]} (${key})` },
         h('kbd', {}, key), ` ${DECISION_TEXT[decision]}`);
-      b.addEventListener('click', () => (decision === 'missed' ? this.startOrFinishMissed() : void this.decide(decision)));
+      b.addEventListener('click', () => {
+        // Focus back on the image, so Space/Enter never re-press a decision button on the next study.
+        this.viewport.focus();
+        if (decision === 'missed') this.startOrFinishMissed();
+        else void this.decide(decision);
+      });
+      if (currentUser()?.role !== 'radiologist') {
+        b.disabled = true;
+        b.title = 'Decisions are recorded by radiologists';
+      }
       return b;
     };
     this.reviewPanel.append(
@@ -536,7 +545,8 @@ export class ViewerPage {
       if (e.key === 'Escape') this.viewport.focus();
       return;
     }
-    if (target.closest('input[type=text], input[type=search], textarea, select')) return;
+    if (target.closest('input[type=text], input[type=search], input[type=range], textarea, select')) return;
+    if (target.closest('button') && (e.key === 'Enter' || e.key === ' ')) return; // the button's own action
     const key = e.key;
     const handled = (() => {
       switch (key) {

@@ -1,4 +1,4 @@
-import type { IngestContext, IngestOutcome, IngestService } from '../../core/services/ingest.service.js';
+import { serverFailure, type IngestContext, type IngestOutcome, type IngestService } from '../../core/services/ingest.service.js';
 import { ObjectTooLargeError, type StorageRepository, type TempObjectWriter } from '../../core/repositories/storage.repository.js';
 import { FailureReason } from '../../core/dicom/failure-reason.js';
 import { MultipartError, readMultipartRelated, type PartSink } from './multipart-related.js';
@@ -64,14 +64,34 @@ export async function receiveOne(
   ingest: IngestService,
   ctx: IngestContext,
 ): Promise<IngestOutcome> {
-  const writer = await storage.openTemp();
+  let writer: TempObjectWriter | undefined;
+  let failed: IngestOutcome | undefined;
   try {
-    for await (const chunk of source) await writer.write(chunk);
+    writer = await storage.openTemp();
   } catch (error) {
-    await writer.abort();
+    failed = serverFailure(error);
+  }
+  try {
+    for await (const chunk of source) {
+      if (failed) continue; // read the rest of the body, store nothing
+      try {
+        await writer!.write(chunk);
+      } catch (error) {
+        if (!isSystemError(error)) throw error;
+        await writer!.abort().catch(() => {});
+        failed = serverFailure(error);
+      }
+    }
+  } catch (error) {
+    await writer?.abort().catch(() => {});
     throw error;
   }
-  return finishAndIngest(writer, ingest, ctx);
+  return failed ?? finishAndIngest(writer!, ingest, ctx);
+}
+
+/** An error from the file system (ENOSPC, EROFS, EIO…), not from the request. */
+function isSystemError(error: unknown): boolean {
+  return typeof (error as NodeJS.ErrnoException)?.code === 'string' && typeof (error as NodeJS.ErrnoException).errno === 'number';
 }
 
 async function finishAndIngest(writer: TempObjectWriter, ingest: IngestService, ctx: IngestContext): Promise<IngestOutcome> {
@@ -85,6 +105,11 @@ async function finishAndIngest(writer: TempObjectWriter, ingest: IngestService, 
   } catch (error) {
     if (error instanceof ObjectTooLargeError) {
       return { status: 'failed', failureReason: FailureReason.OutOfResources, reason: error.message };
+    }
+    // fsync of the temp file failed (no space for its last blocks, read-only): nothing stored.
+    if (isSystemError(error)) {
+      await writer.abort().catch(() => {});
+      return serverFailure(error);
     }
     throw error;
   }
@@ -113,11 +138,28 @@ export async function receiveMultipart(
         abort: async () => {},
       };
     }
-    const writer = await storage.openTemp();
+    // A storage error (disk full, read-only folder) fails this part; the body is still read to its end.
+    let writer: TempObjectWriter | undefined;
+    let failed: IngestOutcome | undefined;
+    try {
+      writer = await storage.openTemp();
+    } catch (error) {
+      if (!isSystemError(error)) throw error;
+      failed = serverFailure(error);
+    }
     return {
-      write: (chunk) => writer.write(chunk),
-      end: async () => { outcomes.push(await finishAndIngest(writer, ingest, ctx)); },
-      abort: () => writer.abort(),
+      write: async (chunk) => {
+        if (failed) return;
+        try {
+          await writer!.write(chunk);
+        } catch (error) {
+          await writer!.abort().catch(() => {});
+          if (!isSystemError(error)) throw error;
+          failed = serverFailure(error);
+        }
+      },
+      end: async () => { outcomes.push(failed ?? await finishAndIngest(writer!, ingest, ctx)); },
+      abort: async () => { await writer?.abort(); },
     };
   });
   } catch (error) {

@@ -15,7 +15,9 @@ export interface RequestFailure {
  * The STOW-RS response (PS3.18 §10.5.3): 200 when every instance is stored (a resend of identical
  * bytes counts as stored), 202 when some failed or carry a warning, 409 when none was stored.
  * Per instance: Referenced SOP Sequence with Retrieve URL (and Warning Reason), or Failed SOP
- * Sequence with Failure Reason; Error Comment (0000,0902) says why in words.
+ * Sequence with Failure Reason; Error Comment (0000,0902) says why in words. When nothing was
+ * stored only because of the server (storage full → 507; read-only storage or database away → 503),
+ * the same body comes with that status instead of 409.
  */
 export function stowResponse(base: string, outcomes: IngestOutcome[], extra: RequestFailure[] = []): { status: number; body: DicomJson } {
   const referenced: DicomJson[] = [];
@@ -50,6 +52,12 @@ export function stowResponse(base: string, outcomes: IngestOutcome[], extra: Req
   if (referenced.length) body['00081199'] = sq(referenced);
 
   const warnings = outcomes.some((o) => o.status === 'conflict');
-  const status = referenced.length === 0 ? 409 : failed.length || warnings ? 202 : 200;
+  let status = referenced.length === 0 ? 409 : failed.length || warnings ? 202 : 200;
+  // Nothing stored, and only because of us (disk full, read-only folder, database away): not a
+  // conflict the sender should look into, but "come back later": 507 when out of space, else 503.
+  const ours = outcomes.filter((o): o is Extract<IngestOutcome, { status: 'failed' }> => o.status === 'failed' && o.retryable === true);
+  if (status === 409 && ours.length === outcomes.length && ours.length > 0 && extra.length === 0) {
+    status = ours.every((o) => o.failureReason === 0xa700) ? 507 : 503;
+  }
   return { status, body };
 }

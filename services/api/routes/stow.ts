@@ -86,6 +86,7 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
       return reply.code(400).send({ error: 'Bad Request', message: 'the multipart body holds no parts' });
     }
     const { status, body } = stowResponse(core.config.publicUrl, outcomes, extra);
+    if (status === 503 || status === 507) reply.header('Retry-After', String(RETRY_AFTER_SEC));
     request.log.info({ stored: outcomes.filter((o) => o.status === 'stored').length, duplicates: outcomes.filter((o) => o.status === 'duplicate').length, failed: outcomes.filter((o) => o.status === 'failed').length }, 'stow');
     // Not part of PS3.18: tells a sender how many parts were identical resends (stored before, not queued again).
     reply.header('X-Duplicate-Count', String(outcomes.filter((o) => o.status === 'duplicate').length));
@@ -144,6 +145,7 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     app.metrics.countOutcomes([outcome]);
     if (outcome.status === 'failed') {
       const code = outcome.failureReason === FailureReason.OutOfResources ? 507 : outcome.failureReason === FailureReason.ProcessingFailure ? 503 : 422;
+      if (outcome.retryable) reply.header('Retry-After', String(RETRY_AFTER_SEC));
       return reply.code(code).send({ status: 'failed', failureReason: `0x${outcome.failureReason.toString(16).toUpperCase().padStart(4, '0')}`, message: outcome.reason });
     }
     const { status: outcomeStatus, ...ids } = outcome;

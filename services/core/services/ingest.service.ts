@@ -32,7 +32,23 @@ export type IngestOutcome =
   | ({ status: 'duplicate' } & Identified)
   /** Same SOP Instance UID, different bytes: the original is kept, the new bytes dropped. */
   | ({ status: 'conflict'; warningReason: number; reason: string } & Identified)
-  | { status: 'failed'; failureReason: number; reason: string; sopClassUid?: string; sopInstanceUid?: string };
+  | { status: 'failed'; failureReason: number; reason: string; sopClassUid?: string; sopInstanceUid?: string; retryable?: boolean };
+
+/**
+ * A storage or database error as the sender sees it: out of space → 0xA700 (the response becomes
+ * 507), anything else on our side (read-only folder, database away) → 0x0110 (503 + Retry-After).
+ * Either way nothing was stored and the same upload can simply be sent again.
+ */
+export function serverFailure(error: unknown): Extract<IngestOutcome, { status: 'failed' }> {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return { status: 'failed', failureReason: FailureReason.OutOfResources, reason: 'storage is full; try again later', retryable: true };
+  }
+  if (code === 'EROFS') {
+    return { status: 'failed', failureReason: FailureReason.ProcessingFailure, reason: 'storage is read-only; try again later', retryable: true };
+  }
+  return { status: 'failed', failureReason: FailureReason.ProcessingFailure, reason: 'the server could not store this instance; try again later', retryable: true };
+}
 
 const ENQUEUE_TIMEOUT_MS = 2_000;
 
@@ -57,12 +73,8 @@ export class IngestService {
       if (error instanceof DicomRejection) {
         return { status: 'failed', failureReason: error.failureReason, reason: error.reason, sopClassUid: error.sopClassUid, sopInstanceUid: error.sopInstanceUid };
       }
-      const code = (error as NodeJS.ErrnoException).code;
       this.log.error({ err: error, site: ctx.siteId }, 'ingest failed');
-      if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EROFS') {
-        return { status: 'failed', failureReason: FailureReason.OutOfResources, reason: 'storage is full or read-only; try again later' };
-      }
-      return { status: 'failed', failureReason: FailureReason.ProcessingFailure, reason: 'the server could not store this instance; try again later' };
+      return serverFailure(error);
     } finally {
       // Whatever happened, the temp file is either renamed into place or no longer needed.
       await this.storage.discardTemp(temp).catch(() => {});
@@ -83,7 +95,15 @@ export class IngestService {
     const storageKey = await this.storage.commit(temp, ctx.siteId);
     failpoint('after-file-commit');
     const priority = ctx.priority ?? priorityFromDicom(meta.requestedPriority);
-    const row = await this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority);
+    let row: Awaited<ReturnType<InstanceRepository['insert']>>;
+    try {
+      row = await this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority);
+    } catch (error) {
+      // Not recorded, so not stored: take the file back now rather than leave it to the orphan sweep
+      // (unless a row does point to it: an identical upload that got in first).
+      if (!(await this.instances.hasStorageKey(storageKey).catch(() => true))) await this.storage.remove(storageKey).catch(() => {});
+      throw error;
+    }
     if (!row) {
       // Lost a race with a concurrent upload of the same instance.
       const winner = await this.instances.findBySop(ctx.siteId, meta.sopInstanceUid);

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +7,8 @@ import { launch, signIn } from './browser.js';
 import { ensureWebBuilt, startViewerSystem, type ViewerSystem } from './viewer-system.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
-const SHOTS = path.join(root, 'docs/screenshots');
+// UPDATE_SCREENSHOTS=1 refreshes the ones in docs/; otherwise they go to a temp folder (a test run leaves git clean).
+const SHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(root, 'docs/screenshots') : fs.mkdtempSync(path.join(os.tmpdir(), 'ft-shots-'));
 
 /** Statistics of what is drawn on a canvas: how many pixels are not black, distinct grey levels, a checksum. */
 function canvasStats(page: Page, selector: string) {
@@ -55,6 +57,7 @@ describe('radiologist viewer, end to end (API + worker processes, headless Chrom
   afterAll(async () => {
     await browser?.close();
     await system?.stop();
+    if (!SHOTS.startsWith(root)) fs.rmSync(SHOTS, { recursive: true, force: true });
   });
 
   it('signs in and lists flagged studies first', async () => {

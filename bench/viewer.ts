@@ -167,8 +167,9 @@ API time measured in the browser (\`fetch\` to parsed JSON), ${RUNS} runs each:
 Page load (navigation start until the first 50 rows are drawn, signed in): ${fmt(loadTimes)}.
 
 The worklist is paginated on the server (50 rows a page, ordered in SQL: unreviewed, AI flag
-level, priority, waiting time, with the \`studies_worklist_order\` index); the browser never holds
-more than a page.
+level, priority, waiting time); the database sorts the site's rows for each page (the index on
+\`studies (site_id, review_state, ai_flag, …)\` serves the site and filter lookups, not the
+ordering, which uses CASE ranks). The browser never holds more than a page.
 `;
   fs.mkdirSync(path.join(root, 'docs/benchmarks'), { recursive: true });
   fs.writeFileSync(path.join(root, 'docs/benchmarks/viewer.md'), doc);

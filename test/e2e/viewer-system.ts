@@ -71,7 +71,8 @@ export async function startViewerSystem(opts: { samples?: boolean } = {}): Promi
     await core.services.auth.createUser({ username: 'admin-a', displayName: 'Admin A', password: PASSWORD, role: 'admin', siteIds: ['site-a'] });
     await sys.startApi();
     const realWorker = hasModel();
-    if (realWorker) await sys.startWorker();
+    // The helper waits for the worker's info-level "started" line.
+    if (realWorker) await sys.startWorker({ LOG_LEVEL: 'info' });
 
     let files = 0;
     if (opts.samples !== false) {

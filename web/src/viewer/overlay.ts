@@ -2,7 +2,7 @@ import { cornerstone } from './cornerstone.js';
 
 export interface AiBox { x: number; y: number; width: number; height: number; score?: number; level?: string }
 
-/** Heat-map PNGs, coloured once: greyscale heat → transparent…red…yellow. The image itself is never touched. */
+/** Heat-map PNGs, coloured once: greyscale heat → transparent…red…yellow…white (square-root scale). The image itself is never touched. */
 const heatCache = new Map<string, Promise<HTMLCanvasElement | undefined>>();
 
 export function loadHeatmap(url: string): Promise<HTMLCanvasElement | undefined> {
@@ -19,11 +19,13 @@ export function loadHeatmap(url: string): Promise<HTMLCanvasElement | undefined>
         const data = ctx.getImageData(0, 0, canvas.width, canvas.height);
         const px = data.data;
         for (let i = 0; i < px.length; i += 4) {
-          const v = px[i] / 255;
+          // Square root: faint heat stays visible; below ~2 % of full scale it is left out.
+          const raw = px[i] / 255;
+          const v = raw <= 0.02 ? 0 : Math.sqrt(raw);
           px[i] = Math.round(255 * Math.min(1, v * 2.5));
           px[i + 1] = Math.round(255 * Math.min(1, Math.max(0, v * 2.5 - 1)));
           px[i + 2] = Math.round(255 * Math.min(1, Math.max(0, v * 2.5 - 2)));
-          px[i + 3] = v <= 0.02 ? 0 : Math.round(255 * Math.min(1, v * 1.4));
+          px[i + 3] = v === 0 ? 0 : Math.round(255 * Math.min(1, v * 1.3));
         }
         ctx.putImageData(data, 0, 0);
         resolve(canvas);

@@ -71,6 +71,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
   const users = new UserRepository(database.db);
   const worklist = new WorklistRepository(database.db);
   const reviews = new ReviewRepository(database.db);
+  const aiResults = new AiResultRepository(database.db);
   const queue = new ClassifyQueue(redis, config.queuePrefix);
   queue.queue.on('error', (err) => log.warn({ err: err.message }, 'queue error'));
 
@@ -79,14 +80,14 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     log,
     database,
     redis,
-    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults: new AiResultRepository(database.db), pipelineStats },
+    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats },
     queue,
     services: {
       apiKeys: new ApiKeyService(sites, audit),
       auth: new AuthService(users, sites, audit),
       ingest: new IngestService(storage, instances, audit, queue, log),
       queueAdmin: new QueueAdminService(queue, redis, config.queuePrefix, pipelineStats, audit, config.dataDir),
-      reconcile: new ReconcileService(instances, queue, storage, log),
+      reconcile: new ReconcileService(instances, queue, storage, log, aiResults),
       reviews: new ReviewService(reviews, worklist, audit, redis, config.queuePrefix),
     },
     async close() {

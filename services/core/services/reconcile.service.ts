@@ -1,5 +1,6 @@
 import type { Logger } from '../logger.js';
-import type { ClassifyQueue } from '../queue/classify-queue.js';
+import { classifyJobId, type ClassifyQueue } from '../queue/classify-queue.js';
+import type { AiResultRepository } from '../repositories/ai-result.repository.js';
 import type { InstanceRepository } from '../repositories/instance.repository.js';
 import type { StorageRepository } from '../repositories/storage.repository.js';
 
@@ -7,6 +8,9 @@ import type { StorageRepository } from '../repositories/storage.repository.js';
  * The database is the record of what is pending; Redis is a cache of it. The reconciler makes
  * Redis agree: every instance not yet done gets its job back (same job id, so no duplicates), and
  * files that no row points to (a crash between rename and commit) are removed after a grace period.
+ * A job that ended failed without the worker recording anything (it stalled more than the allowed
+ * number of times: an image that kills every worker touching it) gets its final failure recorded,
+ * so every image ends with a result or a recorded failure.
  */
 export class ReconcileService {
   constructor(
@@ -14,6 +18,7 @@ export class ReconcileService {
     private readonly queue: ClassifyQueue,
     private readonly storage: StorageRepository,
     private readonly log: Logger,
+    private readonly results?: AiResultRepository,
   ) {}
 
   async requeueMissing(batchSize = 500): Promise<number> {
@@ -24,7 +29,11 @@ export class ReconcileService {
       if (!batch.length) break;
       for (const instance of batch) {
         if (instance.status === 'queued' || instance.status === 'processing') {
-          if (await this.queue.hasJob(instance.site_id, instance.sop_instance_uid)) continue;
+          const job = await this.queue.queue.getJob(classifyJobId(instance.site_id, instance.sop_instance_uid));
+          if (job) {
+            if (this.results && (await job.isFailed())) await this.recordFailedJob(instance.id, job.failedReason);
+            continue;
+          }
         }
         await this.queue.enqueue({ instanceId: instance.id, siteId: instance.site_id, sopInstanceUid: instance.sop_instance_uid, priority: instance.priority });
         await this.instances.markQueued([instance.id]);
@@ -34,6 +43,18 @@ export class ReconcileService {
     }
     if (requeued) this.log.info({ requeued }, 'reconciler re-queued instances missing from Redis');
     return requeued;
+  }
+
+  private async recordFailedJob(instanceId: number, failedReason: string | undefined): Promise<void> {
+    const row = await this.instances.get(instanceId);
+    if (!row || (await this.results!.byInstance(instanceId))) return;
+    await this.results!.store({
+      instance_id: row.id, site_id: row.site_id, study_id: row.study_id, status: 'failed',
+      model_name: null, model_version: null, backend: null, probability: null, raw_score: null, flag: null, boxes: null, heatmap_key: null,
+      reason: `classify job failed: ${failedReason ?? 'unknown reason'}`,
+      queued_at: row.queued_at, started_at: null, decoded_at: null, inferred_at: null, stored_at: Date.now(),
+    });
+    this.log.warn({ instanceId }, 'classify job failed without a result; recorded the failure');
   }
 
   /** Removes stored files with no database row, older than `graceMs` (younger ones may be mid-commit). */

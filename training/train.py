@@ -235,7 +235,7 @@ def main():
             break
     train_minutes = (time.time() - t_train) / 60
     torch.save({"state_dict": ema.state_dict(), "args": vars(args), "mean": mean, "std": std},
-               os.path.join(cache, f"{args.name}{'-smoke' if args.smoke else ''}.pt"))
+               os.path.join(cache, f"{os.path.basename(os.path.normpath(out_dir))}{'-smoke' if args.smoke else ''}.pt"))
 
     # ------------------------------------------------------------ choose score, calibrate, operating points (val)
     vh, vc = predict(ema, Xva, mean, std)
@@ -280,7 +280,9 @@ def main():
     info = export(ema, S, out_dir, args.name.replace("-", "_"))
     log(f"exported TF.js model to {out_dir}: {info}")
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        # last commit that touched the training code (the shared checkout's HEAD moves with others' work)
+        commit = subprocess.run(["git", "log", "-1", "--format=%H", "--", "training"], cwd=ROOT,
+                                capture_output=True, text=True).stdout.strip()
     except OSError:
         commit = None
     manifest = {

@@ -5,7 +5,9 @@ import { PixelDataError } from '../errors.js';
 export function decodeJpegLossless(encoded: Uint8Array, rows: number, columns: number, bitsAllocated: number): Uint8Array | Uint16Array {
   let out: Uint8Array | Uint16Array;
   try {
-    const copy = encoded.slice(); // the decoder keeps a reference to the buffer it reads
+    // The decoder reads from an ArrayBuffer at offset 0 and keeps it: give it a copy of its own.
+    // (Not encoded.slice(): on a Node Buffer that is a view into a shared pool, not a copy.)
+    const copy = new Uint8Array(encoded);
     out = new Decoder().decode(copy.buffer, 0, copy.length, bitsAllocated <= 8 ? 1 : 2) as Uint8Array | Uint16Array;
   } catch (e) {
     throw new PixelDataError('corrupt-pixel-data', `JPEG Lossless frame does not decode: ${e instanceof Error ? e.message : String(e)}`);

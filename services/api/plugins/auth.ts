@@ -40,7 +40,7 @@ export interface AuthOptions {
 export type Authenticate = (options: AuthOptions) => (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 
 /**
- * Builds preHandlers: 401 without valid credentials, 403 with the wrong role or, for a session
+ * Builds onRequest hooks (credentials are checked before a body is read or validated): 401 without valid credentials, 403 with the wrong role or, for a session
  * on an unsafe method, without the session's CSRF token in X-CSRF-Token (the cookie is also
  * SameSite=Strict; the header is the second lock).
  */

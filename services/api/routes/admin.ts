@@ -31,7 +31,7 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
   const jobParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 300 } } } as const;
 
   await app.register(async (scope) => {
-    scope.addHook('preHandler', adminOnly);
+    scope.addHook('onRequest', adminOnly);
     // Admin data is never cached by a browser or proxy.
     scope.addHook('onSend', async (_request, reply) => { reply.header('Cache-Control', 'no-store'); });
 
@@ -134,7 +134,7 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
   board.setViewsPath(views);
   app.addHook('onClose', async () => { await fs.rm(views, { recursive: true, force: true }); });
   await app.register(async (scope) => {
-    scope.addHook('preHandler', adminOnly);
+    scope.addHook('onRequest', adminOnly);
     scope.addHook('onSend', async (_request, reply: FastifyReply) => { reply.header('Cache-Control', 'no-store'); });
     await scope.register(board.registerPlugin(), { prefix: BULL_BOARD_PATH });
   });

@@ -61,14 +61,14 @@ export function authRoutes(app: FastifyInstance, core: Core, authenticate: Authe
     return { user, csrfToken };
   });
 
-  app.post('/auth/logout', { schema: { tags, summary: 'Sign out (ends the session server-side)' }, preHandler: authenticate({ session: true }) }, async (request, reply: FastifyReply) => {
+  app.post('/auth/logout', { schema: { tags, summary: 'Sign out (ends the session server-side)' }, onRequest: authenticate({ session: true }) }, async (request, reply: FastifyReply) => {
     const token = request.cookies[SESSION_COOKIE];
     if (token && request.principal?.type === 'user') await core.services.auth.logout(token, request.principal.userId);
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
     return { status: 'signed out' };
   });
 
-  app.get('/auth/me', { schema: { tags, summary: 'The signed-in user, their sites and the CSRF token' }, preHandler: authenticate({ session: true }) }, async (request) => {
+  app.get('/auth/me', { schema: { tags, summary: 'The signed-in user, their sites and the CSRF token' }, onRequest: authenticate({ session: true }) }, async (request) => {
     const p = request.principal!;
     if (p.type !== 'user') throw new Error('unreachable');
     return { user: { userId: p.userId, username: p.username, displayName: p.displayName, role: p.role, siteIds: p.siteIds }, csrfToken: p.csrfToken };

@@ -38,7 +38,7 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
   const security = [{ apiKey: [] }];
 
   app.get('/dicomweb/studies', {
-    preHandler: auth,
+    onRequest: auth,
     schema: {
       tags, security, summary: 'QIDO-RS: search for studies',
       querystring: {
@@ -73,7 +73,7 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
     return study;
   };
 
-  app.get('/dicomweb/studies/:study/series', { preHandler: auth, schema: { tags, security, summary: 'QIDO-RS: series of a study' } }, async (request, reply) => {
+  app.get('/dicomweb/studies/:study/series', { onRequest: auth, schema: { tags, security, summary: 'QIDO-RS: series of a study' } }, async (request, reply) => {
     const study = await findStudyOr404(request, reply);
     if (!study) return reply;
     const series = await instances.listSeries(study.id);
@@ -104,8 +104,8 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
       '00081190': ur(`${base}/dicomweb/studies/${study.study_uid}/series/${i.series_uid}/instances/${i.sop_instance_uid}`),
     })));
   };
-  app.get('/dicomweb/studies/:study/instances', { preHandler: auth, schema: { tags, security, summary: 'QIDO-RS: instances of a study' } }, instancesRoute);
-  app.get('/dicomweb/studies/:study/series/:series/instances', { preHandler: auth, schema: { tags, security, summary: 'QIDO-RS: instances of a series' } }, instancesRoute);
+  app.get('/dicomweb/studies/:study/instances', { onRequest: auth, schema: { tags, security, summary: 'QIDO-RS: instances of a study' } }, instancesRoute);
+  app.get('/dicomweb/studies/:study/series/:series/instances', { onRequest: auth, schema: { tags, security, summary: 'QIDO-RS: instances of a series' } }, instancesRoute);
 
   /** WADO-RS retrieve: the stored originals, byte for byte, as multipart/related application/dicom. */
   const retrieve = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -139,7 +139,7 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
     });
     return reply.type(`multipart/related; type="application/dicom"; boundary=${boundary}`).send(out);
   };
-  app.get('/dicomweb/studies/:study', { preHandler: auth, schema: { tags, security, summary: 'WADO-RS: retrieve a study' } }, retrieve);
-  app.get('/dicomweb/studies/:study/series/:series', { preHandler: auth, schema: { tags, security, summary: 'WADO-RS: retrieve a series' } }, retrieve);
-  app.get('/dicomweb/studies/:study/series/:series/instances/:instance', { preHandler: auth, schema: { tags, security, summary: 'WADO-RS: retrieve an instance' } }, retrieve);
+  app.get('/dicomweb/studies/:study', { onRequest: auth, schema: { tags, security, summary: 'WADO-RS: retrieve a study' } }, retrieve);
+  app.get('/dicomweb/studies/:study/series/:series', { onRequest: auth, schema: { tags, security, summary: 'WADO-RS: retrieve a series' } }, retrieve);
+  app.get('/dicomweb/studies/:study/series/:series/instances/:instance', { onRequest: auth, schema: { tags, security, summary: 'WADO-RS: retrieve an instance' } }, retrieve);
 }

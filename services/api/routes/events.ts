@@ -48,7 +48,7 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
   });
 
   app.get('/api/events', {
-    preHandler: authenticate({ session: true, roles: ['radiologist', 'admin'] }),
+    onRequest: authenticate({ session: true, roles: ['radiologist', 'admin'] }),
     schema: { tags: ['Viewer'], summary: 'Server-sent events: AI results and decisions for the caller\'s sites (text/event-stream)' },
   }, async (request, reply) => {
     ensureSubscriber();

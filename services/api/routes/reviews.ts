@@ -28,7 +28,7 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
   const params = { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } };
 
   app.post('/api/studies/:id/review', {
-    preHandler: authenticate({ session: true, roles: ['radiologist'] }),
+    onRequest: authenticate({ session: true, roles: ['radiologist'] }),
     schema: {
       tags, summary: 'Record a decision on a study (supersedes the previous one; history kept; audited)', params,
       body: {
@@ -52,7 +52,7 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
   });
 
   app.get('/api/studies/:id/reviews', {
-    preHandler: authenticate({ session: true, roles: ['radiologist', 'admin'] }), schema: { tags, summary: 'Decision history of a study, newest first', params },
+    onRequest: authenticate({ session: true, roles: ['radiologist', 'admin'] }), schema: { tags, summary: 'Decision history of a study, newest first', params },
   }, async (request, reply) => {
     const p = request.principal as UserPrincipal;
     const id = Number((request.params as { id: number }).id);
@@ -67,7 +67,7 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
   });
 
   app.get('/api/reviews/export', {
-    preHandler: authenticate({ session: true, roles: ['admin'] }),
+    onRequest: authenticate({ session: true, roles: ['admin'] }),
     schema: {
       tags, summary: 'Export decisions with the AI result of each image (CSV or JSON; no patient names or IDs)',
       querystring: {

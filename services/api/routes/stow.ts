@@ -100,11 +100,11 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     querystring: { type: 'object', properties: { priority: { type: 'string', enum: Object.keys(PRIORITY) } } },
     security: [{ apiKey: [] }],
   };
-  app.post('/dicomweb/studies', { schema, preHandler: auth }, stow);
-  app.post('/dicomweb/studies/:study', { schema: { ...schema, summary: 'STOW-RS: store instances of one study', params: { type: 'object', properties: { study: { type: 'string' } } } }, preHandler: auth }, stow);
+  app.post('/dicomweb/studies', { schema, onRequest: auth }, stow);
+  app.post('/dicomweb/studies/:study', { schema: { ...schema, summary: 'STOW-RS: store instances of one study', params: { type: 'object', properties: { study: { type: 'string' } } } }, onRequest: auth }, stow);
 
   app.post('/api/instances', {
-    preHandler: auth,
+    onRequest: auth,
     schema: {
       tags: ['Upload'],
       summary: 'Store one DICOM file (body: application/dicom)',

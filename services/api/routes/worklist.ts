@@ -73,7 +73,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
   const tags = ['Viewer'];
 
   app.get('/api/worklist', {
-    preHandler: auth,
+    onRequest: auth,
     schema: {
       tags, summary: 'Worklist page: unreviewed first, then AI flag level, then priority, then longest waiting',
       querystring: {
@@ -107,11 +107,11 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
     return { total: page.total, offset, limit, items: page.rows.map(worklistItem) };
   });
 
-  app.get('/api/worklist/body-parts', { preHandler: auth, schema: { tags, summary: 'Body parts present in the worklist (filter menu)' } },
+  app.get('/api/worklist/body-parts', { onRequest: auth, schema: { tags, summary: 'Body parts present in the worklist (filter menu)' } },
     async (request) => ({ bodyParts: await worklist.bodyParts(user(request).siteIds) }));
 
   app.get('/api/studies/:id', {
-    preHandler: auth,
+    onRequest: auth,
     schema: { tags, summary: 'Open a study: images, AI results, decision history (audited as study.open)', params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } } },
   }, async (request, reply) => {
     const principal = user(request);
@@ -156,7 +156,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
 
   /** AI results only (no patient data), for an open viewer to refresh when results arrive; not a study open. */
   app.get('/api/studies/:id/ai', {
-    preHandler: auth,
+    onRequest: auth,
     schema: { tags, summary: 'AI results of an open study (refresh; decision support only)', params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } } },
   }, async (request, reply) => {
     const id = Number((request.params as { id: number }).id);
@@ -176,7 +176,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
 
   /** The stored original, byte for byte, for the viewer's wadouri: image ids. */
   app.get('/api/instances/:id/file', {
-    preHandler: auth, schema: { tags, summary: 'The original DICOM file of an image (WADO-URI style, application/dicom)', params: instanceParams },
+    onRequest: auth, schema: { tags, summary: 'The original DICOM file of an image (WADO-URI style, application/dicom)', params: instanceParams },
   }, async (request, reply) => {
     const principal = user(request);
     const row = await worklist.getInstance(principal.siteIds, Number((request.params as { id: number }).id));
@@ -192,7 +192,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
 
   /** The AI heat map (8-bit greyscale PNG over the whole image); the viewer colours and stretches it. */
   app.get('/api/instances/:id/heatmap', {
-    preHandler: auth, schema: { tags, summary: 'AI heat map of an image (greyscale PNG; decision support only)', params: instanceParams },
+    onRequest: auth, schema: { tags, summary: 'AI heat map of an image (greyscale PNG; decision support only)', params: instanceParams },
   }, async (request, reply) => {
     const row = await worklist.getInstance(user(request).siteIds, Number((request.params as { id: number }).id));
     if (!row?.heatmap_key) return reply.code(404).send({ error: 'Not Found', message: 'no heat map for this image' });

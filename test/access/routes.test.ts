@@ -73,7 +73,7 @@ describe('access: every route, every kind of caller', () => {
     .replace(':queueName', 'classify').replace(/:(jobId|id)/g, `sop-site-a-${dx.sopInstanceUid}`).replace(/:\w+/g, 'x').replace(/\*$/, 'index.html');
 
   type Caller = 'anonymous' | 'key-a' | 'key-b' | 'rad-a' | 'rad-b' | 'admin-a' | 'admin-b';
-  const call = async (caller: Caller, method: string, p: string) => {
+  const call = async (caller: Caller, method: string, p: string, opts: { badBody?: boolean } = {}) => {
     const headers: Record<string, string> = {};
     if (caller === 'key-a') headers.authorization = `Bearer ${system.keys.a}`;
     if (caller === 'key-b') headers.authorization = `Bearer ${system.keys.b}`;
@@ -89,8 +89,9 @@ describe('access: every route, every kind of caller', () => {
         body = p === '/api/instances' ? makeDx().bytes : m.body;
       } else {
         headers['content-type'] = 'application/json';
-        // A body that passes the routes' schemas (Fastify validates before the auth preHandler runs).
-        body = JSON.stringify({ decision: 'agree' });
+        // A body that passes the routes' schemas, or (badBody) one that does not: credentials are
+        // checked first either way, so an anonymous caller learns nothing about the schema.
+        body = JSON.stringify(opts.badBody ? { bogus: ['x'] } : { decision: 'agree' });
       }
     }
     const res = await fetch(`${system.url}${concrete(p)}`, { method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
@@ -126,6 +127,10 @@ describe('access: every route, every kind of caller', () => {
       // A wildcard (static files of a protected UI): the name we try may not exist; it must serve nothing.
       if (r.path.endsWith('*') && status === 404) continue;
       if (status !== 401 && status !== 403) open.push(`${r.method} ${r.path} → ${status}`);
+      if (r.method !== 'GET' && r.method !== 'DELETE' && !r.path.startsWith('/dicomweb') && r.path !== '/api/instances') {
+        const bad = await call('anonymous', r.method, r.path, { badBody: true });
+        if (bad.status !== 401 && bad.status !== 403) open.push(`${r.method} ${r.path} (invalid body) → ${bad.status}`);
+      }
     }
     expect(open).toEqual([]);
   });

@@ -69,7 +69,7 @@ describe.skipIf(!process.env.FT_RESILIENCE || !hasModel)('faults under load: not
     let sent = 0;
     let attempts = 0;
     const statuses: Record<string, number> = {};
-    const events = { apiKilledAt: 0, apiBackAt: 0, firstAckAfterApiKill: 0, redisRestartedAt: 0, redisRequeuedAt: 0, firstResultAfterRedis: 0 };
+    const events = { apiKilledAt: 0, apiBackAt: 0, firstAckAfterApiKill: 0, redisRestartedAt: 0, redisRequeuedAt: 0, redisLostJobs: 0 };
     const workerRestartMs: number[] = [];
     let workerKills = 0;
 
@@ -132,11 +132,17 @@ describe.skipIf(!process.env.FT_RESILIENCE || !hasModel)('faults under load: not
         }
         if (!redisDone && elapsed > sendSeconds * 0.65) {
           redisDone = true;
+          // Let a backlog build first (both workers down for 5 s), so the restart loses real work.
+          for (const w of workers) w.kill('SIGKILL');
+          await Promise.all(workers.map((w) => exited(w)));
+          await sleep(5_000);
+          events.redisLostJobs = (await s.core.database.db.selectFrom('instances').select('id').where('status', 'in', ['stored', 'queued', 'processing']).execute()).length;
           redis!.kill('SIGKILL');
           await exited(redis!);
           events.redisRestartedAt = Date.now();
           redis = await startRedis(redisPort);
-          log('Redis restarted empty');
+          log(`Redis restarted empty, losing the jobs of ${events.redisLostJobs} pending images`);
+          for (let w = 0; w < workers.length; w++) workers[w] = await startWorker();
         }
         const i = k % workers.length;
         const victim = workers[i];
@@ -150,13 +156,19 @@ describe.skipIf(!process.env.FT_RESILIENCE || !hasModel)('faults under load: not
       log(`${workerKills} worker kills done`);
     })();
 
-    // Watch for the reconciler catching up after the Redis restart.
+    // Watch for the reconciler catching up after the Redis restart: every unfinished instance in the
+    // database has its job back in the (empty) new Redis.
     const watcher = (async () => {
       while (!events.redisRequeuedAt) {
         await sleep(250);
         if (!events.redisRestartedAt) continue;
-        const counts = await s.core.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed').catch(() => undefined);
-        if (counts && Object.values(counts).some((n) => n > 0)) events.redisRequeuedAt = Date.now();
+        try {
+          const open = await s.core.database.db.selectFrom('instances').select(['site_id', 'sop_instance_uid'])
+            .where('status', 'in', ['stored', 'queued', 'processing']).where('received_at', '<', events.redisRestartedAt).execute();
+          let missing = 0;
+          for (const row of open) if (!(await s.core.queue.hasJob(row.site_id, row.sop_instance_uid))) missing++;
+          if (missing === 0) events.redisRequeuedAt = Date.now();
+        } catch { /* Redis still coming back */ }
       }
     })();
 
@@ -218,7 +230,9 @@ describe.skipIf(!process.env.FT_RESILIENCE || !hasModel)('faults under load: not
         workerKillToReplacementReady: stats(workerRestartMs),
         apiKillToHealthy_ms: events.apiBackAt - events.apiKilledAt,
         apiKillToFirstAcknowledgedUpload_ms: events.firstAckAfterApiKill ? events.firstAckAfterApiKill - events.apiKilledAt : null,
-        redisRestartToJobsBack_ms: events.redisRequeuedAt ? events.redisRequeuedAt - events.redisRestartedAt : null,
+        // Unfinished images whose jobs the Redis restart lost, and how long until all were queued again.
+        redisJobsLost: events.redisLostJobs,
+        redisRestartToAllJobsBack_ms: events.redisRequeuedAt ? events.redisRequeuedAt - events.redisRestartedAt : null,
       },
       drainSecondsAfterLastUpload: drainSeconds,
       totalSeconds: Math.round((Date.now() - started) / 1000),

@@ -3,19 +3,8 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { makeDx } from '../helpers/dicom.js';
 import type { TestSystem } from '../helpers/system.js';
 
-export const PASSWORD = 'correct horse battery';
-
-export async function login(url: string, username: string, password = PASSWORD) {
-  const res = await fetch(`${url}/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }),
-  });
-  if (res.status !== 200) throw new Error(`login ${username}: ${res.status}`);
-  const cookie = /ft_session=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')![1];
-  const { csrfToken } = await res.json() as { csrfToken: string };
-  return { cookie: `ft_session=${cookie}`, csrfToken };
-}
-
-export type Session = Awaited<ReturnType<typeof login>>;
+export { PASSWORD, login, type Session } from '../helpers/session.js';
+import { PASSWORD, type Session } from '../helpers/session.js';
 
 export async function call(url: string, session: Session | undefined, path: string, init: { method?: string; csrf?: boolean } = {}) {
   const headers: Record<string, string> = {};

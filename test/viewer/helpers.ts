@@ -2,19 +2,10 @@ import type { AiFlag } from '../../services/core/db/schema.js';
 import { makeDx, multipart } from '../helpers/dicom.js';
 import { stow, type TestSystem } from '../helpers/system.js';
 
-export const PASSWORD = 'correct horse battery';
+import { login as loginAt, type Session } from '../helpers/session.js';
+export { PASSWORD, type Session } from '../helpers/session.js';
 
-export async function login(system: TestSystem, username: string, password = PASSWORD) {
-  const res = await fetch(`${system.url}/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }),
-  });
-  if (res.status !== 200) throw new Error(`login ${username}: ${res.status}`);
-  const cookie = /ft_session=([^;]+)/.exec(res.headers.get('set-cookie') ?? '')![1];
-  const { csrfToken } = await res.json() as { csrfToken: string };
-  return { cookie: `ft_session=${cookie}`, csrfToken };
-}
-
-export type Session = Awaited<ReturnType<typeof login>>;
+export const login = (system: TestSystem, username: string, password?: string) => loginAt(system.url, username, password);
 
 export async function api(system: TestSystem, session: Session | undefined, path: string, init: { method?: string; body?: unknown; csrf?: boolean } = {}) {
   const headers: Record<string, string> = {};

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -12,6 +12,9 @@ const IMAGES = Number(process.env.FAULT_IMAGES ?? 2000);
 const RATE = Number(process.env.FAULT_RATE ?? 10); // images per second, steady
 const WORKER_KILLS = Number(process.env.FAULT_WORKER_KILLS ?? 20);
 const hasModel = fs.existsSync(path.join(MODEL_DIR, 'manifest.json'));
+const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+if (process.env.FT_RESILIENCE && !hasModel) console.warn(`faults: skipped, no model at ${MODEL_DIR} (set MODEL_DIR)`);
+if (process.env.FT_RESILIENCE && !hasRedisServer) console.warn('faults: skipped, redis-server is not on the PATH (the test starts a private one)');
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -43,7 +46,7 @@ const stats = (xs: number[]) => (xs.length ? { n: xs.length, avgMs: Math.round(x
  * was not acknowledged. At the end every acknowledged image has exactly one result (or a recorded
  * final failure), no duplicates, no orphan files, the database and the queue agree.
  */
-describe.skipIf(!process.env.FT_RESILIENCE || !hasModel)('faults under load: nothing acknowledged is lost', () => {
+describe.skipIf(!process.env.FT_RESILIENCE || !hasModel || !hasRedisServer)('faults under load: nothing acknowledged is lost', () => {
   let system: ProcessSystem | undefined;
   let redis: ChildProcess | undefined;
   afterAll(async () => {

@@ -1,16 +1,8 @@
-import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventEmitter } from 'node:events';
 import { countJob, countResult, instrumentBullWorker, observeResultTimes, recordHeartbeat, recordStoredResult, startMetricsServer, workerMetricsPort, type MetricsServer } from '../../services/core/metrics.js';
 import { metric, parseMetrics } from './helpers.js';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+import { freePort } from '../helpers/redis-server.js';
 
 describe('worker metrics server', () => {
   let server: MetricsServer | null = null;

@@ -1,12 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeDx, multipart } from '../helpers/dicom.js';
 import { exited, MODEL_DIR, startProcessSystem, waitFor, type ProcessSystem } from '../helpers/processes.js';
 import { writeFigures } from './figures.js';
+import { freePort, startRedis } from '../helpers/redis-server.js';
 
 const IMAGES = Number(process.env.FAULT_IMAGES ?? 2000);
 const RATE = Number(process.env.FAULT_RATE ?? 10); // images per second, steady
@@ -15,26 +14,6 @@ const hasModel = fs.existsSync(path.join(MODEL_DIR, 'manifest.json'));
 const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 if (process.env.FT_RESILIENCE && !hasModel) console.warn(`faults: skipped, no model at ${MODEL_DIR} (set MODEL_DIR)`);
 if (process.env.FT_RESILIENCE && !hasRedisServer) console.warn('faults: skipped, redis-server is not on the PATH (the test starts a private one)');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A private redis-server without persistence: restarting it loses everything, as in the issue. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const client = new Redis({ port, lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
-  client.on('error', () => {});
-  await client.connect().catch(() => {});
-  for (let i = 0; i < 100 && (await client.ping().catch(() => '')) !== 'PONG'; i++) await new Promise((r) => setTimeout(r, 50));
-  client.disconnect();
-  return child;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const stats = (xs: number[]) => (xs.length ? { n: xs.length, avgMs: Math.round(xs.reduce((a, b) => a + b, 0) / xs.length), maxMs: Math.max(...xs) } : { n: 0 });

@@ -1,30 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifyJobId } from '../../services/core/queue/classify-queue.js';
 import { makeDx, multipart } from '../helpers/dicom.js';
 import { databases, startSystem, stow, type TestSystem } from '../helpers/system.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A private redis-server for this file, so flushing it cannot disturb other tests. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const client = new Redis({ port, lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
-  client.on('error', () => {});
-  await client.connect().catch(() => {});
-  for (let i = 0; i < 100 && (await client.ping().catch(() => '')) !== 'PONG'; i++) await new Promise((r) => setTimeout(r, 50));
-  client.disconnect();
-  return child;
-}
+import { freePort, startRedis } from '../helpers/redis-server.js';
 
 describe.each(await databases())('reconciler on %s: the database is the record, Redis can forget', (db) => {
   let system: TestSystem;

@@ -2,6 +2,7 @@
  * Minimal DICOM Part 10 writer (Explicit VR Little Endian data set), for generated test images,
  * fixtures and the benchmark. Not for clinical data.
  */
+import { encodeDataSet, type DicomItem, type DicomValue } from '../core/dicom/write-dicom.js';
 
 export type Vr = 'US' | 'SS' | 'UL' | 'CS' | 'DS' | 'IS' | 'UI' | 'LO' | 'SH' | 'OB' | 'OW' | 'SQ' | 'UN';
 
@@ -12,53 +13,12 @@ export interface DicomElement {
   value: string | number[] | Uint8Array | DicomElement[][];
 }
 
-const LONG_VRS = new Set<Vr>(['OB', 'OW', 'SQ', 'UN']);
-
 function pad(bytes: Uint8Array, padByte: number): Uint8Array {
   if (bytes.length % 2 === 0) return bytes;
   const out = new Uint8Array(bytes.length + 1);
   out.set(bytes);
   out[bytes.length] = padByte;
   return out;
-}
-
-function valueBytes(el: DicomElement): Uint8Array {
-  const v = el.value;
-  switch (el.vr) {
-    case 'US':
-    case 'SS': {
-      const arr = v as number[];
-      const out = new Uint8Array(arr.length * 2);
-      const dv = new DataView(out.buffer);
-      arr.forEach((x, i) => (el.vr === 'US' ? dv.setUint16(2 * i, x, true) : dv.setInt16(2 * i, x, true)));
-      return out;
-    }
-    case 'UL': {
-      const arr = v as number[];
-      const out = new Uint8Array(arr.length * 4);
-      const dv = new DataView(out.buffer);
-      arr.forEach((x, i) => dv.setUint32(4 * i, x, true));
-      return out;
-    }
-    case 'OB':
-    case 'OW':
-    case 'UN':
-      return pad(v as Uint8Array, 0);
-    case 'SQ': {
-      const items = (v as DicomElement[][]).map((item) => {
-        const body = encodeElements(item);
-        const head = new Uint8Array(8);
-        const dv = new DataView(head.buffer);
-        dv.setUint16(0, 0xfffe, true);
-        dv.setUint16(2, 0xe000, true);
-        dv.setUint32(4, body.length, true);
-        return concat([head, body]);
-      });
-      return concat(items);
-    }
-    default:
-      return pad(new TextEncoder().encode(v as string), el.vr === 'UI' ? 0 : 0x20);
-  }
 }
 
 export function concat(parts: Uint8Array[]): Uint8Array {
@@ -72,23 +32,19 @@ export function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Explicit VR little endian encoding, by the one element encoder in core/dicom/write-dicom.ts. */
 export function encodeElements(elements: DicomElement[]): Uint8Array {
-  const sorted = [...elements].sort((a, b) => a.tag - b.tag);
-  const parts: Uint8Array[] = [];
-  for (const el of sorted) {
-    const body = valueBytes(el);
-    const long = LONG_VRS.has(el.vr);
-    const head = new Uint8Array(long ? 12 : 8);
-    const dv = new DataView(head.buffer);
-    dv.setUint16(0, el.tag >>> 16, true);
-    dv.setUint16(2, el.tag & 0xffff, true);
-    head[4] = el.vr.charCodeAt(0);
-    head[5] = el.vr.charCodeAt(1);
-    if (long) dv.setUint32(8, body.length, true);
-    else dv.setUint16(6, body.length, true);
-    parts.push(head, body);
+  return new Uint8Array(encodeDataSet(toItem(elements)));
+}
+
+function toItem(elements: DicomElement[]): DicomItem {
+  const item: DicomItem = {};
+  for (const el of elements) {
+    const key = el.tag.toString(16).padStart(8, '0');
+    const value = el.vr === 'SQ' ? (el.value as DicomElement[][]).map(toItem) : el.value;
+    item[key] = { vr: el.vr, value: value as DicomValue };
   }
-  return concat(parts);
+  return item;
 }
 
 /** Encapsulated Pixel Data element (undefined length): offset table item, fragments, delimiter. */

@@ -74,7 +74,8 @@ function encodeElement(key: string, vr: string, value: DicomValue, explicit: boo
   return Buffer.concat([header, data]);
 }
 
-function encodeDataSet(elements: DicomItem, explicit: boolean): Buffer {
+/** Encodes elements (keys like '00280010'), sorted by tag; explicit or implicit VR little endian. */
+export function encodeDataSet(elements: DicomItem, explicit = true): Buffer {
   const keys = Object.keys(elements).sort((a, b) => {
     const [ga, ea] = tagOf(a);
     const [gb, eb] = tagOf(b);

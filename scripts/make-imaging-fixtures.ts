@@ -190,7 +190,8 @@ function storedFrames(file: string): { frames: Int32Array[]; tsInFile: string } 
 
 const sha = (a: Int32Array) => createHash('sha256').update(Buffer.from(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
 
-interface FixtureRecord {
+/** One entry of test/fixtures/imaging/expected.json (test/imaging/helpers.ts reads it with this type). */
+export interface FixtureRecord {
   file: string;
   source: string;
   encoding: string;

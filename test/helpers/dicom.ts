@@ -29,3 +29,24 @@ export function multipart(parts: (Buffer | { body: Buffer; type?: string | null 
   chunks.push(Buffer.from(`--${boundary}--\r\n`));
   return { body: Buffer.concat(chunks), contentType: `multipart/related; type="application/dicom"; boundary=${boundary}`, boundary };
 }
+
+/** A DX with a JPEG Lossless transfer syntax whose single fragment is not a JPEG stream: stored at upload, undecodable by the worker. */
+export function corruptJpegLossless(rows = 64, columns = 64): Buffer {
+  const dx = makeDx({ rows, columns });
+  const text = dx.bytes;
+  const tsAt = text.indexOf('1.2.840.10008.1.2.1\0');
+  const pixelTag = Buffer.from([0xe0, 0x7f, 0x10, 0x00]);
+  const pixelAt = text.lastIndexOf(pixelTag);
+  const head = Buffer.from(text.subarray(0, pixelAt));
+  const uid = '1.2.840.10008.1.2.4.70';
+  const value = Buffer.from(uid.length % 2 ? `${uid}\0` : uid, 'latin1');
+  const oldLength = head.readUInt16LE(tsAt - 2);
+  const meta = Buffer.concat([head.subarray(0, tsAt - 2), Buffer.from([value.length & 0xff, value.length >> 8]), value, head.subarray(tsAt + oldLength)]);
+  const groupLengthAt = 132 + 8;
+  meta.writeUInt32LE(meta.readUInt32LE(groupLengthAt) + value.length - oldLength, groupLengthAt);
+  const fragment = Buffer.from(Array.from({ length: 200 }, (_, i) => (i * 37 + 11) & 0xff));
+  const item = (len: number) => { const b = Buffer.alloc(8); b.writeUInt16LE(0xfffe, 0); b.writeUInt16LE(0xe000, 2); b.writeUInt32LE(len, 4); return b; };
+  const pixelHeader = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+  const delimiter = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
+  return Buffer.concat([meta, pixelHeader, item(0), item(fragment.length), fragment, delimiter]);
+}

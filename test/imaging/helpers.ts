@@ -2,24 +2,14 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { FixtureRecord } from '../../scripts/make-imaging-fixtures.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const fixtureDir = resolve(here, '../fixtures/imaging');
 export const sharedDicomDir = resolve(here, '../../../shared/dicom');
 export const hasShared = existsSync(join(sharedDicomDir, 'RG3_J2KR.dcm'));
 
-export interface FixtureRecord {
-  file: string;
-  source: string;
-  encoding: string;
-  transferSyntax: string;
-  lossless: boolean;
-  frames: number;
-  referenceDecoder: string;
-  sha256: string[];
-  refFile?: string;
-  maxErrorVsOriginal: number;
-}
+export type { FixtureRecord };
 export interface Expected {
   fixtures: FixtureRecord[];
   renders: Record<string, { file: string; options: string[] }>;

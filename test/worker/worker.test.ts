@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseInstance } from '../../services/core/dicom/parse-instance.js';
 import { ingestDirect } from '../helpers/ingest.js';
-import { makeDx } from '../helpers/dicom.js';
+import { corruptJpegLossless, makeDx } from '../helpers/dicom.js';
 import { exited, MODEL_DIR, startProcessSystem, waitFor, type ProcessSystem } from '../helpers/processes.js';
 
 const samples = path.resolve(import.meta.dirname, '../../samples');
@@ -125,30 +125,3 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
     expect((await s.core.queue.queue.getJobCounts('failed')).failed).toBe(0);
   }, 180_000);
 });
-
-/** A JPEG Lossless DX whose single fragment is random bytes. */
-function corruptJpegLossless(): Buffer {
-  const dx = makeDx({ rows: 64, columns: 64 });
-  const text = dx.bytes;
-  const tsAt = text.indexOf('1.2.840.10008.1.2.1\0');
-  const pixelTag = Buffer.from([0xe0, 0x7f, 0x10, 0x00]);
-  const pixelAt = text.lastIndexOf(pixelTag);
-  const head = Buffer.from(text.subarray(0, pixelAt));
-  // Same-length UID swap is not possible (22 vs 20 chars), so rewrite the meta header value and its lengths.
-  const meta = rewriteTransferSyntax(head, tsAt, '1.2.840.10008.1.2.4.70');
-  const fragment = Buffer.from(Array.from({ length: 200 }, (_, i) => (i * 37 + 11) & 0xff));
-  const item = (len: number) => { const b = Buffer.alloc(8); b.writeUInt16LE(0xfffe, 0); b.writeUInt16LE(0xe000, 2); b.writeUInt32LE(len, 4); return b; };
-  const pixelHeader = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42, 0, 0, 0xff, 0xff, 0xff, 0xff]);
-  const delimiter = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
-  return Buffer.concat([meta, pixelHeader, item(0), item(fragment.length), fragment, delimiter]);
-}
-
-function rewriteTransferSyntax(head: Buffer, tsAt: number, uid: string): Buffer {
-  const value = Buffer.from(uid.length % 2 ? `${uid}\0` : uid, 'latin1');
-  const oldLength = head.readUInt16LE(tsAt - 2);
-  const out = Buffer.concat([head.subarray(0, tsAt - 2), Buffer.from([value.length & 0xff, value.length >> 8]), value, head.subarray(tsAt + oldLength)]);
-  // (0002,0000) group length sits right after "DICM": fix it for the new value length.
-  const groupLengthAt = 132 + 8;
-  out.writeUInt32LE(out.readUInt32LE(groupLengthAt) + value.length - oldLength, groupLengthAt);
-  return out;
-}

@@ -1,6 +1,7 @@
 import './styles.css';
 import { onUnauthorized } from './lib/api.js';
-import { currentUser, loadSession, signIn, signOut, type User } from './lib/auth.js';
+import { currentUser, loadSession, signOut, type User } from './lib/auth.js';
+import { signInForm } from './lib/sign-in-form.js';
 import { clear, h } from './lib/dom.js';
 import { AI_LABEL } from './format.js';
 import { WorklistPage } from './worklist.js';
@@ -19,29 +20,14 @@ function showLogin(message?: string) {
   viewer?.close();
   viewer = undefined;
   clear(root);
-  const error = h('p', { class: 'error', role: 'alert' }, message ?? '');
-  const username = h('input', { name: 'username', autocomplete: 'username', required: true, autofocus: true, 'aria-label': 'Username' });
-  const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'aria-label': 'Password' });
-  const submit = h('button', { type: 'submit', class: 'primary' }, 'Sign in');
-  const form = h('form', { class: 'login', id: 'login-form' },
-    h('h1', {}, 'fracture-triage'),
-    h('p', { class: 'ai-label' }, `${AI_LABEL}. Not a medical device: every AI finding is for a radiologist to confirm.`),
-    h('label', {}, 'Username', username),
-    h('label', {}, 'Password', password),
-    submit, error);
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    submit.disabled = true;
-    error.textContent = '';
-    try {
-      await signIn(username.value.trim(), password.value);
-      password.value = '';
-      route();
-    } catch (err) {
-      error.textContent = (err as Error).message;
-    } finally {
-      submit.disabled = false;
-    }
+  const { form, username } = signInForm({
+    heading: [
+      h('h1', {}, 'fracture-triage'),
+      h('p', { class: 'ai-label' }, `${AI_LABEL}. Not a medical device: every AI finding is for a radiologist to confirm.`),
+    ],
+    message,
+    autofocus: true,
+    onSignedIn: route,
   });
   root.append(form);
   username.focus();

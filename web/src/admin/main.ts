@@ -2,7 +2,8 @@
 import '../styles.css';
 import './admin.css';
 import { api, ApiError, onUnauthorized, query } from '../lib/api.js';
-import { currentUser, loadSession, signIn, signOut, type User } from '../lib/auth.js';
+import { currentUser, loadSession, signOut, type User } from '../lib/auth.js';
+import { signInForm } from '../lib/sign-in-form.js';
 import { clear, h } from '../lib/dom.js';
 import { PipelineCharts, type MinuteStats } from './charts.js';
 import { ago, bytes, duration, shortUid, time } from './format.js';
@@ -45,25 +46,7 @@ function showLogin(message?: string) {
   dashboard?.destroy();
   dashboard = undefined;
   clear(root);
-  const error = h('p', { class: 'error', role: 'alert' }, message ?? '');
-  const username = h('input', { name: 'username', autocomplete: 'username', required: true, 'aria-label': 'Username' });
-  const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, 'aria-label': 'Password' });
-  const submit = h('button', { type: 'submit', class: 'primary' }, 'Sign in');
-  const form = h('form', { class: 'login', id: 'login-form' }, h('h1', {}, 'fracture-triage admin'), h('label', {}, 'Username', username), h('label', {}, 'Password', password), submit, error);
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    submit.disabled = true;
-    error.textContent = '';
-    try {
-      await signIn(username.value.trim(), password.value);
-      password.value = '';
-      start();
-    } catch (err) {
-      error.textContent = (err as Error).message;
-    } finally {
-      submit.disabled = false;
-    }
-  });
+  const { form, username } = signInForm({ heading: [h('h1', {}, 'fracture-triage admin')], message, onSignedIn: start });
   root.append(form);
   username.focus();
 }

@@ -1,5 +1,6 @@
 import { sql, type Expression, type SqlBool } from 'kysely';
 import type { Db } from '../db/database.js';
+import type { Study } from '../db/schema.js';
 
 /** What the worklist shows for the AI: the study roll-up, with "pending" while results are outstanding. */
 export type WorklistAiState = 'pending' | 'definite' | 'doubt' | 'none' | 'failed' | 'not_applicable';
@@ -17,28 +18,8 @@ export interface WorklistFilter {
   q?: string;
 }
 
-export interface WorklistRow {
-  id: number;
-  site_id: string;
-  study_uid: string;
-  patient_name: string | null;
-  patient_id: string | null;
-  patient_birth_date: string | null;
-  patient_sex: string | null;
-  patient_age: string | null;
-  accession_number: string | null;
-  study_date: string | null;
-  study_time: string | null;
-  description: string | null;
-  priority: number;
-  received_at: number;
-  ai_state: 'pending' | 'complete';
-  ai_flag: string | null;
-  ai_score: number | null;
-  review_state: 'unreviewed' | 'reviewed';
-  body_part: string | null;
-  images: number;
-}
+/** A study as the worklist shows it: the study row plus its body part and image count. */
+export type WorklistRow = Study & { body_part: string | null; images: number };
 
 /**
  * Rank of a study's AI state in the default order: the AI's most suspicious first, then studies

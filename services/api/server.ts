@@ -18,12 +18,14 @@ export async function startApi() {
     }
   };
   // Files left by a crash mid-upload: temp files from before this start, orphans past the grace period.
-  await core.services.reconcile.removeOrphanFiles().catch((err) => log.warn({ err: (err as Error).message }, 'orphan sweep failed'));
-  await reconcile();
-  const timer = setInterval(reconcile, config.reconcileIntervalSec * 1000);
-  const sweeper = setInterval(() => core.services.reconcile.removeOrphanFiles().catch(() => {}), 3600_000);
+  const sweep = () => core.services.reconcile.removeOrphanFiles().catch((err) => log.warn({ err: (err as Error).message }, 'orphan sweep failed'));
 
   await app.listen({ host: config.host, port: config.port });
+  // Both walk everything stored or pending: run them once listening, so a large store does not delay start.
+  void sweep();
+  void reconcile();
+  const timer = setInterval(reconcile, config.reconcileIntervalSec * 1000);
+  const sweeper = setInterval(sweep, 3600_000);
 
   let closing = false;
   const shutdown = async (signal: string) => {

@@ -1,5 +1,45 @@
 import { randomBytes } from 'node:crypto';
-import { dxImage, writeDicom, type DicomItem, type WriteOptions } from '../../services/core/dicom/write-dicom.js';
+import { SopClass, writePart10, type DicomItem, type Part10Options } from '../../services/dicom/index.js';
+
+/** Elements of a plain greyscale DX image; callers override what they need. */
+export function dxImage(opts: {
+  studyUid: string; seriesUid: string; sopInstanceUid: string; rows: number; columns: number;
+  bitsStored?: number; pixels?: Uint16Array; patientName?: string; patientId?: string; bodyPart?: string;
+  accession?: string; priority?: string; extra?: DicomItem;
+}): DicomItem {
+  const bitsStored = opts.bitsStored ?? 12;
+  const pixels = opts.pixels ?? new Uint16Array(opts.rows * opts.columns);
+  return {
+    '00080016': { vr: 'UI', value: SopClass.DigitalXRayForPresentation },
+    '00080018': { vr: 'UI', value: opts.sopInstanceUid },
+    '00080020': { vr: 'DA', value: '20261129' },
+    '00080030': { vr: 'TM', value: '101500' },
+    '00080050': { vr: 'SH', value: opts.accession ?? 'ACC0001' },
+    '00080060': { vr: 'CS', value: 'DX' },
+    '00100010': { vr: 'PN', value: opts.patientName ?? 'TEST^PATIENT' },
+    '00100020': { vr: 'LO', value: opts.patientId ?? 'PID0001' },
+    '00180015': { vr: 'CS', value: opts.bodyPart ?? 'HAND' },
+    '0020000d': { vr: 'UI', value: opts.studyUid },
+    '0020000e': { vr: 'UI', value: opts.seriesUid },
+    '00200013': { vr: 'IS', value: '1' },
+    '00280002': { vr: 'US', value: 1 },
+    '00280004': { vr: 'CS', value: 'MONOCHROME2' },
+    '00280010': { vr: 'US', value: opts.rows },
+    '00280011': { vr: 'US', value: opts.columns },
+    '00280100': { vr: 'US', value: 16 },
+    '00280101': { vr: 'US', value: bitsStored },
+    '00280102': { vr: 'US', value: bitsStored - 1 },
+    '00280103': { vr: 'US', value: 0 },
+    ...(opts.priority ? { '00401003': { vr: 'SH', value: opts.priority } } : {}),
+    '7fe00010': { vr: 'OW', value: pixels },
+    ...opts.extra,
+  };
+}
+
+export type WriteOptions = Part10Options;
+export type { DicomItem };
+/** The project's one Part 10 writer, under the name the tests and benchmarks use. */
+export const writeDicom = writePart10;
 
 let counter = 0;
 /** A fresh UID under a test root, unique across test processes. */

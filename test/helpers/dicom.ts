@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { SopClass, writePart10, type DicomItem, type Part10Options } from '../../services/dicom/index.js';
+import { createDeflateRaw } from 'node:zlib';
+import { DEFLATED, SopClass, encodeDataSet, writePart10, type DicomItem, type Part10Options } from '../../services/dicom/index.js';
 
 /** Elements of a plain greyscale DX image; callers override what they need. */
 export function dxImage(opts: {
@@ -89,4 +90,36 @@ export function corruptJpegLossless(rows = 64, columns = 64): Buffer {
   const pixelHeader = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42, 0, 0, 0xff, 0xff, 0xff, 0xff]);
   const delimiter = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
   return Buffer.concat([meta, pixelHeader, item(0), item(fragment.length), fragment, delimiter]);
+}
+
+/**
+ * A Deflated Explicit VR LE DX whose data set inflates to about `inflatedBytes` (Pixel Data of zeros,
+ * so the file stays near inflatedBytes / 1000): a "deflate bomb". Rows/columns/frames are what it declares.
+ */
+export async function deflateBomb(opts: { rows: number; columns: number; frames?: number; inflatedBytes: number }): Promise<Buffer> {
+  const ids = { studyUid: uid(), seriesUid: uid(), sopInstanceUid: uid() };
+  const elements = dxImage({ ...ids, rows: opts.rows, columns: opts.columns, pixels: new Uint16Array(0) });
+  delete elements['7fe00010'];
+  if (opts.frames) elements['00280008'] = { vr: 'IS', value: String(opts.frames) };
+  const head = encodeDataSet(elements);
+  const pixelLength = opts.inflatedBytes - head.length - 12;
+  const pixelHeader = Buffer.alloc(12);
+  pixelHeader.writeUInt16LE(0x7fe0, 0);
+  pixelHeader.writeUInt16LE(0x0010, 2);
+  pixelHeader.write('OW', 4, 'latin1');
+  pixelHeader.writeUInt32LE(pixelLength, 8);
+  const deflater = createDeflateRaw({ level: 9 });
+  const out: Buffer[] = [];
+  deflater.on('data', (c: Buffer) => out.push(c));
+  const done = new Promise((resolve, reject) => deflater.on('end', resolve).on('error', reject));
+  const zeros = Buffer.alloc(4 * 1024 * 1024);
+  const write = (chunk: Buffer) => new Promise<void>((resolve) => (deflater.write(chunk) ? resolve() : deflater.once('drain', () => resolve())));
+  await write(head);
+  await write(pixelHeader);
+  for (let left = pixelLength; left > 0; left -= zeros.length) await write(left >= zeros.length ? zeros : zeros.subarray(0, left));
+  deflater.end();
+  await done;
+  const part10 = writePart10({ ...elements, '7fe00010': { vr: 'OW', value: new Uint8Array(0) } }, { transferSyntaxUid: DEFLATED });
+  const metaEnd = 132 + 12 + part10.readUInt32LE(140);
+  return Buffer.concat([part10.subarray(0, metaEnd), ...out]);
 }

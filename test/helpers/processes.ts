@@ -93,7 +93,7 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
     output: () => chunks.join(''),
     async stop() {
       for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await core.queue.queue.obliterate({ force: true }).catch(() => {});
+      await core.jobs.classify.queue.obliterate({ force: true }).catch(() => {});
       await core.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },

@@ -1,11 +1,10 @@
 import { UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { AiFlag } from '../db/schema.js';
 import { failpoint } from '../failpoints.js';
 import type { Logger } from '../logger.js';
 import { recordStoredResult } from '../metrics.js';
 import { RADIOGRAPHY_MODALITIES } from '../dicom/sop-class.js';
-import { eventsChannel, type PipelineEvent } from '../queue/worker-registry.js';
+import type { EventRepository } from '../repositories/event.repository.js';
 import type { AiResultRepository, NewAiResult } from '../repositories/ai-result.repository.js';
 import type { InstanceRepository } from '../repositories/instance.repository.js';
 import type { StorageRepository } from '../repositories/storage.repository.js';
@@ -51,8 +50,7 @@ export class ClassifyService {
     private readonly storage: StorageRepository,
     private readonly model: FractureModel,
     private readonly decoder: ImageDecoder,
-    private readonly publisher: Redis,
-    private readonly queuePrefix: string,
+    private readonly events: EventRepository,
     private readonly log: Logger,
   ) {}
 
@@ -134,18 +132,13 @@ export class ClassifyService {
     const { stored, study, studyChanged } = await this.results.store(result);
     if (!stored) return;
     recordStoredResult(result, receivedAt);
-    await this.publish({
-      type: 'result', siteId: result.site_id, studyId: result.study_id, instanceId: result.instance_id,
+    await this.events.emit('result', {
+      siteId: result.site_id, studyId: result.study_id, instanceId: result.instance_id,
       status: result.status, flag: (result.flag ?? null) as AiFlag | null, probability: result.probability ?? null,
     });
     if (studyChanged) {
-      await this.publish({ type: 'study', siteId: study.site_id, studyId: study.id, aiState: study.ai_state, aiFlag: study.ai_flag, aiScore: study.ai_score });
+      await this.events.emit('study', { siteId: study.site_id, studyId: study.id, aiState: study.ai_state, aiFlag: study.ai_flag, aiScore: study.ai_score });
     }
-  }
-
-  private async publish(event: PipelineEvent): Promise<void> {
-    // Events are a convenience for live screens; the database already holds the truth.
-    await this.publisher.publish(eventsChannel(this.queuePrefix), JSON.stringify(event)).catch(() => {});
   }
 }
 

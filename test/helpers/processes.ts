@@ -78,7 +78,7 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
       child.stdout!.resume();
       child.stderr!.resume();
       await waitFor(async () => {
-        if (child.exitCode !== null) throw new Error(`API exited (${child.exitCode})`);
+        if (child.exitCode !== null) throw new Error(`API exited (${child.exitCode}):\n${chunks.join("").slice(-2000)}`);
         return fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
       }, 60_000, 'the API to answer');
       return child;

@@ -1,6 +1,9 @@
 import { Job, Queue, Worker, type JobsOptions, type Processor, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 
+/** Thrown by a job's processor: fail the job now, with no more attempts (BullMQ's UnrecoverableError). */
+export { UnrecoverableError as PermanentJobError } from 'bullmq';
+
 /**
  * What makes one BullMQ queue ours: its name, the options every job gets, and the one place its
  * job ids are built from a key (the same key always maps to the same job, so adding twice is a no-op).

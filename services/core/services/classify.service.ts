@@ -1,10 +1,10 @@
-import { UnrecoverableError } from 'bullmq';
 import type { AiFlag } from '../db/schema.js';
 import { failpoint } from '../failpoints.js';
 import type { Logger } from '../logger.js';
 import { recordStoredResult } from '../metrics.js';
 import { RADIOGRAPHY_MODALITIES } from '../dicom/sop-class.js';
 import type { EventRepository } from '../repositories/event.repository.js';
+import { PermanentJobError } from '../repositories/job.repository.js';
 import type { AiResultRepository, NewAiResult } from '../repositories/ai-result.repository.js';
 import type { InstanceRepository } from '../repositories/instance.repository.js';
 import type { StorageRepository } from '../repositories/storage.repository.js';
@@ -57,7 +57,7 @@ export class ClassifyService {
   async classify(instanceId: number, timing: ClassifyTiming): Promise<ClassifyOutcome> {
     const instance = await this.instances.forClassification(instanceId);
     // No row: the record was removed after the job was queued. Nothing to classify, nothing to retry.
-    if (!instance) throw new UnrecoverableError(`instance ${instanceId} is not in the database`);
+    if (!instance) throw new PermanentJobError(`instance ${instanceId} is not in the database`);
     const existing = await this.results.byInstance(instanceId);
     if (existing && existing.status !== 'failed') return 'already-done';
 
@@ -105,7 +105,7 @@ export class ClassifyService {
       if (isPixelDataError(error)) {
         const reason = `cannot decode the image: ${error.message}`;
         await this.save({ ...base, status: 'failed', reason, started_at: started, stored_at: Date.now() }, instance.received_at);
-        throw new UnrecoverableError(reason);
+        throw new PermanentJobError(reason);
       }
       if (timing.attempt >= timing.maxAttempts) {
         const reason = `gave up after ${timing.attempt} attempts: ${(error as Error).message}`;

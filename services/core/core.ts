@@ -104,7 +104,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
       apiKeys: new ApiKeyService(sites, audit),
       auth: new AuthService(users, sites, audit),
       events: new EventService(events),
-      ingest: new IngestService(storage, instances, audit, classifyJobs, log),
+      ingest: new IngestService(storage, instances, audit, classifyJobs, log, { maxInflatedBytes: config.limits.maxPartBytes }),
       queueAdmin: new QueueAdminService(classifyJobs, heartbeats, pipelineStats, audit, storage),
       reconcile: new ReconcileService(instances, classifyJobs, storage, log, aiResults),
       reviews: new ReviewService(reviews, worklist, audit, events),

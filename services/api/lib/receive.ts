@@ -1,5 +1,5 @@
 import type { IngestContext, IngestOutcome, IngestService } from '../../core/services/ingest.service.js';
-import { FailureReason } from '../../core/dicom/failure-reason.js';
+import { FailureReason } from '../../dicom/index.js';
 import { MultipartError, readMultipartRelated, type PartSink } from './multipart-related.js';
 import { parseMediaType } from './media-type.js';
 

@@ -2,7 +2,7 @@ import type { AiFlag } from '../db/schema.js';
 import { failpoint } from '../failpoints.js';
 import type { Logger } from '../logger.js';
 import { recordStoredResult } from '../metrics.js';
-import { RADIOGRAPHY_MODALITIES } from '../dicom/sop-class.js';
+import { RADIOGRAPHY_MODALITIES } from '../../dicom/index.js';
 import type { EventRepository } from '../repositories/event.repository.js';
 import { PermanentJobError } from '../repositories/job.repository.js';
 import type { AiResultRepository, NewAiResult } from '../repositories/ai-result.repository.js';

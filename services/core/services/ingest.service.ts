@@ -99,10 +99,13 @@ export class IngestService {
   openPart(ctx: IngestContext): IngestPart {
     let writer: TempObjectWriter | undefined;
     let failed: Failed | undefined;
-    const opening = this.storage.openTemp().then((w) => { writer = w; }, (error) => { failed = serverFailure(error); });
+    // The temp file is made at the first byte: an empty part (a hostile body may hold thousands) costs no disk I/O.
+    let opening: Promise<void> | undefined;
+    const open = () => (opening ??= this.storage.openTemp().then((w) => { writer = w; }, (error) => { failed = serverFailure(error); }));
     return {
       write: async (chunk) => {
-        await opening;
+        if (!chunk.length) return;
+        await open();
         if (failed) return; // read the rest, store nothing
         try {
           await writer!.write(chunk);
@@ -113,6 +116,7 @@ export class IngestService {
         }
       },
       end: async () => {
+        if (!opening) return { status: 'failed', failureReason: FailureReason.CannotUnderstand, reason: 'empty part: no bytes' };
         await opening;
         return failed ?? this.finish(writer!, ctx);
       },
@@ -133,10 +137,6 @@ export class IngestService {
       await writer.abort().catch(() => {});
       if (isSystemError(error)) return serverFailure(error);
       throw error;
-    }
-    if (temp.sizeBytes === 0) {
-      await this.storage.discardTemp(temp).catch(() => {});
-      return { status: 'failed', failureReason: FailureReason.CannotUnderstand, reason: 'empty part: no bytes' };
     }
     return this.store(temp, ctx);
   }

@@ -125,7 +125,7 @@ async function startOurs(): Promise<Server> {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       await exited;
-      await core.queue.queue.obliterate({ force: true }).catch(() => {});
+      await core.jobs.classify.queue.obliterate({ force: true }).catch(() => {});
       await core.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },

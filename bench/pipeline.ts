@@ -128,7 +128,7 @@ async function runSteady(rate: number, seconds: number, rows: number, columns: n
   try {
     const api = await system.startApi();
     const workerProcs: import('node:child_process').ChildProcess[] = [];
-    for (let i = 0; i < workers; i++) workerProcs.push(await system.startWorker({ LOG_LEVEL: 'warn' }));
+    for (let i = 0; i < workers; i++) workerProcs.push(await system.startWorker({ LOG_LEVEL: 'info' })); // info: the start-up line the helper waits for
     const count = Math.max(1, Math.round(rate * seconds));
     const images = Array.from({ length: count }, () => image(rows, columns));
     const procs = [{ name: 'api', pid: api.pid! }, ...workerProcs.map((w, i) => ({ name: `worker ${i + 1}`, pid: w.pid! }))];

@@ -29,7 +29,7 @@ function canvasStats(page: Page, selector: string) {
 
 const IMAGE = '#viewport canvas.cornerstone-canvas';
 const OVERLAY = '#ai-overlay';
-const RANK: Record<string, number> = { definite: 0, doubt: 1, pending: 2, failed: 3, not_applicable: 3, none: 4 };
+const RANK: Record<string, number> = { definite: 0, doubt: 1, unreadable: 2, pending: 2, failed: 3, not_applicable: 3, none: 4 };
 
 async function waitRendered(page: Page, previous?: string) {
   try {
@@ -222,7 +222,7 @@ describe('radiologist viewer, end to end (API + worker processes, headless Chrom
     const other = await launch();
     try {
       await signIn(other.page, system.url, 'rad-b');
-      const accessions = await other.page.$$eval('#worklist tr.row td:nth-child(4)', (tds) => tds.map((td) => td.textContent));
+      const accessions = await other.page.$$eval('#worklist tr.row td.accession', (tds) => tds.map((td) => td.textContent));
       expect(accessions).toEqual(['SITE-B-ONLY']);
     } finally {
       await other.close();

@@ -1,4 +1,4 @@
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Kind, Type, TypeRegistry, type TSchema } from '@sinclair/typebox';
 
 /**
  * Small TypeBox helpers for the contract. Every schema here is plain JSON Schema: Fastify serializes
@@ -14,4 +14,9 @@ export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Ty
  * writes it as a string (a value added on the server before the contract knows it is not a 500).
  */
 export const StringEnum = <const T extends readonly string[]>(values: T, options: { description?: string } = {}) =>
-  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+  Type.Unsafe<T[number]>({ [Kind]: 'StringEnum', type: 'string', enum: [...values], ...options });
+
+// So TypeBox's own checker (Value.Check, used by the contract tests) knows the kind.
+if (!TypeRegistry.Has('StringEnum')) {
+  TypeRegistry.Set<{ enum: string[] }>('StringEnum', (schema, value) => typeof value === 'string' && schema.enum.includes(value));
+}

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { corruptJpegLossless, makeDx, multipart, uid } from '../helpers/dicom.js';
-import { launch, signIn } from './browser.js';
+import { launch, screenshots, signIn } from './browser.js';
 import { ensureWebBuilt, startViewerSystem, type ViewerSystem } from './viewer-system.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -137,12 +137,7 @@ describe('viewer tools, layouts and decision safety, end to end (headless Chromi
     // Thumbnails are drawn once the images are up.
     await expect.poll(async () => (await canvasStats(page, '#series-strip button[data-index="0"] canvas')).lit).toBeGreaterThan(100);
 
-    for (const [width, height] of [[1920, 1080], [1366, 768]]) {
-      await page.setViewportSize({ width, height });
-      await waitState(page, '#viewport', 'rendered');
-      await page.waitForFunction(() => (document.querySelector('#viewport canvas') as HTMLCanvasElement).width === (document.querySelector('#viewport') as HTMLElement).clientWidth);
-      await page.screenshot({ path: path.join(SHOTS, `viewer-1x2-${width}x${height}.png`) });
-    }
+    await screenshots(page, SHOTS, 'viewer-1x2', { width: 1366, height: 768 });
     // At 1366×768 the help fits on the screen and the side panel reaches the decision buttons.
     await page.keyboard.press('?');
     const help = (await page.locator('#help').boundingBox())!;
@@ -150,6 +145,18 @@ describe('viewer tools, layouts and decision safety, end to end (headless Chromi
     expect(help.y + help.height).toBeLessThanOrEqual(768);
     expect(help.x + help.width).toBeLessThanOrEqual(1366);
     await page.screenshot({ path: path.join(SHOTS, 'viewer-help-1366x768.png') });
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('t');
+    const vp = (await page.locator('#viewport').boundingBox())!;
+    await page.mouse.move(vp.x + vp.width * 0.3, vp.y + vp.height * 0.3);
+    await page.mouse.down();
+    await page.mouse.move(vp.x + vp.width * 0.6, vp.y + vp.height * 0.7, { steps: 6 });
+    await page.mouse.up();
+    await page.waitForSelector('#measurements li.measurement-length');
+    await screenshots(page, SHOTS, 'viewer-length', { width: 1366, height: 768 });
+    await page.keyboard.press('Delete');
+    await page.keyboard.press('w');
+    await page.keyboard.press('?');
     await page.keyboard.press('Escape');
     await page.locator('#decide-agree').scrollIntoViewIfNeeded();
     const agree = (await page.locator('#decide-agree').boundingBox())!;

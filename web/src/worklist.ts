@@ -68,7 +68,8 @@ export class WorklistPage {
   private headers = new Map<string, HTMLTableCellElement>();
   /** Studies flagged by the AI since the user last looked at the top of the list. */
   private newFlagged = new Set<number>();
-  private knownFlagged = new Set<number>();
+  /** The flag each study had when last seen (list or event), so only a new or raised flag is announced. */
+  private knownFlags = new Map<number, string>();
   private notice = h('button', { type: 'button', class: 'new-flagged', id: 'new-flagged', hidden: true, title: 'Show the top of the list' });
   private baseTitle: string | undefined;
 
@@ -141,10 +142,13 @@ export class WorklistPage {
     this.notice.textContent = `● ${count} new flagged ${count === 1 ? 'study' : 'studies'} — show`;
   }
 
-  /** A study the AI newly flagged (not one the list already showed flagged) is counted for the notice. */
+  /** A study the AI newly flagged, or raised from doubt to definite, is counted for the notice. */
   private noticeFlagged(event: { type: string; studyId: number; aiFlag?: unknown }) {
-    if (event.type !== 'study' || !FLAGGED.has(String(event.aiFlag)) || this.knownFlagged.has(event.studyId)) return;
-    this.knownFlagged.add(event.studyId);
+    const flag = String(event.aiFlag);
+    if (event.type !== 'study' || !FLAGGED.has(flag)) return;
+    const before = this.knownFlags.get(event.studyId);
+    this.knownFlags.set(event.studyId, flag);
+    if (before === flag || before === 'definite') return;
     this.newFlagged.add(event.studyId);
     this.updateTitle();
   }
@@ -201,7 +205,7 @@ export class WorklistPage {
         const page = await api<WorklistPageBody>(`/api/worklist${this.params()}`);
         this.items = page.items;
         this.total = page.total;
-        for (const item of page.items) if (FLAGGED.has(item.ai.state)) this.knownFlagged.add(item.id);
+        for (const item of page.items) this.knownFlags.set(item.id, item.ai.state);
         this.applySort();
         if (!this.items.some((i) => i.id === this.selectedId)) this.selectedId = this.items[0]?.id;
         // The position is read right before the rows are replaced, not when the request left: the

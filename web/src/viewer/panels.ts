@@ -61,7 +61,7 @@ export class SeriesStrip {
 
   render(images: readonly StudyImage[], thumbnail: (image: StudyImage, canvas: HTMLCanvasElement) => void) {
     clear(this.element);
-    this.element.append(h('h3', {}, `Series and images (${images.length})`));
+    this.element.append(h('h3', {}, `Series · images (${images.length})`));
     const list = h('div', { class: 'strip' });
     this.buttons = images.map((img, i) => {
       const canvas = h('canvas', { width: 72, height: 72, class: 'thumb' });

@@ -122,13 +122,13 @@ export class ViewerPage {
 
     this.help = h('div', { class: 'help', id: 'help', hidden: true, role: 'dialog', 'aria-label': 'Keyboard shortcuts' },
       h('h2', {}, 'Keyboard shortcuts'),
-      h('table', {}, h('tbody', {}, ...helpRows().map(([k, t]) => h('tr', {}, h('th', {}, k), h('td', {}, t))))),
+      h('dl', { class: 'keys' }, ...helpRows().map(([k, t]) => h('div', { class: 'key-row' }, h('dt', {}, k), h('dd', {}, t)))),
       h('p', { class: 'ai-label' }, `${AI_LABEL}. The heat map and boxes are drawn over the image; the image's pixels are never changed.`),
       h('p', {}, 'Decision keys do nothing while this panel is open. Esc or ? closes it.'));
 
-    this.side = h('aside', { class: 'side' }, this.studyInfo, this.aiPanel, this.strip.element, this.decisions.element);
+    this.side = h('aside', { class: 'side' }, this.studyInfo, this.aiPanel, this.decisions.element);
     this.element = h('section', { class: 'viewer-page', id: 'viewer-page', hidden: true },
-      this.side, h('div', { class: 'stage' }, toolbar, this.grid), this.help, this.toast);
+      this.side, h('div', { class: 'stage' }, toolbar, this.grid, this.strip.element), this.help, this.toast);
 
     this.overlayToggle.addEventListener('change', () => this.redrawAll());
     this.heatAllToggle.addEventListener('change', () => this.redrawAll());
@@ -277,6 +277,7 @@ export class ViewerPage {
     const outcome = await shown;
     if (outcome === 'stale' || this.detail !== detail) return;
     this.updateGate();
+    this.renderMeasurements();
     if (outcome === 'failed') {
       this.renderInfo(cell);
       this.showToast(UNDISPLAYABLE, { error: true });

@@ -47,7 +47,7 @@ export async function screenshots(page: Page, dir: string, name: string, restore
     await page.waitForFunction(() => [...(globalThis as any).document.querySelectorAll('.viewport')].every((el: any) => {
       const canvas = el.querySelector('canvas.cornerstone-canvas');
       return !el.offsetParent || el.dataset.state !== 'rendered' || !canvas || canvas.width === el.clientWidth;
-    }));
+    }), undefined, { timeout: 60_000 });
     await page.screenshot({ path: path.join(dir, `${name}${screen.suffix}.png`) });
   }
   await page.setViewportSize(restore);

@@ -33,7 +33,8 @@ interface Filter { flag: string; review: string; dateFrom: string; dateTo: strin
 const PAGE = 50;
 const FLAG_OPTIONS: [string, string][] = [
   ['', 'All AI states'], ['definite,doubt', 'Flagged (definite or doubt)'], ['definite', 'Flagged: definite'], ['doubt', 'Flagged: doubt'],
-  ['unreadable', 'Unreadable (needs a look)'], ['none', 'Not flagged'], ['pending', 'AI pending'], ['failed', 'AI failed'], ['not_applicable', 'AI n.a.'],
+  // 'unreadable' joins these once the server's flag filter accepts it (issue 15, server side).
+  ['none', 'Not flagged'], ['pending', 'AI pending'], ['failed', 'AI failed'], ['not_applicable', 'AI n.a.'],
 ];
 
 const dicomFromInput = (value: string) => value.replace(/-/g, '');
@@ -98,6 +99,12 @@ export class WorklistPage {
         th.classList.add('sortable');
         th.tabIndex = 0;
         th.addEventListener('click', () => this.sortBy(c.key));
+        th.addEventListener('keydown', (e) => {
+          if (e.key !== 'Enter' && e.key !== ' ') return;
+          e.preventDefault();
+          e.stopPropagation(); // not the list's Enter (open the selected study)
+          this.sortBy(c.key);
+        });
       }
       this.headers.set(c.key, th);
       return th;

@@ -78,7 +78,6 @@ export class ViewerPage {
   private lastDecision: { studyId: number; label: string } | undefined;
   private live: LiveConnection | undefined;
   private onKey = (e: KeyboardEvent) => this.key(e);
-  private onResize = () => { for (const c of this.visibleCells()) c.viewport.resize(); };
   private visible = false;
 
   constructor(private readonly worklist: WorklistPage) {
@@ -174,7 +173,6 @@ export class ViewerPage {
     this.visible = true;
     this.element.hidden = false;
     document.addEventListener('keydown', this.onKey);
-    window.addEventListener('resize', this.onResize);
     this.live ??= subscribe((event) => { if (event.studyId === this.studyId && event.type !== 'review') void this.refreshAi(); });
     for (const c of this.visibleCells()) c.viewport.enable();
     if (studyId === this.studyId && this.detail) return;
@@ -224,7 +222,6 @@ export class ViewerPage {
     this.element.hidden = true;
     this.help.hidden = true;
     document.removeEventListener('keydown', this.onKey);
-    window.removeEventListener('resize', this.onResize);
     this.live?.close();
     this.live = undefined;
     this.studyId = undefined;

@@ -153,6 +153,8 @@ export class Viewport {
       this.zoomBy(e.deltaY < 0 ? 1.15 : 1 / 1.15, { x: e.clientX - rect.left, y: e.clientY - rect.top });
     }, { passive: false });
     this.element.addEventListener(cornerstone.EVENTS.IMAGE_RENDERED, () => this.rendered());
+    // The canvas follows the element's size, whatever changed it (window, layout, side panel).
+    new ResizeObserver(() => this.resize()).observe(this.element);
     for (const event of [tools.EVENTS.MEASUREMENT_COMPLETED, tools.EVENTS.MEASUREMENT_MODIFIED, tools.EVENTS.MEASUREMENT_REMOVED]) {
       this.element.addEventListener(event, () => this.onAnnotation());
     }
@@ -250,7 +252,8 @@ export class Viewport {
   }
 
   resize() {
-    if (this.enabled) cornerstone.resize(this.element, false);
+    if (!this.enabled || !this.element.clientWidth || !this.element.clientHeight) return;
+    cornerstone.resize(this.element, false);
   }
 
   view(): ViewState | undefined {

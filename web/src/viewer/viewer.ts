@@ -21,7 +21,11 @@ function serverFeatures(): Promise<Features> {
     const review = doc.paths?.['/api/studies/{id}/review'] ?? {};
     const body = review.post?.requestBody?.content?.['application/json']?.schema?.properties ?? {};
     return { undo: !!review.delete, measurements: 'measurements' in body };
-  }).catch(() => ({ undo: false, measurements: false }));
+  }).catch(() => ({
+    // No OpenAPI document (a deployment may hide it): offer undo and learn from the answer; never
+    // send measurements a strict server would refuse the decision for.
+    undo: true, measurements: false,
+  }));
   return features;
 }
 
@@ -510,6 +514,13 @@ export class ViewerPage {
       if (location.hash === `#/study/${last.studyId}`) await this.open(last.studyId);
       else location.hash = `#/study/${last.studyId}`;
     } catch (err) {
+      if (err instanceof ApiError && err.status === 404 && /^Route DELETE/.test(err.message)) {
+        this.features = { ...this.features, undo: false };
+        features = Promise.resolve(this.features);
+        if (this.detail) this.decisions.renderHistory(this.detail.reviews, false);
+        this.showToast('Undo is not available on this server; another decision key changes the decision.', { error: true });
+        return;
+      }
       this.showToast(`Not undone: ${(err as Error).message}`, { error: true });
     }
   }

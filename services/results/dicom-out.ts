@@ -79,7 +79,8 @@ export function studyAttributesFrom(source: Uint8Array): DicomItem {
   for (const [tag, vr] of Object.entries(COPIED_FROM_SOURCE)) {
     const element = dataSet.elements[tag];
     if (!element || element.length === 0) continue;
-    let bytes = source.slice(element.dataOffset, element.dataOffset + element.length);
+    // byteArray, not source: a Deflated data set is parsed from its inflated copy.
+    let bytes = dataSet.byteArray.slice(element.dataOffset, element.dataOffset + element.length);
     if (vr === 'UI') bytes = new TextEncoder().encode(String(dataSet.string(tag) ?? ''));
     item[tag.slice(1)] = { vr, value: bytes };
   }

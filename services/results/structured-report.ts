@@ -170,6 +170,7 @@ function evidence(studyUid: string, refs: { seriesUid: string; sopClassUid: stri
 /** The SR data set. `studyAttributes` are the patient/study elements copied from a source image. */
 export function buildStructuredReport(report: StudyReport, id: SrIdentity, studyAttributes: DicomItem): DicomItem {
   const { date, time } = dateTime(id.createdAt);
+  const groups = measurementGroups(report);
   const root = container(null, C.measurementReport, [
     coded('HAS CONCEPT MOD', C.language, C.english),
     coded('HAS OBS CONTEXT', C.observerType, C.device),
@@ -181,7 +182,8 @@ export function buildStructuredReport(report: StudyReport, id: SrIdentity, study
     container('CONTAINS', C.imageLibrary, [
       container('CONTAINS', C.imageLibraryGroup, report.images.map((image) => imageReference('CONTAINS', null, image))),
     ]),
-    container('CONTAINS', C.measurements, measurementGroups(report)),
+    // Without boxes there are no measurement groups, and an empty container is not allowed.
+    ...(groups.length ? [container('CONTAINS', C.measurements, groups)] : []),
     container('CONTAINS', C.qualitative, studyStatement(report)),
   ], {
     '0040a504': { vr: 'SQ', value: [{ '00080105': { vr: 'CS', value: 'DCMR' }, '0040db00': { vr: 'CS', value: '1500' } }] },

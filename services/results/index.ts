@@ -24,7 +24,11 @@ export function resultsFor(core: Core, decode: (bytes: Uint8Array) => Promise<De
   const repo = new ResultsRepository(core.database.db);
   const queue = new ResultsQueue(core.redis, config.queuePrefix, { attempts: config.results.sendAttempts, backoffMs: config.results.sendBackoffMs });
   queue.queue.on('error', (err) => core.log.warn({ err: err.message }, 'results queue error'));
-  const service = new ResultsService(repo, core.repos.storage, queue, decode, { stableMs: config.results.stableSec * 1000, publicUrl: config.publicUrl }, core.log);
+  const service = new ResultsService(repo, core.repos.storage, queue, decode, {
+    stableMs: config.results.stableSec * 1000,
+    // Read when used: tests (and a server on port 0) learn the public URL after start.
+    get publicUrl() { return config.publicUrl; },
+  }, core.log);
   const results = { repo, queue, service };
   built.set(core, results);
   return results;

@@ -1,12 +1,10 @@
 /**
- * The one door through which results/ writes DICOM: data sets are built as plain items and
- * encoded by the project's Part 10 writer (services/core/dicom/write-dicom.ts; the `dicom` helper
- * is moving it to services/dicom/ — only the import below changes). Also: coded concepts,
+ * The one door through which results/ reads and writes DICOM: data sets are built as plain items
+ * and encoded by the project's Part 10 writer (services/dicom). Also: coded concepts,
  * deterministic UIDs and the source attributes we copy byte for byte.
  */
 import { createHash } from 'node:crypto';
-import dicomParser from 'dicom-parser';
-import { writeDicom, type DicomItem } from '../core/dicom/write-dicom.js';
+import { rawString, readDicom, writePart10, type DicomItem } from '../dicom/index.js';
 
 export type { DicomItem };
 
@@ -72,8 +70,8 @@ const COPIED_FROM_SOURCE: Record<string, string> = {
 /** Type 2 attributes of the Patient and General Study modules: present, possibly empty. */
 const REQUIRED_EMPTY = ['00080020', '00080030', '00080050', '00080090', '00100010', '00100020', '00100030', '00100040', '00200010'];
 
-export function studyAttributesFrom(source: Uint8Array): DicomItem {
-  const dataSet = dicomParser.parseDicom(source, { untilTag: 'x7fe00010' } as dicomParser.ParseDicomOptions);
+export async function studyAttributesFrom(source: Uint8Array, maxInflatedBytes?: number): Promise<DicomItem> {
+  const { dataSet } = await readDicom(source, { maxInflatedBytes });
   const item: DicomItem = {};
   for (const key of REQUIRED_EMPTY) item[key] = { vr: COPIED_FROM_SOURCE[`x${key}`], value: '' };
   for (const [tag, vr] of Object.entries(COPIED_FROM_SOURCE)) {
@@ -81,7 +79,7 @@ export function studyAttributesFrom(source: Uint8Array): DicomItem {
     if (!element || element.length === 0) continue;
     // byteArray, not source: a Deflated data set is parsed from its inflated copy.
     let bytes = dataSet.byteArray.slice(element.dataOffset, element.dataOffset + element.length);
-    if (vr === 'UI') bytes = new TextEncoder().encode(String(dataSet.string(tag) ?? ''));
+    if (vr === 'UI') bytes = new TextEncoder().encode(rawString(dataSet, tag) ?? '');
     item[tag.slice(1)] = { vr, value: bytes };
   }
   return item;
@@ -89,5 +87,5 @@ export function studyAttributesFrom(source: Uint8Array): DicomItem {
 
 /** Part 10 bytes, Explicit VR Little Endian. */
 export function toPart10(item: DicomItem): Buffer {
-  return writeDicom(item);
+  return writePart10(item);
 }

@@ -2,7 +2,7 @@ import type { Logger } from '../core/logger.js';
 import type { StorageRepository } from '../core/repositories/storage.repository.js';
 import type { ResultDelivery, ResultDestination, ResultVersion } from '../core/db/schema.js';
 import { readGreyPng, type DecodedImage } from '../imaging/index.js';
-import { studyAttributesFrom, toPart10, type DicomItem } from './dicom-out.js';
+import { studyAttributesFrom, toPart10 } from './dicom-out.js';
 import { recordSend } from './metrics.js';
 import type { ResultsQueue } from './results-queue.js';
 import type { ResultsRepository } from './results.repository.js';
@@ -106,10 +106,9 @@ export class ResultsService {
 
   private async buildObjects(report: StudyReport, hash: string, latest: ResultVersion | undefined, createdAt: number): Promise<StoredOutput[]> {
     const outputs: StoredOutput[] = [];
-    const attributesBySource = new Map<string, DicomItem>();
     const sourceBytes = async (storageKey: string) => this.storage.readFile(storageKey);
     const first = report.images[0];
-    const studyAttributes = studyAttributesFrom(await sourceBytes(first.storageKey));
+    const studyAttributes = await studyAttributesFrom(await sourceBytes(first.storageKey));
 
     const identity = srIdentity(report, hash);
     const predecessor = latest ? { sopInstanceUid: latest.sr_sop_uid, seriesUid: latest.sr_series_uid } : undefined;
@@ -125,8 +124,7 @@ export class ResultsService {
       const heatmap = image.heatmapKey ? readGreyPng(await this.storage.readDerived(image.heatmapKey)) : null;
       const pixels = renderMarkedUp(decoded.display, image, heatmap);
       const id = scIdentity(report, image, hash);
-      attributesBySource.set(image.sopInstanceUid, studyAttributesFrom(bytes));
-      const sc = buildSecondaryCapture({ report, image, pixels, decoded, ...id, instanceNumber, createdAt, studyAttributes: attributesBySource.get(image.sopInstanceUid)! });
+      const sc = buildSecondaryCapture({ report, image, pixels, decoded, ...id, instanceNumber, createdAt, studyAttributes: await studyAttributesFrom(bytes) });
       outputs.push({ ...(await this.store(report.siteId, 'sc', id.sopInstanceUid, SECONDARY_CAPTURE, id.seriesUid, toPart10(sc))), sourceSopInstanceUid: image.sopInstanceUid });
     }
     return outputs;

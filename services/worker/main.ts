@@ -17,10 +17,10 @@ export async function startWorker() {
   const model = await loadFractureModel(config.worker.modelDir, { backend: config.worker.backend });
   log.info({ model: model.name, version: model.version, backend: model.backend, concurrency: config.worker.concurrency }, 'model loaded');
   const pool = createDecodePool(config.worker.decodeThreads, { timeoutMs: config.worker.decodeTimeoutMs });
-  const results = resultsFor(core, (bytes) => pool.decode(bytes));
+  const results = resultsFor(core, (bytes) => pool.decode(bytes, { maxInflatedBytes: config.limits.maxPartBytes }));
   const classify = new ClassifyService(
     core.repos.instances, core.repos.aiResults, core.repos.storage, model,
-    { decode: (bytes) => pool.decode(bytes) }, core.redis, config.queuePrefix, log,
+    { decode: (bytes) => pool.decode(bytes, { maxInflatedBytes: config.limits.maxPartBytes }) }, core.redis, config.queuePrefix, log,
     (siteId, studyId) => results.service.studyChanged(siteId, studyId),
   );
   const worker = new ClassifyWorker(config, classify, model, log, core.redis);

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { parseInstance } from '../../services/core/dicom/parse-instance.js';
+import { parseInstance } from '../../services/dicom/index.js';
 import { redisConnection } from '../../services/core/queue/classify-queue.js';
 import { ClassifyService } from '../../services/core/services/classify.service.js';
 import { decodeInstance } from '../../services/imaging/index.js';
@@ -57,7 +57,7 @@ describe.skipIf(!orthancAvailable() || !hasModel)('AI results into a PACS: SR + 
   async function ingestAndClassify(bytes: Buffer) {
     const outcome = await ingestDirect(system.core, bytes);
     expect(outcome.status).toBe('stored');
-    const meta = parseInstance(bytes);
+    const meta = await parseInstance(bytes);
     const instance = (await system.core.repos.instances.findBySop('site-a', meta.sopInstanceUid))!;
     await classify.classify(instance.id, { queuedAt: null, attempt: 1, maxAttempts: 1 });
     const entry = studies.get(meta.studyInstanceUid) ?? { studyId: instance.study_id, sources: [] };
@@ -186,7 +186,7 @@ describe.skipIf(!orthancAvailable() || !hasModel)('AI results into a PACS: SR + 
     const first = (await results.repo.latestVersion(entry.studyId))!;
     // Preparing again with nothing new changes nothing.
     expect((await results.service.prepare(entry.studyId)).outcome).toBe('unchanged');
-    const source = parseInstance(await system.core.repos.storage.readFile((await system.core.repos.instances.findBySop('site-a', entry.sources[0]))!.storage_key));
+    const source = await parseInstance(await system.core.repos.storage.readFile((await system.core.repos.instances.findBySop('site-a', entry.sources[0]))!.storage_key));
     const later = makeDx({ studyUid, rows: 256, columns: 256, patientName: source.patientName ?? undefined, patientId: source.patientId ?? undefined, accession: source.accessionNumber ?? undefined });
     await ingestAndClassify(later.bytes);
     const second = await waitFor(async () => {

@@ -64,6 +64,12 @@ export class ResultsRepository {
     return { complete: Number(row.images) === Number(row.results), lastReceivedAt: Number(row.last) };
   }
 
+  /** SOP Instance UIDs of every object we made for a study (all versions). */
+  async ownObjectUids(studyId: number): Promise<Set<string>> {
+    const rows = await this.db.selectFrom('result_versions').select('objects').where('study_id', '=', studyId).execute();
+    return new Set(rows.flatMap((r) => (JSON.parse(r.objects) as { sopInstanceUid: string }[]).map((o) => o.sopInstanceUid)));
+  }
+
   latestVersion(studyId: number): Promise<ResultVersion | undefined> {
     return this.db.selectFrom('result_versions').selectAll().where('study_id', '=', studyId).orderBy('version', 'desc').limit(1).executeTakeFirst();
   }

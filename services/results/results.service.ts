@@ -79,6 +79,10 @@ export class ResultsService {
     if (waitMs > 0) return { outcome: 'waiting', waitMs };
 
     const report = (await this.repo.studyReport(studyId, undefined))!;
+    // A PACS that forwards the whole study back to us sends our own SR/SC too: never report on them.
+    const ours = await this.repo.ownObjectUids(studyId);
+    report.images = report.images.filter((i) => !ours.has(i.sopInstanceUid));
+    if (!report.images.length) return { outcome: 'gone' };
     const hash = contentHash(report);
     const latest = await this.repo.latestVersion(studyId);
     if (latest?.content_hash === hash) return { outcome: 'unchanged', version: latest, deliveries: await this.queueDeliveries(latest) };

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { parseInstance } from '../../services/dicom/index.js';
+import { workerMetrics } from '../../services/core/metrics.js';
 import { redisConnection } from '../../services/core/queue/classify-queue.js';
 import { ClassifyService } from '../../services/core/services/classify.service.js';
 import { decodeInstance } from '../../services/imaging/index.js';
@@ -179,6 +180,11 @@ describe.skipIf(!orthancAvailable() || !hasModel)('AI results into a PACS: SR + 
       expect(held.filter((i) => i.sopClass === COMPREHENSIVE_SR).map((i) => i.sop)).toEqual([version.sr_sop_uid]);
     }
     expect((await admin('sent')).stats.find((s) => s.status === 'sent')!.count).toBe(3 * studies.size);
+    // The worker's metrics count sends by kind and outcome, failures included.
+    const metrics = await workerMetrics().registry.metrics();
+    expect(metrics).toMatch(/^ft_results_sends_total\{kind="stow",outcome="failed"\} [1-9]/m);
+    expect(metrics).toMatch(/^ft_results_sends_total\{kind="dimse",outcome="sent"\} [1-9]/m);
+    expect(metrics).toMatch(/^ft_results_send_duration_seconds_count\{kind="stow",outcome="sent"\} [1-9]/m);
   }, 360_000);
 
   it('makes a new version for a later image, whose SR names the first as its predecessor; a re-prepare sends nothing twice', async () => {

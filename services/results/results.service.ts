@@ -127,7 +127,7 @@ export class ResultsService {
       const decoded = await this.decode(bytes);
       const heatmap = image.heatmapKey ? readGreyPng(await this.storage.readDerived(image.heatmapKey)) : null;
       const pixels = renderMarkedUp(decoded.display, image, heatmap);
-      const id = scIdentity(report, image, hash);
+      const id = scIdentity(report, image);
       const sc = buildSecondaryCapture({ report, image, pixels, decoded, ...id, instanceNumber, createdAt, studyAttributes: await studyAttributesFrom(bytes) });
       outputs.push({ ...(await this.store(report.siteId, 'sc', id.sopInstanceUid, SECONDARY_CAPTURE, id.seriesUid, toPart10(sc))), sourceSopInstanceUid: image.sopInstanceUid });
     }

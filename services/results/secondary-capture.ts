@@ -7,7 +7,7 @@
 import type { DecodedImage, GreyImage } from '../imaging/index.js';
 import { blendHeatmap, COLOURS, drawText, strokeRect, TEXT_HEIGHT, toRgb, type RgbImage } from './burn-in.js';
 import { dateTime, derivedUid, type DicomItem } from './dicom-out.js';
-import type { ReportImage, StudyReport } from './study-report.js';
+import { contentHash, type ReportImage, type StudyReport } from './study-report.js';
 
 export const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7';
 export const SC_SERIES_NUMBER = 9902;
@@ -38,10 +38,14 @@ export function renderMarkedUp(image: GreyImage, result: ReportImage, heatmap: G
   return rgb;
 }
 
-export function scIdentity(report: StudyReport, image: ReportImage, contentHash: string) {
+/**
+ * UIDs of an image's Secondary Capture: derived from that image's own result, so a new study
+ * version (a later image) re-sends unchanged images' captures under the same UIDs (stored once).
+ */
+export function scIdentity(report: StudyReport, image: ReportImage) {
   return {
     seriesUid: derivedUid('ft-sc-series', report.siteId, report.studyUid),
-    sopInstanceUid: derivedUid('ft-sc', report.siteId, report.studyUid, image.sopInstanceUid, contentHash),
+    sopInstanceUid: derivedUid('ft-sc', report.siteId, report.studyUid, image.sopInstanceUid, contentHash({ ...report, images: [image] })),
   };
 }
 

@@ -203,6 +203,10 @@ describe.skipIf(!orthancAvailable() || !hasModel)('AI results into a PACS: SR + 
     await waitFor(async () => (await deliveries()).filter((d) => d.version_id === second.id && d.status === 'sent').length === 3, 120_000, 'version 2 delivered');
     const held = await qidoInstances(viaStow, studyUid);
     expect(held.filter((i) => i.sopClass === COMPREHENSIVE_SR).map((i) => i.sop).sort()).toEqual([first.sr_sop_uid, second.sr_sop_uid].sort());
+    // The first image's capture is unchanged, so it keeps its UID: the PACS holds one per scored image.
+    const captures = (v: typeof first) => (JSON.parse(v.objects) as StoredOutput[]).filter((o) => o.kind === 'sc').map((o) => o.sopInstanceUid);
+    expect(captures(second)).toEqual(expect.arrayContaining(captures(first)));
+    expect(held.filter((i) => i.sopClass === SECONDARY_CAPTURE).map((i) => i.sop).sort()).toEqual(captures(second).sort());
     const metadata = await wadoMetadata(viaStow, studyUid, second.sr_series_uid, second.sr_sop_uid) as Record<string, { Value?: unknown[] }>[];
     const predecessor = (metadata[0]['0040A360'] ?? metadata[0]['0040a360']) as { Value?: unknown[] };
     expect(referencedSops(predecessor)).toEqual(new Set([first.sr_sop_uid]));

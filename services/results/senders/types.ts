@@ -7,7 +7,7 @@ export interface OutgoingObject {
 
 /** A send that failed, with a reason fit for the admin page (no patient data). */
 export class SendError extends Error {
-  constructor(message: string, readonly permanent = false) {
+  constructor(message: string) {
     super(message);
     this.name = 'SendError';
   }

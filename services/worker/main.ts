@@ -20,10 +20,10 @@ export async function startWorker() {
   const results = resultsFor(core, (bytes) => pool.decode(bytes, { maxInflatedBytes: config.limits.maxPartBytes }));
   const classify = new ClassifyService(
     core.repos.instances, core.repos.aiResults, core.repos.storage, model,
-    { decode: (bytes) => pool.decode(bytes, { maxInflatedBytes: config.limits.maxPartBytes }) }, core.redis, config.queuePrefix, log,
+    { decode: (bytes) => pool.decode(bytes, { maxInflatedBytes: config.limits.maxPartBytes }) }, core.repos.events, log,
     (siteId, studyId) => results.service.studyChanged(siteId, studyId),
   );
-  const worker = new ClassifyWorker(config, classify, model, log, core.redis);
+  const worker = new ClassifyWorker(config, classify, model, log, core.jobs.classify, core.repos.heartbeats);
   await worker.start();
   // Results going back to the hospital run in the same process, on their own queue and connection.
   const resultsConnection = redisConnection(config.redisUrl);

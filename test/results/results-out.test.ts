@@ -80,7 +80,7 @@ describe.skipIf(!orthancAvailable() || !hasModel)('AI results into a PACS: SR + 
     model = await loadFractureModel(MODEL_DIR);
     classify = new ClassifyService(
       system.core.repos.instances, system.core.repos.aiResults, system.core.repos.storage, model,
-      { decode: (bytes) => decodeInstance(bytes) }, system.core.redis, system.config.queuePrefix, system.core.log,
+      { decode: (bytes) => decodeInstance(bytes) }, system.core.repos.events, system.core.log,
       (siteId, studyId) => results.service.studyChanged(siteId, studyId),
     );
     connection = redisConnection(REDIS_URL);

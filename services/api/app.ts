@@ -1,13 +1,13 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import underPressure from '@fastify/under-pressure';
 import { randomUUID } from 'node:crypto';
 import type { Core } from '../core/core.js';
 import { loggerOptions } from '../core/logger.js';
 import { UploadGate } from './lib/upload-gate.js';
 import cookie from '@fastify/cookie';
 import { createAuthenticate } from './plugins/auth.js';
+import { connectionCap, eventLoopGuard, guardConnections } from './plugins/connection-guard.js';
 import { authRoutes } from './routes/auth.js';
 import { dicomwebReadRoutes } from './routes/dicomweb-read.js';
 import { adminRoutes } from './routes/admin.js';
@@ -28,15 +28,18 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
     // A client that goes quiet is cut off; a whole request has an upper bound too.
     connectionTimeout: limits.idleTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: 10_000,
     bodyLimit: 1024 * 1024,
-    trustProxy: core.config.trustProxy,
+    // Only the listed proxies may say who the client is (X-Forwarded-For); nobody when none are listed.
+    trustProxy: core.config.trustProxy.length ? core.config.trustProxy : false,
   });
-
-  await app.register(underPressure, {
-    maxEventLoopDelay: 1_000,
-    retryAfter: 10,
-    message: 'server under load; retry later',
-    exposeStatusRoute: false,
+  // Clients that connect and never finish their headers are cut off early; the connection count is capped.
+  app.server.headersTimeout = limits.headersTimeoutMs;
+  guardConnections(app.server, connectionCap(limits.maxConnections));
+  eventLoopGuard(app, { maxDelayMs: 1_000, retryAfterSec: 10 });
+  // Answers with patient data (or about sessions and jobs) are never kept by a browser or proxy cache.
+  app.addHook('onSend', async (request, reply) => {
+    if (/^\/(api|dicomweb|auth|admin)(\/|$)/.test(request.url) && !reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store');
   });
 
   await app.register(swagger, {
@@ -58,6 +61,11 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
     const err = error as { statusCode?: number; message: string; code?: string };
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : undefined;
     if (status) return reply.code(status).send({ error: err.code ?? 'Bad Request', message: err.message });
+    if (err.code === 'SQLITE_FULL' || err.code === 'ENOSPC') {
+      request.log.error({ code: err.code }, 'storage full');
+      reply.header('Retry-After', '60');
+      return reply.code(507).send({ error: 'Insufficient Storage', message: 'the server has no space left to store this; retry later' });
+    }
     request.log.error({ err: error }, 'unhandled error');
     // Storage or database trouble: tell the client to come back, never a bare 500 with internals.
     reply.header('Retry-After', '10');

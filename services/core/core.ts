@@ -6,6 +6,7 @@ import { ClassifyQueue, redisConnection } from './queue/classify-queue.js';
 import { AiResultRepository } from './repositories/ai-result.repository.js';
 import { AuditRepository } from './repositories/audit.repository.js';
 import { InstanceRepository } from './repositories/instance.repository.js';
+import { RateLimitRepository } from './repositories/rate-limit.repository.js';
 import { PipelineStatsRepository } from './repositories/pipeline-stats.repository.js';
 import { SiteRepository } from './repositories/site.repository.js';
 import { StorageRepository } from './repositories/storage.repository.js';
@@ -38,6 +39,7 @@ export interface Core {
     storage: StorageRepository;
     users: UserRepository;
     aiResults: AiResultRepository;
+    rateLimits: RateLimitRepository;
   };
   queue: ClassifyQueue;
   services: {
@@ -72,6 +74,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
   const worklist = new WorklistRepository(database.db);
   const reviews = new ReviewRepository(database.db);
   const aiResults = new AiResultRepository(database.db);
+  const rateLimits = new RateLimitRepository(redis, config.queuePrefix);
   const queue = new ClassifyQueue(redis, config.queuePrefix);
   queue.queue.on('error', (err) => log.warn({ err: err.message }, 'queue error'));
 
@@ -80,11 +83,11 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     log,
     database,
     redis,
-    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats },
+    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats, rateLimits },
     queue,
     services: {
       apiKeys: new ApiKeyService(sites, audit),
-      auth: new AuthService(users, sites, audit),
+      auth: new AuthService(users, sites, audit, rateLimits),
       ingest: new IngestService(storage, instances, audit, queue, log),
       queueAdmin: new QueueAdminService(queue, redis, config.queuePrefix, pipelineStats, audit, config.dataDir),
       reconcile: new ReconcileService(instances, queue, storage, log, aiResults),

@@ -3,9 +3,11 @@ import type { Redis } from 'ioredis';
 import type { Core } from '../../core/core.js';
 import { redisConnection } from '../../core/queue/classify-queue.js';
 import { eventsChannel } from '../../core/queue/worker-registry.js';
-import type { Authenticate } from '../plugins/auth.js';
+import { AuthService } from '../../core/services/auth.service.js';
+import { SESSION_COOKIE, type Authenticate } from '../plugins/auth.js';
+import { connectionCap } from '../plugins/connection-guard.js';
 
-interface Client { siteIds: Set<string>; reply: FastifyReply }
+interface Client { siteIds: Set<string>; userId: number; sessionHash: string; reply: FastifyReply }
 
 const HEARTBEAT_MS = 15_000;
 
@@ -17,6 +19,27 @@ const HEARTBEAT_MS = 15_000;
 export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Authenticate) {
   const clients = new Set<Client>();
   let subscriber: Redis | undefined;
+  const { limits } = core.config;
+  // Streams are long-lived connections: they may take at most half the connection cap in all.
+  const maxStreams = Math.max(1, Math.floor(connectionCap(limits.maxConnections) / 2));
+
+  const close = (client: Client) => {
+    clients.delete(client);
+    client.reply.raw.end();
+  };
+  /** Why a new stream for this user may not open, or undefined when it may. */
+  const refusal = (userId: number, siteIds: string[]) => {
+    if (clients.size >= maxStreams) return 'too many event streams open on this server';
+    let mine = 0;
+    const perSite = new Map<string, number>();
+    for (const client of clients) {
+      if (client.userId === userId) mine++;
+      for (const site of client.siteIds) perSite.set(site, (perSite.get(site) ?? 0) + 1);
+    }
+    if (mine >= limits.maxStreamsPerUser) return `at most ${limits.maxStreamsPerUser} event streams per user; close another tab`;
+    if (siteIds.some((site) => (perSite.get(site) ?? 0) >= limits.maxStreamsPerSite)) return 'too many event streams open for this site';
+    return undefined;
+  };
 
   const ensureSubscriber = () => {
     if (subscriber) return;
@@ -24,10 +47,15 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
     subscriber.on('error', (err) => app.log.warn({ err: err.message }, 'events subscriber: redis error'));
     subscriber.subscribe(eventsChannel(core.config.queuePrefix)).catch((err: Error) => app.log.warn({ err: err.message }, 'events subscribe failed'));
     subscriber.on('message', (_channel: string, message: string) => {
-      let event: { type?: string; siteId?: string; studyId?: number };
+      let event: { type?: string; siteId?: string; studyId?: number; userId?: number; sessionHash?: string };
       try {
         event = JSON.parse(message);
       } catch {
+        return;
+      }
+      // Sign-out, disable, password reset (from any API process or the CLI): their streams end now.
+      if (event.type === 'sessions-ended') {
+        for (const client of clients) if (client.userId === event.userId || client.sessionHash === event.sessionHash) close(client);
         return;
       }
       if (typeof event.siteId !== 'string' || typeof event.studyId !== 'number') return;
@@ -52,7 +80,15 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
     schema: { tags: ['Viewer'], summary: 'Server-sent events: AI results and decisions for the caller\'s sites (text/event-stream)' },
   }, async (request, reply) => {
     ensureSubscriber();
-    const client: Client = { siteIds: new Set(request.principal!.siteIds), reply };
+    const principal = request.principal!;
+    const token = request.cookies[SESSION_COOKIE]!;
+    if (principal.type !== 'user') throw new Error('unreachable: sessions only');
+    const refused = refusal(principal.userId, principal.siteIds);
+    if (refused) {
+      reply.header('Retry-After', '30');
+      return reply.code(429).send({ error: 'Too Many Requests', message: refused });
+    }
+    const client: Client = { siteIds: new Set(principal.siteIds), userId: principal.userId, sessionHash: AuthService.sessionHash(token), reply };
     reply.hijack();
     reply.raw.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -63,8 +99,14 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
     });
     reply.raw.write(`retry: 3000\nevent: hello\ndata: ${JSON.stringify({ siteIds: [...client.siteIds] })}\n\n`);
     clients.add(client);
-    // Comments keep proxies and the server's idle timeout from closing a quiet stream.
-    const heartbeat = setInterval(() => reply.raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
+    // Comments keep proxies and the server's idle timeout from closing a quiet stream; each beat
+    // also checks the session, so a stream ends within one beat of the session expiring.
+    const heartbeat = setInterval(() => {
+      core.services.auth.session(token).then((user) => {
+        if (!user) close(client);
+        else reply.raw.write(': keep-alive\n\n');
+      }, () => reply.raw.write(': keep-alive\n\n'));
+    }, HEARTBEAT_MS);
     reply.raw.on('close', () => {
       clearInterval(heartbeat);
       clients.delete(client);

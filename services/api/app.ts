@@ -74,7 +74,8 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
 
   await app.register(cookie);
   const authenticate = createAuthenticate(core.services.apiKeys, core.services.auth);
-  const gate = new UploadGate(limits.maxConcurrentUploads);
+  const gate = new UploadGate(limits.maxConcurrentUploads, limits.maxConcurrentUploadsPerKey,
+    (key) => core.repos.rateLimits.countUpload(key, limits.uploadsPerKeyPerMinute));
   metricsRoutes(app, core);
   healthRoutes(app, core);
   await app.register(async (uploads) => {

@@ -12,6 +12,18 @@ export interface Actor {
   username?: string;
 }
 
+/**
+ * Whose jobs an admin may see and change: every site's (a superadmin) or those of their sites.
+ * Jobs outside the scope answer as if they did not exist (404), so their ids are not confirmed.
+ */
+export type JobScope = 'all' | readonly string[];
+
+/** Job ids are `sop-<site>-<SOP Instance UID>`; a UID starts with a digit, so "sop-a-" never matches site "a-b"'s jobs. */
+export function jobInScope(jobId: string, scope: JobScope): boolean {
+  if (scope === 'all') return true;
+  return scope.some((site) => jobId.startsWith(`sop-${site}-`) && /\d/.test(jobId.charAt(site.length + 5)));
+}
+
 export type QueueCounts = Record<'waiting' | 'prioritized' | 'active' | 'delayed' | 'completed' | 'failed' | 'waiting-children', number>;
 
 export interface QueueOverview {
@@ -168,12 +180,12 @@ export class QueueAdminService {
    * Study Instance UID or accession number is exactly `q` (looked up in the database, then their
    * jobs fetched by id).
    */
-  async failedJobs(opts: { q?: string; offset?: number; limit?: number } = {}): Promise<{ total: number; jobs: FailedJob[] }> {
+  async failedJobs(opts: { q?: string; offset?: number; limit?: number } = {}, scope: JobScope = 'all'): Promise<{ total: number; jobs: FailedJob[] }> {
     const offset = Math.max(0, opts.offset ?? 0);
     const limit = Math.min(Math.max(1, opts.limit ?? 50), 500);
     const term = opts.q?.trim();
     if (term) {
-      const refs = await this.stats.findInstances(term);
+      const refs = (await this.stats.findInstances(term)).filter((ref) => scope === 'all' || scope.includes(ref.siteId));
       const found = await Promise.all(refs.map(async (ref) => {
         const job = await this.q.getJob(`sop-${ref.siteId}-${ref.sopInstanceUid}`);
         return job && (await job.getState()) === 'failed' ? this.toFailed(job, ref) : undefined;
@@ -181,19 +193,25 @@ export class QueueAdminService {
       const jobs = found.filter((j): j is FailedJob => j !== undefined).sort((a, b) => (b.finishedOn ?? 0) - (a.finishedOn ?? 0));
       return { total: jobs.length, jobs: jobs.slice(offset, offset + limit) };
     }
-    const [total, jobs] = await Promise.all([this.q.getFailedCount(), this.q.getFailed(offset, offset + limit - 1)]);
-    return { total, jobs: await this.withRefs(jobs.filter(Boolean)) };
+    if (scope === 'all') {
+      const [total, jobs] = await Promise.all([this.q.getFailedCount(), this.q.getFailed(offset, offset + limit - 1)]);
+      return { total, jobs: await this.withRefs(jobs.filter(Boolean)) };
+    }
+    // A site admin: the failed ids (newest first) filtered by site, then only one page of jobs loaded.
+    const ids = (await this.q.getRanges(['failed'], 0, -1, false)).filter((id) => jobInScope(id, scope));
+    const page = await Promise.all(ids.slice(offset, offset + limit).map((id) => this.q.getJob(id)));
+    return { total: ids.length, jobs: await this.withRefs(page.filter((j): j is Job<ClassifyJobData> => Boolean(j))) };
   }
 
-  private async job(id: string): Promise<Job<ClassifyJobData>> {
-    const job = await this.q.getJob(id);
+  private async job(id: string, scope: JobScope = 'all'): Promise<Job<ClassifyJobData>> {
+    const job = jobInScope(id, scope) ? await this.q.getJob(id) : undefined;
     if (!job) throw new JobNotFoundError(id);
     return job;
   }
 
   /** A job's history: BullMQ's record (attempts, errors, times, logs), the stored AI result, and audited actions. */
-  async jobHistory(id: string) {
-    const job = await this.job(id);
+  async jobHistory(id: string, scope: JobScope = 'all') {
+    const job = await this.job(id, scope);
     const instanceId = typeof job.data?.instanceId === 'number' ? job.data.instanceId : undefined;
     const [state, logs, refs, result, audit] = await Promise.all([
       job.getState(),
@@ -234,8 +252,8 @@ export class QueueAdminService {
   }
 
   /** Puts one failed job back in the queue with fresh attempts. */
-  async retry(id: string, actor: Actor): Promise<void> {
-    const job = await this.job(id);
+  async retry(id: string, actor: Actor, scope: JobScope = 'all'): Promise<void> {
+    const job = await this.job(id, scope);
     const state = await job.getState();
     if (state !== 'failed') throw new JobStateError(`job is ${state}, only failed jobs can be retried`);
     const previous = { previousReason: job.failedReason || null, attemptsMade: job.attemptsMade };
@@ -245,14 +263,16 @@ export class QueueAdminService {
   }
 
   /** Retries every failed job (up to `max` in one call); returns how many went back and how many are left. */
-  async retryAll(actor: Actor, max = 10_000): Promise<{ retried: number; remaining: number }> {
+  async retryAll(actor: Actor, max = 10_000, scope: JobScope = 'all'): Promise<{ retried: number; remaining: number }> {
     let retried = 0;
     while (retried < max) {
-      const jobs = (await this.q.getFailed(0, Math.min(499, max - retried - 1))).filter(Boolean);
-      if (!jobs.length) break;
-      await this.stats.markRequeued(jobs.map((j) => j.data?.instanceId).filter((x): x is number => typeof x === 'number'));
+      const batch = scope === 'all'
+        ? (await this.q.getFailed(0, Math.min(499, max - retried - 1))).filter(Boolean)
+        : await this.scopedFailed(scope, Math.min(500, max - retried));
+      if (!batch.length) break;
+      await this.stats.markRequeued(batch.map((j) => j.data?.instanceId).filter((x): x is number => typeof x === 'number'));
       let moved = 0;
-      for (const job of jobs) {
+      for (const job of batch) {
         try {
           await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
           moved++;
@@ -263,14 +283,19 @@ export class QueueAdminService {
       retried += moved;
       if (!moved) break;
     }
-    const remaining = await this.q.getFailedCount();
-    await this.record(actor, 'queue.retry_all', { type: 'queue', id: this.q.name }, { retried, remaining });
+    const remaining = scope === 'all' ? await this.q.getFailedCount() : (await this.failedJobs({ limit: 1 }, scope)).total;
+    await this.record(actor, 'queue.retry_all', { type: 'queue', id: this.q.name }, { retried, remaining, ...(scope === 'all' ? {} : { sites: scope }) });
     return { retried, remaining };
   }
 
+  private async scopedFailed(scope: JobScope, count: number): Promise<Job<ClassifyJobData>[]> {
+    const ids = (await this.q.getRanges(['failed'], 0, -1, false)).filter((id) => jobInScope(id, scope)).slice(0, count);
+    return (await Promise.all(ids.map((id) => this.q.getJob(id)))).filter((j): j is Job<ClassifyJobData> => Boolean(j));
+  }
+
   /** Removes a job (not one being processed). Its image stays failed in the database. */
-  async remove(id: string, actor: Actor): Promise<void> {
-    const job = await this.job(id);
+  async remove(id: string, actor: Actor, scope: JobScope = 'all'): Promise<void> {
+    const job = await this.job(id, scope);
     const state = await job.getState();
     if (state === 'active') throw new JobStateError('job is being processed; it cannot be removed now');
     await job.remove();
@@ -302,7 +327,12 @@ export class QueueAdminService {
     return { removed };
   }
 
-  recentActions(limit = 20) {
-    return this.stats.recentQueueActions(limit).then((rows) => rows.map((a) => ({ ...a, details: a.details ? JSON.parse(a.details) : null })));
+  /** Recent audited queue actions; a site admin sees queue-wide ones and those on their sites' jobs. */
+  async recentActions(limit = 20, scope: JobScope = 'all') {
+    const rows = await this.stats.recentQueueActions(scope === 'all' ? limit : limit * 5);
+    return rows
+      .filter((a) => a.target_type !== 'job' || jobInScope(String(a.target_id), scope))
+      .slice(0, limit)
+      .map((a) => ({ ...a, details: a.details ? JSON.parse(a.details) : null }));
   }
 }

@@ -64,7 +64,7 @@ function showForbidden(user: User) {
 function start() {
   const user = currentUser();
   if (!user) return showLogin();
-  if (user.role !== 'admin') return showForbidden(user);
+  if (user.role !== 'admin' && user.role !== 'superadmin') return showForbidden(user);
   dashboard?.destroy();
   clear(root);
   dashboard = new Dashboard(user);

@@ -4,7 +4,7 @@ export interface User {
   userId: number;
   username: string;
   displayName: string;
-  role: 'radiologist' | 'admin';
+  role: 'radiologist' | 'admin' | 'superadmin';
   siteIds: string[];
 }
 

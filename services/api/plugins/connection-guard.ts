@@ -68,7 +68,9 @@ export function eventLoopGuard(app: FastifyInstance, opts: { maxDelayMs: number;
   histogram.enable();
   let lagging = false;
   const timer = setInterval(() => {
-    lagging = histogram.max / 1e6 > opts.maxDelayMs;
+    // The mean over the last second, as under-pressure measured it: one long pause (a module
+    // loaded, a GC) is not load.
+    lagging = histogram.count > 0 && histogram.mean / 1e6 > opts.maxDelayMs;
     histogram.reset();
   }, 1_000);
   timer.unref();

@@ -116,7 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxConcurrentUploadsPerKey: Math.max(1, int(env, 'MAX_CONCURRENT_UPLOADS_PER_KEY', Math.ceil(int(env, 'MAX_CONCURRENT_UPLOADS', 16) / 2))),
       uploadsPerKeyPerMinute: int(env, 'UPLOADS_PER_KEY_PER_MIN', 6000),
       maxConnections: int(env, 'MAX_CONNECTIONS', 0),
-      headersTimeoutMs: Math.max(1000, int(env, 'HEADERS_TIMEOUT_SEC', 10) * 1000),
+      headersTimeoutMs: Math.max(1000, int(env, 'HEADERS_TIMEOUT_SEC', 20) * 1000),
       maxStreamsPerUser: Math.max(1, int(env, 'SSE_MAX_PER_USER', 8)),
       maxStreamsPerSite: Math.max(1, int(env, 'SSE_MAX_PER_SITE', 200)),
       minFreeDiskBytes: int(env, 'MIN_FREE_DISK_MB', 256) * MB,

@@ -19,6 +19,7 @@ const HEARTBEAT_MS = 15_000;
 export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Authenticate) {
   const clients = new Set<Client>();
   let subscriber: Redis | undefined;
+  let subscribed: Promise<unknown> | undefined;
   const { limits } = core.config;
   // Streams are long-lived connections: they may take at most half the connection cap in all.
   const maxStreams = Math.max(1, Math.floor(connectionCap(limits.maxConnections) / 2));
@@ -41,11 +42,12 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
     return undefined;
   };
 
+  /** Subscribes once per process; resolves when the subscription is active (so a sign-out right after opening is not missed). */
   const ensureSubscriber = () => {
-    if (subscriber) return;
+    if (subscriber) return subscribed!;
     subscriber = redisConnection(core.config.redisUrl, { lazyConnect: false });
     subscriber.on('error', (err) => app.log.warn({ err: err.message }, 'events subscriber: redis error'));
-    subscriber.subscribe(eventsChannel(core.config.queuePrefix)).catch((err: Error) => app.log.warn({ err: err.message }, 'events subscribe failed'));
+    subscribed = subscriber.subscribe(eventsChannel(core.config.queuePrefix)).catch((err: Error) => app.log.warn({ err: err.message }, 'events subscribe failed'));
     subscriber.on('message', (_channel: string, message: string) => {
       let event: { type?: string; siteId?: string; studyId?: number; userId?: number; sessionHash?: string };
       try {
@@ -63,6 +65,7 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
       const payload = `event: ${event.type === 'review' ? 'review' : event.type === 'result' ? 'result' : 'study'}\ndata: ${JSON.stringify(event)}\n\n`;
       for (const client of clients) if (client.siteIds.has(event.siteId)) client.reply.raw.write(payload);
     });
+    return subscribed;
   };
 
   // preClose: the streams must end before the server waits for its connections to close.
@@ -79,7 +82,7 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
     onRequest: authenticate({ session: true, roles: ['radiologist', 'admin'] }),
     schema: { tags: ['Viewer'], summary: 'Server-sent events: AI results and decisions for the caller\'s sites (text/event-stream)' },
   }, async (request, reply) => {
-    ensureSubscriber();
+    await ensureSubscriber();
     const principal = request.principal!;
     const token = request.cookies[SESSION_COOKIE]!;
     if (principal.type !== 'user') throw new Error('unreachable: sessions only');

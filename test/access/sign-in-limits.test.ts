@@ -72,8 +72,9 @@ describe('sign-in limits', () => {
   it('limits a 200-guess burst from one address across many usernames', async () => {
     const statuses = (await Promise.all(Array.from({ length: 200 }, (_, i) => attempt(system.url, `sprayed-${i}`, 'Winter2026!', '192.0.2.99')))).map((r) => r.status);
     expect(count(statuses, 200)).toBe(0);
-    expect(count(statuses, 401)).toBeLessThanOrEqual(51);
-    expect(count(statuses, 429)).toBeGreaterThanOrEqual(149);
+    // 20 free for the address, then doubling back-offs: a few more only if the burst arrived slowly.
+    expect(count(statuses, 401)).toBeLessThanOrEqual(27);
+    expect(count(statuses, 429)).toBeGreaterThanOrEqual(173);
     // Another user behind the same address who signed in there before is not held up by the spray.
     expect((await attempt(system.url, 'victim', PASSWORD, '198.51.100.77')).status).toBe(200);
     const beforeSpray = await attempt(system.url, 'victim', PASSWORD, '192.0.2.99');

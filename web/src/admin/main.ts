@@ -4,6 +4,7 @@ import './admin.css';
 import { api, ApiError, onUnauthorized, query } from '../lib/api.js';
 import { currentUser, loadSession, signOut, type User } from '../lib/auth.js';
 import { signInForm } from '../lib/sign-in-form.js';
+import { showDemoBanner } from '../lib/demo-banner.js';
 import { clear, h } from '../lib/dom.js';
 import { PipelineCharts, type MinuteStats } from './charts.js';
 import { ago, bytes, duration, shortUid, time } from './format.js';
@@ -354,3 +355,5 @@ loadSession().then(() => start()).catch((err) => {
   clear(root);
   root.append(h('p', { class: 'error' }, `Cannot reach the server: ${(err as Error).message}`));
 });
+
+void showDemoBanner();

@@ -69,16 +69,15 @@ describe('sign-in limits', () => {
     expect((await attempt(system.url, 'target', PASSWORD, '198.51.100.7')).status).toBe(200);
   }, 120_000);
 
-  it('limits a 200-guess burst from one address across many usernames', async () => {
+  it('limits a 200-guess burst from one address across many usernames; a user who signed in there before is not held up', async () => {
+    expect((await attempt(system.url, 'victim', PASSWORD, '192.0.2.99')).status).toBe(200);
     const statuses = (await Promise.all(Array.from({ length: 200 }, (_, i) => attempt(system.url, `sprayed-${i}`, 'Winter2026!', '192.0.2.99')))).map((r) => r.status);
     expect(count(statuses, 200)).toBe(0);
     // 20 free for the address, then doubling back-offs: a few more only if the burst arrived slowly.
     expect(count(statuses, 401)).toBeLessThanOrEqual(27);
     expect(count(statuses, 429)).toBeGreaterThanOrEqual(173);
-    // Another user behind the same address who signed in there before is not held up by the spray.
-    expect((await attempt(system.url, 'victim', PASSWORD, '198.51.100.77')).status).toBe(200);
-    const beforeSpray = await attempt(system.url, 'victim', PASSWORD, '192.0.2.99');
-    expect(beforeSpray.status).toBe(429); // never signed in from there: the address's back-off applies
+    // The address is backing off for unknown users, but this user's own sign-in from there goes through.
+    expect((await attempt(system.url, 'victim', PASSWORD, '192.0.2.99')).status).toBe(200);
   }, 180_000);
 
   it('audits failed sign-ins with the client address and keeps limiter state in Redis with an expiry', async () => {

@@ -65,8 +65,22 @@ describe('data at rest and storage limits', () => {
 
   it('answers 507 when the database is full (SQLITE_FULL), not 503', async () => {
     const { db } = system.core.database;
+    // Cap the file at its size now, then fill its free pages and the sessions table's last page:
+    // the sign-in's session row has no room left.
+    await sql`CREATE TABLE filler (x BLOB)`.execute(db);
     const pages = Number((await sql<{ page_count: number }>`PRAGMA page_count`.execute(db)).rows[0].page_count);
     await sql.raw(`PRAGMA max_page_count = ${pages}`).execute(db);
+    const fillUntilFull = async (insert: (i: number) => Promise<unknown>) => {
+      for (let i = 0; i < 100_000; i++) {
+        const error = await insert(i).then(() => undefined, (err: { code?: string }) => err);
+        if (error?.code === 'SQLITE_FULL') return;
+        if (error) throw error;
+      }
+      throw new Error('the database never filled up');
+    };
+    const user = (await system.core.repos.users.byUsername('rad-a'))!;
+    await fillUntilFull(() => sql`INSERT INTO filler VALUES (randomblob(512))`.execute(db));
+    await fillUntilFull((i) => system.core.repos.users.createSession({ idHash: `filler-${i}`, userId: user.id, csrfToken: 'x', expiresAt: Date.now() + 60_000 }));
     try {
       // A sign-in writes a session row (and an audit row): the database has no page left for them.
       const res = await fetch(`${system.url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'rad-a', password: PASSWORD }) });
@@ -74,6 +88,8 @@ describe('data at rest and storage limits', () => {
       expect(res.headers.get('retry-after')).toBeTruthy();
     } finally {
       await sql.raw('PRAGMA max_page_count = 1073741823').execute(db);
+      await sql`DROP TABLE filler`.execute(db);
+      await db.deleteFrom('sessions').where('id_hash', 'like', 'filler-%').execute();
     }
   });
 });

@@ -4,7 +4,8 @@ import { PASSWORD } from '../helpers/session.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 
 /** Issue 16, item 7: account management in the CLI, and --help that works for every command. */
-describe('admin CLI', () => {
+// Generous: every sign-in runs scrypt, slow on a loaded machine.
+describe('admin CLI', { timeout: 90_000 }, () => {
   let system: TestSystem;
   let out = '';
   beforeAll(async () => {

@@ -66,7 +66,7 @@ describe('the API under connection floods with a low open-file limit', () => {
     const two = await login(system.url, 'flood-2');
     const more: EventStream[] = [];
     for (let i = 0; i < 8; i++) more.push(await openEventStream(system.url, two.cookie));
-    expect(more.filter((s) => s.status === 200).length).toBe(12 - open.length);
+    expect(more.filter((s) => s.status === 200).length).toBe(Math.min(8, 12 - open.length));
     for (const stream of [...open, ...more]) stream.close();
     expect(await healthz()).toBe(200);
   }, 60_000);

@@ -5,7 +5,8 @@ import { DemoService } from '../../services/core/services/demo.service.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 
 /** Issue 16, M6: demo credentials shown once and never stored in plain text; FT_DEMO=0 turns the demo accounts off. */
-describe('demo mode', () => {
+// Generous: every sign-in runs scrypt, slow on a loaded machine.
+describe('demo mode', { timeout: 90_000 }, () => {
   let system: TestSystem;
   let demo: DemoService;
   beforeAll(async () => {

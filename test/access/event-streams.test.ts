@@ -4,7 +4,8 @@ import { openEventStream, within } from '../helpers/streams.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 
 /** /api/events streams end with the session (issue 16, M4) and are capped per user and per site. */
-describe('event streams', () => {
+// Generous: every sign-in runs scrypt, slow on a loaded machine.
+describe('event streams', { timeout: 90_000 }, () => {
   let system: TestSystem;
   beforeAll(async () => {
     system = await startSystem({ env: { SSE_MAX_PER_USER: '2', SSE_MAX_PER_SITE: '3' } });

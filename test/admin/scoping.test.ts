@@ -9,7 +9,8 @@ import { call, login, PASSWORD, waitFor, type Session } from './helpers.js';
  * Issue 16, M8: an admin sees and changes only their sites' jobs; the deployment-wide operations
  * (pause, resume, drain) and bull-board (every site's jobs) need the superadmin role.
  */
-describe("admins are scoped to their sites' jobs", () => {
+// Generous: every sign-in runs scrypt, slow on a loaded machine.
+describe("admins are scoped to their sites' jobs", { timeout: 90_000 }, () => {
   let system: TestSystem;
   let worker: Worker<ClassifyJobData>;
   let adminA: Session;

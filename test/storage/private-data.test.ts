@@ -9,7 +9,8 @@ import { startSystem, stow, type TestSystem } from '../helpers/system.js';
 const mode = (file: string) => fs.statSync(file).mode & 0o777;
 
 /** Issue 16, M5/M7 and the low findings: data at rest private, no caching of patient data, full disk and full database. */
-describe('data at rest and storage limits', () => {
+// Generous: every sign-in runs scrypt, slow on a loaded machine.
+describe('data at rest and storage limits', { timeout: 90_000 }, () => {
   let system: TestSystem;
   beforeAll(async () => {
     // The test runner's umask is usually 022: the modes below must not depend on it.

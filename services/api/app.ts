@@ -28,8 +28,6 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
     // A client that goes quiet is cut off; a whole request has an upper bound too.
     connectionTimeout: limits.idleTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
-    // Shorter than the headers timeout, so an idle keep-alive connection is closed by its own timer first.
-    keepAliveTimeout: 5_000,
     bodyLimit: 1024 * 1024,
     // Only the listed proxies may say who the client is (X-Forwarded-For); nobody when none are listed.
     trustProxy: core.config.trustProxy.length ? core.config.trustProxy : false,

@@ -11,7 +11,7 @@ interface Tier { free: number; baseMs: number; maxMs: number; windowMs: number }
 /** Per username + client address: a guessing burst is slowed at once. */
 const PAIR: Tier = { free: 5, baseMs: 1_000, maxMs: 15 * 60_000, windowMs: 15 * 60_000 };
 /** Per client address (all usernames): spraying from one address. Skipped for a user who signed in from there before. */
-const ADDRESS: Tier = { free: 20, baseMs: 1_000, maxMs: 5 * 60_000, windowMs: 15 * 60_000 };
+const ADDRESS: Tier = { free: 10, baseMs: 1_000, maxMs: 5 * 60_000, windowMs: 15 * 60_000 };
 /** Per username (all addresses): guessing from many addresses. Skipped from an address the user signed in from before. */
 const USER: Tier = { free: 20, baseMs: 1_000, maxMs: 60_000, windowMs: 15 * 60_000 };
 /** How long a successful (user, address) pair is remembered as known. */

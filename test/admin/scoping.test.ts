@@ -37,7 +37,7 @@ describe("admins are scoped to their sites' jobs", { timeout: 90_000 }, () => {
     }
     jobA = `sop-site-a-${a.sopInstanceUid}`;
     jobB = `sop-site-b-${b.sopInstanceUid}`;
-    await waitFor(async () => (await system.core.queue.queue.getJobCounts('failed')).failed === 2, 30_000, 'both jobs failed');
+    await waitFor(async () => (await system.core.jobs.classify.queue.getJobCounts('failed')).failed === 2, 30_000, 'both jobs failed');
   });
   afterAll(async () => {
     await worker?.close();
@@ -56,13 +56,13 @@ describe("admins are scoped to their sites' jobs", { timeout: 90_000 }, () => {
     expect((await call(system.url, adminB, path, { method: 'DELETE' })).status).toBe(404);
     // "Retry all" touches site B's job only.
     expect((await call(system.url, adminB, '/api/admin/jobs/failed/retry', { method: 'POST' })).json).toMatchObject({ retried: 1 });
-    expect(await (await system.core.queue.queue.getJob(jobA))!.getState()).toBe('failed');
+    expect(await (await system.core.jobs.classify.queue.getJob(jobA))!.getState()).toBe('failed');
     const actions = await call(system.url, adminA, '/api/admin/actions');
     expect(actions.text).not.toContain(jobB);
   });
 
   it("site A's admin sees site A's job; the superadmin sees every site's", async () => {
-    await waitFor(async () => (await system.core.queue.queue.getJobCounts('failed')).failed === 2, 30_000, "site B's retried job to fail again");
+    await waitFor(async () => (await system.core.jobs.classify.queue.getJobCounts('failed')).failed === 2, 30_000, "site B's retried job to fail again");
     expect((await call(system.url, adminA, '/api/admin/jobs/failed')).json.jobs.map((j: { id: string }) => j.id)).toEqual([jobA]);
     expect((await call(system.url, adminA, `/api/admin/jobs/${encodeURIComponent(jobA)}`)).status).toBe(200);
     const all = await call(system.url, superadmin, '/api/admin/jobs/failed');
@@ -73,10 +73,10 @@ describe("admins are scoped to their sites' jobs", { timeout: 90_000 }, () => {
     for (const action of ['pause', 'resume', 'drain']) {
       expect((await call(system.url, adminB, `/api/admin/queue/${action}`, { method: 'POST' })).status, action).toBe(403);
     }
-    expect(await system.core.queue.queue.isPaused()).toBe(false);
+    expect(await system.core.jobs.classify.queue.isPaused()).toBe(false);
     expect((await call(system.url, adminB, '/admin/queues/api/queues')).status).toBe(403);
     expect((await call(system.url, superadmin, '/api/admin/queue/pause', { method: 'POST' })).status).toBe(200);
-    expect(await system.core.queue.queue.isPaused()).toBe(true);
+    expect(await system.core.jobs.classify.queue.isPaused()).toBe(true);
     expect((await call(system.url, superadmin, '/api/admin/queue/resume', { method: 'POST' })).status).toBe(200);
     expect((await call(system.url, superadmin, '/admin/queues/api/queues?activeQueue=classify&status=failed&page=1')).status).toBe(200);
   });

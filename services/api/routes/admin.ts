@@ -126,7 +126,7 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
   // site's jobs, so it is for superadmins only.
   const board = new FastifyAdapter();
   createBullBoard({
-    queues: [new BullMQAdapter(core.queue.queue, { readOnlyMode: true })],
+    queues: core.services.queueAdmin.browsableQueues().map((queue) => new BullMQAdapter(queue, { readOnlyMode: true })),
     serverAdapter: board,
     options: {
       uiConfig: {

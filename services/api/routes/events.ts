@@ -1,31 +1,28 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Core } from '../../core/core.js';
-import { redisConnection } from '../../core/queue/classify-queue.js';
-import { eventsChannel } from '../../core/queue/worker-registry.js';
 import { AuthService } from '../../core/services/auth.service.js';
 import { SESSION_COOKIE, type Authenticate } from '../plugins/auth.js';
 import { connectionCap } from '../plugins/connection-guard.js';
 
-interface Client { siteIds: Set<string>; userId: number; sessionHash: string; reply: FastifyReply }
+interface Client { reply: FastifyReply; stop: () => void; siteIds: Set<string>; userId: number; sessionHash: string }
 
 const HEARTBEAT_MS = 15_000;
 
 /**
  * Server-sent events for open worklists and viewers: the worker's pipeline events (a result
  * stored, a study's AI state changed) and review events, relayed from Redis pub/sub to each
- * signed-in user whose sites include the event's site. One Redis subscription per API process.
+ * signed-in user whose sites include the event's site. One Redis subscription per API process;
+ * a client's stream starts (event `hello`) once it is in place.
  */
 export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Authenticate) {
   const clients = new Set<Client>();
-  let subscriber: Redis | undefined;
-  let subscribed: Promise<unknown> | undefined;
   const { limits } = core.config;
   // Streams are long-lived connections: they may take at most half the connection cap in all.
   const maxStreams = Math.max(1, Math.floor(connectionCap(limits.maxConnections) / 2));
 
   const close = (client: Client) => {
     clients.delete(client);
+    client.stop();
     client.reply.raw.end();
   };
   /** Why a new stream for this user may not open, or undefined when it may. */
@@ -41,57 +38,39 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
     if (siteIds.some((site) => (perSite.get(site) ?? 0) >= limits.maxStreamsPerSite)) return 'too many event streams open for this site';
     return undefined;
   };
-
-  /** Subscribes once per process; resolves when the subscription is active (so a sign-out right after opening is not missed). */
-  const ensureSubscriber = () => {
-    if (subscriber) return subscribed!;
-    subscriber = redisConnection(core.config.redisUrl, { lazyConnect: false });
-    subscriber.on('error', (err) => app.log.warn({ err: err.message }, 'events subscriber: redis error'));
-    subscribed = subscriber.subscribe(eventsChannel(core.config.queuePrefix)).catch((err: Error) => app.log.warn({ err: err.message }, 'events subscribe failed'));
-    subscriber.on('message', (_channel: string, message: string) => {
-      let event: { type?: string; siteId?: string; studyId?: number; userId?: number; sessionHash?: string };
-      try {
-        event = JSON.parse(message);
-      } catch {
-        return;
-      }
-      // Sign-out, disable, password reset (from any API process or the CLI): their streams end now.
-      if (event.type === 'sessions-ended') {
-        for (const client of clients) if (client.userId === event.userId || client.sessionHash === event.sessionHash) close(client);
-        return;
-      }
-      if (typeof event.siteId !== 'string' || typeof event.studyId !== 'number') return;
-      // Only what the browser needs to refresh; the list itself is re-read through the site-scoped API.
-      const payload = `event: ${event.type === 'review' ? 'review' : event.type === 'result' ? 'result' : 'study'}\ndata: ${JSON.stringify(event)}\n\n`;
-      for (const client of clients) if (client.siteIds.has(event.siteId)) client.reply.raw.write(payload);
-    });
-    return subscribed;
-  };
+  // Sign-out, disable, password reset (from any API process or the CLI): their streams end now.
+  let sessionsWatched: Promise<unknown> | undefined;
+  const watchSessions = () => (sessionsWatched ??= core.services.auth.onSessionsEnded((ended) => {
+    for (const client of clients) if (client.userId === ended.userId || client.sessionHash === ended.sessionHash) close(client);
+  }));
 
   // preClose: the streams must end before the server waits for its connections to close.
   app.addHook('preClose', async () => {
     for (const client of clients) {
+      client.stop();
       client.reply.raw.end();
       client.reply.raw.socket?.destroy();
     }
     clients.clear();
-    subscriber?.disconnect();
   });
 
   app.get('/api/events', {
     onRequest: authenticate({ session: true, roles: ['radiologist', 'admin'] }),
     schema: { tags: ['Viewer'], summary: 'Server-sent events: AI results and decisions for the caller\'s sites (text/event-stream)' },
   }, async (request, reply) => {
-    await ensureSubscriber();
     const principal = request.principal!;
-    const token = request.cookies[SESSION_COOKIE]!;
     if (principal.type !== 'user') throw new Error('unreachable: sessions only');
+    const token = request.cookies[SESSION_COOKIE]!;
     const refused = refusal(principal.userId, principal.siteIds);
     if (refused) {
       reply.header('Retry-After', '30');
       return reply.code(429).send({ error: 'Too Many Requests', message: refused });
     }
-    const client: Client = { siteIds: new Set(principal.siteIds), userId: principal.userId, sessionHash: AuthService.sessionHash(token), reply };
+    await watchSessions();
+    const siteIds = new Set(principal.siteIds);
+    // Subscribed before "hello": whatever happens after the client sees it reaches the client.
+    // Only what the browser needs to refresh; the list itself is re-read through the site-scoped API.
+    const stop = await core.services.events.subscribe(siteIds, (event) => reply.raw.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`));
     reply.hijack();
     reply.raw.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -100,7 +79,8 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
       'X-Accel-Buffering': 'no',
       'X-Content-Type-Options': 'nosniff',
     });
-    reply.raw.write(`retry: 3000\nevent: hello\ndata: ${JSON.stringify({ siteIds: [...client.siteIds] })}\n\n`);
+    reply.raw.write(`retry: 3000\nevent: hello\ndata: ${JSON.stringify({ siteIds: [...siteIds] })}\n\n`);
+    const client: Client = { reply, stop, siteIds, userId: principal.userId, sessionHash: AuthService.sessionHash(token) };
     clients.add(client);
     // Comments keep proxies and the server's idle timeout from closing a quiet stream; each beat
     // also checks the session, so a stream ends within one beat of the session expiring.
@@ -112,6 +92,7 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
     }, HEARTBEAT_MS);
     reply.raw.on('close', () => {
       clearInterval(heartbeat);
+      stop();
       clients.delete(client);
     });
   });

@@ -1,5 +1,4 @@
 import type { Redis } from 'ioredis';
-import { eventsChannel } from '../queue/worker-registry.js';
 
 /**
  * One back-off tier: `free` evaluated sign-ins are allowed; every one after that makes the next
@@ -50,6 +49,9 @@ end
 return 0
 `;
 
+/** Sessions that ended: all of a user's, or one (by its hash). */
+export interface SessionsEnded { userId?: number; sessionHash?: string }
+
 /** KEYS: pair, address, user, known. ARGV: how long the pair stays known (ms). */
 const SUCCEEDED = `
 redis.call('DEL', KEYS[1])
@@ -64,7 +66,20 @@ redis.call('SET', KEYS[4], '1', 'PX', ARGV[1])
  * rates. Shared by every API process; each key expires, so memory stays bounded whatever the traffic.
  */
 export class RateLimitRepository {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  private subscriber: Redis | undefined;
+  private subscribed: Promise<unknown> = Promise.resolve();
+  private readonly endedListeners = new Set<(ended: SessionsEnded) => void>();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    /** Opens the subscriber connection for sessions-ended messages, on first use only. */
+    private readonly connect?: () => Redis,
+  ) {}
+
+  private get sessionsChannel() {
+    return `${this.prefix}:sessions-ended`;
+  }
 
   private key(...parts: string[]) {
     return `${this.prefix}:limit:${parts.map((p) => encodeURIComponent(p)).join(':')}`;
@@ -97,7 +112,31 @@ export class RateLimitRepository {
   }
 
   /** Tells every API process that sessions ended (sign-out, user disabled), so their event streams close. */
-  async publishSessionsEnded(ended: { userId: number } | { sessionHash: string }): Promise<void> {
-    await this.redis.publish(eventsChannel(this.prefix), JSON.stringify({ type: 'sessions-ended', ...ended })).catch(() => undefined);
+  async publishSessionsEnded(ended: SessionsEnded): Promise<void> {
+    await this.redis.publish(this.sessionsChannel, JSON.stringify(ended)).catch(() => undefined);
+  }
+
+  /** Calls `listener` for every sessions-ended message; resolves once subscribed, with the function that stops it. */
+  async onSessionsEnded(listener: (ended: SessionsEnded) => void): Promise<() => void> {
+    this.endedListeners.add(listener);
+    if (!this.subscriber && this.connect) {
+      const subscriber = this.connect();
+      this.subscriber = subscriber;
+      subscriber.on('error', () => {});
+      this.subscribed = subscriber.subscribe(this.sessionsChannel).catch(() => undefined);
+      subscriber.on('message', (_channel: string, message: string) => {
+        let ended: SessionsEnded;
+        try { ended = JSON.parse(message); } catch { return; }
+        for (const l of this.endedListeners) l(ended);
+      });
+    }
+    await this.subscribed;
+    return () => { this.endedListeners.delete(listener); };
+  }
+
+  close(): void {
+    this.endedListeners.clear();
+    this.subscriber?.disconnect();
+    this.subscriber = undefined;
   }
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { UserRole } from '../db/schema.js';
 import type { AuditRepository } from '../repositories/audit.repository.js';
-import type { RateLimitRepository } from '../repositories/rate-limit.repository.js';
+import type { RateLimitRepository, SessionsEnded } from '../repositories/rate-limit.repository.js';
 import type { SiteRepository } from '../repositories/site.repository.js';
 import type { UserRepository } from '../repositories/user.repository.js';
 
@@ -119,6 +119,11 @@ export class AuthService {
       userId: row.user_id, username: row.username, displayName: row.display_name, role: row.role,
       siteIds: await this.users.siteIds(row.user_id), csrfToken: row.csrf_token,
     };
+  }
+
+  /** Calls `listener` when sessions end anywhere (sign-out, disable, password reset), so open streams can close. */
+  onSessionsEnded(listener: (ended: SessionsEnded) => void): Promise<() => void> {
+    return this.limits.onSessionsEnded(listener);
   }
 
   /** Hash under which a session is stored (and named in sessions-ended events). */

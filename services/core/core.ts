@@ -116,6 +116,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     },
     async close() {
       events.close();
+      rateLimits.close();
       await classifyJobs.close().catch(() => {});
       redis.disconnect();
       await database.close();

@@ -61,16 +61,19 @@ export function eventRoutes(app: FastifyInstance, core: Core, authenticate: Auth
     const principal = request.principal!;
     if (principal.type !== 'user') throw new Error('unreachable: sessions only');
     const token = request.cookies[SESSION_COOKIE]!;
-    const refused = refusal(principal.userId, principal.siteIds);
-    if (refused) {
-      reply.header('Retry-After', '30');
-      return reply.code(429).send({ error: 'Too Many Requests', message: refused });
-    }
     await watchSessions();
     const siteIds = new Set(principal.siteIds);
     // Subscribed before "hello": whatever happens after the client sees it reaches the client.
     // Only what the browser needs to refresh; the list itself is re-read through the site-scoped API.
     const stop = await core.services.events.subscribe(siteIds, (event) => reply.raw.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`));
+    // Counted after the awaits above and before the stream is added, with nothing awaited between:
+    // concurrent requests cannot all pass the check.
+    const refused = refusal(principal.userId, principal.siteIds);
+    if (refused) {
+      stop();
+      reply.header('Retry-After', '30');
+      return reply.code(429).send({ error: 'Too Many Requests', message: refused });
+    }
     reply.hijack();
     reply.raw.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',

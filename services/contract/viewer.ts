@@ -162,7 +162,7 @@ export const UserSchema = Type.Object({
   userId: Type.Integer(),
   username: Type.String(),
   displayName: Type.String(),
-  role: StringEnum(['radiologist', 'admin'] as const),
+  role: StringEnum(['radiologist', 'admin', 'superadmin'] as const),
   siteIds: Type.Array(Type.String()),
 });
 export type User = Static<typeof UserSchema>;

@@ -7,10 +7,13 @@ import { redisConnection } from '../core/queue/classify-queue.js';
 import { createDecodePool } from '../imaging/decode-pool.js';
 import { loadFractureModel } from '../inference/index.js';
 import { resultsFor, ResultsWorker } from '../results/index.js';
+import { exitWithSupervisor } from '../supervisor/supervisor.js';
 import { ClassifyWorker } from './classify-worker.js';
 
 /** The classifier worker process. Several can run against one Redis. */
 export async function startWorker() {
+  process.umask(0o077);
+  exitWithSupervisor();
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'worker');
   const core = await createCore(config, log);

@@ -35,6 +35,8 @@ export interface ApiKeysTable {
   created_at: number;
   revoked_at: number | null;
   last_used_at: number | null;
+  /** After this (epoch ms) the key gets 401, like a revoked one; null = no expiry. */
+  expires_at: number | null;
 }
 
 export interface StudiesTable {
@@ -154,7 +156,8 @@ export interface AiResultsTable {
   stored_at: number;
 }
 
-export type UserRole = 'radiologist' | 'admin';
+/** superadmin: deployment-wide queue operations (pause, resume, drain, every site's jobs); admin: their sites' jobs. */
+export type UserRole = 'radiologist' | 'admin' | 'superadmin';
 
 export interface UsersTable {
   id: Generated<number>;

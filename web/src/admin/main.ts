@@ -4,6 +4,7 @@ import './admin.css';
 import { api, ApiError, onUnauthorized, query } from '../lib/api.js';
 import { currentUser, loadSession, signOut, type User } from '../lib/auth.js';
 import { signInForm } from '../lib/sign-in-form.js';
+import { showDemoBanner } from '../lib/demo-banner.js';
 import { clear, h } from '../lib/dom.js';
 import type { AdminAction, FailedJob, Overview, Throughput, WorkerStatus } from '../../../services/contract/index.js';
 import { PipelineCharts } from './charts.js';
@@ -41,7 +42,7 @@ function showForbidden(user: User) {
 function start() {
   const user = currentUser();
   if (!user) return showLogin();
-  if (user.role !== 'admin') return showForbidden(user);
+  if (user.role !== 'admin' && user.role !== 'superadmin') return showForbidden(user);
   dashboard?.destroy();
   clear(root);
   dashboard = new Dashboard(user);
@@ -334,3 +335,5 @@ loadSession().then(() => start()).catch((err) => {
   clear(root);
   root.append(h('p', { class: 'error' }, `Cannot reach the server: ${(err as Error).message}`));
 });
+
+void showDemoBanner();

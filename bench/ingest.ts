@@ -103,7 +103,7 @@ async function run(label: string, images: Buffer[], server: Server, concurrency:
 async function startOurs(): Promise<Server> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-bench-'));
   const port = String(await freePort());
-  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, QUEUE_PREFIX: `ft-bench-${process.pid}-${port}`, PORT: port, LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64' };
+  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, QUEUE_PREFIX: `ft-bench-${process.pid}-${port}`, PORT: port, LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', MAX_CONCURRENT_UPLOADS_PER_KEY: '64' };
   const core = await createCore(loadConfig({ ...process.env, ...env }), createLogger('silent', 'bench'));
   await core.services.apiKeys.createSite('bench', 'Bench');
   const { key } = await core.services.apiKeys.createKey('bench', 'bench');

@@ -9,6 +9,7 @@ import { EventRepository } from './repositories/event.repository.js';
 import { HeartbeatRepository } from './repositories/heartbeat.repository.js';
 import { JobRepository } from './repositories/job.repository.js';
 import { InstanceRepository } from './repositories/instance.repository.js';
+import { RateLimitRepository } from './repositories/rate-limit.repository.js';
 import { PipelineStatsRepository } from './repositories/pipeline-stats.repository.js';
 import { SiteRepository } from './repositories/site.repository.js';
 import { StorageRepository } from './repositories/storage.repository.js';
@@ -45,6 +46,7 @@ export interface Core {
     storage: StorageRepository;
     users: UserRepository;
     aiResults: AiResultRepository;
+    rateLimits: RateLimitRepository;
     heartbeats: HeartbeatRepository;
     events: EventRepository;
   };
@@ -87,6 +89,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
   const worklist = new WorklistRepository(database.db);
   const reviews = new ReviewRepository(database.db);
   const aiResults = new AiResultRepository(database.db);
+  const rateLimits = new RateLimitRepository(redis, config.queuePrefix, () => redisConnection(config.redisUrl));
   const heartbeats = new HeartbeatRepository(redis, config.queuePrefix);
   // Subscribing needs a connection of its own, that waits for Redis rather than failing fast.
   const events = new EventRepository(redis, config.queuePrefix, () => redisConnection(config.redisUrl), (message) => log.warn(message));
@@ -98,11 +101,11 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     log,
     database,
     redis,
-    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats, heartbeats, events },
+    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats, heartbeats, events, rateLimits },
     jobs: { classify: classifyJobs },
     services: {
       apiKeys: new ApiKeyService(sites, audit),
-      auth: new AuthService(users, sites, audit),
+      auth: new AuthService(users, sites, audit, rateLimits),
       events: new EventService(events),
       ingest: new IngestService(storage, instances, audit, classifyJobs, log, { maxInflatedBytes: config.limits.maxPartBytes }),
       queueAdmin: new QueueAdminService(classifyJobs, heartbeats, pipelineStats, audit, storage),
@@ -113,6 +116,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     },
     async close() {
       events.close();
+      rateLimits.close();
       await classifyJobs.close().catch(() => {});
       redis.disconnect();
       await database.close();

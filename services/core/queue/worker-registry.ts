@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
+import type { AiResultStatus } from '../db/schema.js';
 
 /**
  * Worker liveness. Each classify worker process writes a heartbeat every HEARTBEAT_MS to
@@ -62,5 +63,5 @@ export function eventsChannel(prefix: string) {
 }
 
 export type PipelineEvent =
-  | { type: 'result'; siteId: string; studyId: number; instanceId: number; status: 'done' | 'failed' | 'not_applicable'; flag: string | null; probability: number | null }
+  | { type: 'result'; siteId: string; studyId: number; instanceId: number; status: AiResultStatus; flag: string | null; probability: number | null }
   | { type: 'study'; siteId: string; studyId: number; aiState: 'pending' | 'complete'; aiFlag: string | null; aiScore: number | null };

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { WORKLIST_SORT_KEYS, type WorklistAiState, type WorklistFilter, type WorklistRow, type WorklistSort, type WorklistSortKey } from '../../core/repositories/worklist.repository.js';
 import type { Authenticate, Principal } from '../plugins/auth.js';
+import { reviewView } from './reviews.js';
 
 type UserPrincipal = Extract<Principal, { type: 'user' }>;
 const user = (request: FastifyRequest) => request.principal as UserPrincipal;
@@ -160,10 +161,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
         url: `/api/instances/${i.id}/file`,
         ai: imageAi(i),
       })),
-      reviews: history.map((r) => ({
-        id: r.id, decision: r.decision, comment: r.comment, boxes: r.boxes ? JSON.parse(r.boxes) as unknown[] : [],
-        user: { id: r.user_id, username: r.username, displayName: r.display_name }, at: r.created_at, supersededAt: r.superseded_at,
-      })),
+      reviews: history.map(reviewView),
     };
   });
 

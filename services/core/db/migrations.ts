@@ -9,8 +9,13 @@ class InlineProvider implements MigrationProvider {
   }
 }
 
-export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
-  const migrator = new Migrator({ db, provider: new InlineProvider(dialect) });
+/**
+ * `schema`: the PostgreSQL schema the tables live in. Kysely must be told: without it, it takes a
+ * migration table in any other schema of the database for its own and skips creating it (tests
+ * running side by side in their own schemas then fail with "kysely_migration_lock does not exist").
+ */
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect, schema?: string): Promise<void> {
+  const migrator = new Migrator({ db, provider: new InlineProvider(dialect), ...(schema ? { migrationTableSchema: schema } : {}) });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {

@@ -193,8 +193,15 @@ export interface ReviewsTable {
   comment: string | null;
   /** JSON boxes drawn by the radiologist (for "missed"), original pixel coordinates. */
   boxes: string | null;
+  /** JSON array of the instance ids the radiologist had rendered when deciding (at least one, all of the study). */
+  shown_instance_ids: string | null;
+  /** JSON [{ kind: 'length' | 'angle', points, value, unit, instanceId }] taken with the decision. */
+  measurements: string | null;
   created_at: number;
+  /** Set when a newer decision replaced this one, or it was undone. */
   superseded_at: number | null;
+  /** Set when the radiologist undid the decision (DELETE /api/studies/{id}/review); the study is unreviewed again. */
+  undone_at: number | null;
 }
 
 export type AiResult = Selectable<AiResultsTable>;

@@ -9,8 +9,18 @@ export const DECISIONS: ReviewDecision[] = ['agree', 'disagree', 'missed', 'unce
 
 export interface ReviewBox { x: number; y: number; width: number; height: number; instanceId?: number }
 
+export interface Point { x: number; y: number }
+
+/** A length or angle the radiologist measured, kept with the decision (original pixel coordinates). */
+export interface Measurement { kind: 'length' | 'angle'; points: Point[]; value: number; unit: string; instanceId: number }
+
+/** Units a measurement may carry: mm when the image has a pixel spacing, px when not; degrees for angles. */
+const MEASUREMENT_UNITS: Record<Measurement['kind'], string[]> = { length: ['mm', 'px'], angle: ['deg'] };
+/** Points per kind: a length has two ends; an angle three points (vertex in the middle) or four (two lines, Cobb). */
+const MEASUREMENT_POINTS: Record<Measurement['kind'], number[]> = { length: [2], angle: [3, 4] };
+
 /** A review event on the same channel as the worker's pipeline events, so every open worklist updates. */
-export interface ReviewEvent { type: 'review'; siteId: string; studyId: number; reviewState: 'reviewed'; decision: ReviewDecision }
+export interface ReviewEvent { type: 'review'; siteId: string; studyId: number; reviewState: 'reviewed' | 'unreviewed'; decision: ReviewDecision | null }
 
 export class ReviewError extends Error {
   constructor(message: string, readonly statusCode: number) {
@@ -18,10 +28,21 @@ export class ReviewError extends Error {
   }
 }
 
+export interface DecisionInput {
+  decision: string;
+  comment?: string | null;
+  boxes?: unknown;
+  /** The instance ids the radiologist had rendered on screen when deciding (required, at least one). */
+  shownInstanceIds?: unknown;
+  measurements?: unknown;
+}
+
 /**
  * Radiologists' decisions on studies: agree (fracture present), disagree (no fracture), missed (the
- * AI missed a fracture; boxes may mark it) or uncertain, with an optional comment. A new decision
- * supersedes the previous one; the history is kept and every decision is audited.
+ * AI missed a fracture; boxes may mark it) or uncertain, with an optional comment and measurements.
+ * A decision names the images that were on screen, and only images of the study may be named: no
+ * decision on an image that was not shown. A new decision supersedes the previous one, and a
+ * decision can be undone; the history is kept and every change is audited.
  */
 export class ReviewService {
   constructor(
@@ -32,35 +53,74 @@ export class ReviewService {
     private readonly queuePrefix: string,
   ) {}
 
-  async decide(actor: { userId: number; siteIds: string[] }, studyId: number, input: { decision: string; comment?: string | null; boxes?: unknown }) {
+  async decide(actor: { userId: number; siteIds: string[] }, studyId: number, input: DecisionInput) {
     const study = await this.worklist.getStudy(actor.siteIds, studyId);
     if (!study) throw new ReviewError('no such study', 404);
     if (!DECISIONS.includes(input.decision as ReviewDecision)) throw new ReviewError(`decision must be one of ${DECISIONS.join(', ')}`, 400);
     const decision = input.decision as ReviewDecision;
     const comment = input.comment?.trim() ? input.comment.trim().slice(0, 2000) : null;
-    const boxes = validBoxes(input.boxes);
+    const studyImages = await this.reviews.studyInstanceIds(studyId, study.site_id);
+    const shown = shownInstances(input.shownInstanceIds, studyImages);
+    const boxes = validBoxes(input.boxes, shown);
     if (boxes.length && decision !== 'missed') throw new ReviewError('boxes are only for "missed" (a fracture the AI did not mark)', 400);
+    const measurements = validMeasurements(input.measurements, shown);
     const { review, previous } = await this.reviews.decide({
       studyId, siteId: study.site_id, userId: actor.userId, decision, comment, boxes: boxes.length ? JSON.stringify(boxes) : null,
+      shownInstanceIds: JSON.stringify(shown), measurements: measurements.length ? JSON.stringify(measurements) : null,
     });
     await this.audit.record({
       actor_type: 'user', actor_id: String(actor.userId), site_id: study.site_id, action: 'review.decide',
       target_type: 'study', target_id: String(studyId),
       // Never the comment text: it may name the patient.
-      details: { review_id: review.id, decision, previous: previous?.decision ?? null, boxes: boxes.length, comment: comment !== null, ai_flag: study.ai_flag, ai_score: study.ai_score },
+      details: {
+        review_id: review.id, decision, previous: previous?.decision ?? null, previous_review_id: previous?.id ?? null, boxes: boxes.length,
+        measurements: measurements.length, shown_instance_ids: shown, comment: comment !== null, ai_flag: study.ai_flag, ai_score: study.ai_score,
+      },
     });
-    const event: ReviewEvent = { type: 'review', siteId: study.site_id, studyId, reviewState: 'reviewed', decision };
-    await this.redis?.publish(eventsChannel(this.queuePrefix), JSON.stringify(event)).catch(() => undefined);
+    await this.publish({ type: 'review', siteId: study.site_id, studyId, reviewState: 'reviewed', decision });
     return review;
+  }
+
+  /** Undoes the study's current decision: it stays in the history (undone), the study is unreviewed again. Audited. */
+  async undo(actor: { userId: number; siteIds: string[] }, studyId: number) {
+    const study = await this.worklist.getStudy(actor.siteIds, studyId);
+    if (!study) throw new ReviewError('no such study', 404);
+    const undone = await this.reviews.undo(studyId);
+    if (!undone) throw new ReviewError('the study has no decision to undo', 404);
+    await this.audit.record({
+      actor_type: 'user', actor_id: String(actor.userId), site_id: study.site_id, action: 'review.undo',
+      target_type: 'study', target_id: String(studyId),
+      details: { review_id: undone.id, decision: undone.decision, decided_by: undone.user_id },
+    });
+    await this.publish({ type: 'review', siteId: study.site_id, studyId, reviewState: 'unreviewed', decision: null });
+    return undone;
   }
 
   history(studyId: number) {
     return this.reviews.history(studyId);
   }
+
+  private async publish(event: ReviewEvent) {
+    await this.redis?.publish(eventsChannel(this.queuePrefix), JSON.stringify(event)).catch(() => undefined);
+  }
 }
 
-/** Boxes drawn by the radiologist, in original pixel coordinates; at most 20. */
-function validBoxes(raw: unknown): ReviewBox[] {
+const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
+
+/** The images on screen: at least one, each an image of this study at its site. */
+function shownInstances(raw: unknown, studyImages: Set<number>): number[] {
+  if (!Array.isArray(raw) || raw.length === 0) {
+    throw new ReviewError('shownInstanceIds: list the ids of the images you had on screen (at least one); a decision is only recorded on images that were shown', 400);
+  }
+  if (raw.length > 1000 || !raw.every(isId)) throw new ReviewError('shownInstanceIds: an array of image ids (positive integers)', 400);
+  const ids = [...new Set(raw as number[])];
+  const foreign = ids.filter((id) => !studyImages.has(id));
+  if (foreign.length) throw new ReviewError(`shownInstanceIds: image ${foreign[0]} is not an image of this study`, 400);
+  return ids;
+}
+
+/** Boxes drawn by the radiologist, in original pixel coordinates; at most 20, each on a shown image of the study. */
+function validBoxes(raw: unknown, shown: number[]): ReviewBox[] {
   if (raw === undefined || raw === null) return [];
   if (!Array.isArray(raw) || raw.length > 20) throw new ReviewError('boxes: an array of at most 20 {x, y, width, height}', 400);
   return raw.map((b) => {
@@ -69,10 +129,47 @@ function validBoxes(raw: unknown): ReviewBox[] {
     if (!values.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v < 100_000)) {
       throw new ReviewError('boxes: x, y, width and height must be non-negative numbers', 400);
     }
-    const [x, y, width, height] = (values as number[]).map((v) => Math.round(v * 10) / 10);
+    const [x, y, width, height] = (values as number[]).map(round1);
     if (width <= 0 || height <= 0) throw new ReviewError('boxes: width and height must be positive', 400);
     // Which image of the study the box is on (the viewer sends it; the export carries it).
-    const instanceId = Number.isSafeInteger(box.instanceId) && (box.instanceId as number) > 0 ? box.instanceId as number : undefined;
-    return instanceId ? { x, y, width, height, instanceId } : { x, y, width, height };
+    if (box.instanceId === undefined || box.instanceId === null) return { x, y, width, height };
+    if (!isId(box.instanceId) || !shown.includes(box.instanceId)) {
+      throw new ReviewError(`boxes: instanceId ${String(box.instanceId)} is not an image of this study that was on screen`, 400);
+    }
+    return { x, y, width, height, instanceId: box.instanceId };
   });
+}
+
+const round1 = (v: number) => Math.round(v * 10) / 10;
+
+/** Lengths and angles, at most 50, each on a shown image of the study. Points may be {x, y} or [x, y]. */
+function validMeasurements(raw: unknown, shown: number[]): Measurement[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw) || raw.length > 50) throw new ReviewError('measurements: an array of at most 50 {kind, points, value, unit, instanceId}', 400);
+  return raw.map((m, i) => {
+    const item = (m ?? {}) as Record<string, unknown>;
+    const where = `measurements[${i}]`;
+    const kind = item.kind as Measurement['kind'];
+    if (kind !== 'length' && kind !== 'angle') throw new ReviewError(`${where}.kind must be "length" or "angle"`, 400);
+    if (!isId(item.instanceId) || !shown.includes(item.instanceId)) {
+      throw new ReviewError(`${where}.instanceId must be an image of this study that was on screen`, 400);
+    }
+    if (typeof item.value !== 'number' || !Number.isFinite(item.value) || item.value < 0 || item.value > 1e6) {
+      throw new ReviewError(`${where}.value must be a non-negative number`, 400);
+    }
+    if (typeof item.unit !== 'string' || !MEASUREMENT_UNITS[kind].includes(item.unit)) {
+      throw new ReviewError(`${where}.unit must be ${MEASUREMENT_UNITS[kind].join(' or ')} for a ${kind}`, 400);
+    }
+    const points = Array.isArray(item.points) ? item.points.map(toPoint) : [];
+    if (!MEASUREMENT_POINTS[kind].includes(points.length) || points.some((p) => p === undefined)) {
+      throw new ReviewError(`${where}.points: ${MEASUREMENT_POINTS[kind].join(' or ')} points {x, y} in image pixels for a ${kind}`, 400);
+    }
+    return { kind, points: points as Point[], value: Math.round(item.value * 1000) / 1000, unit: item.unit, instanceId: item.instanceId };
+  });
+}
+
+function toPoint(p: unknown): Point | undefined {
+  const [x, y] = Array.isArray(p) ? p : [(p as Point | null)?.x, (p as Point | null)?.y];
+  const ok = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= -100_000 && v < 100_000;
+  return ok(x) && ok(y) ? { x: round1(x), y: round1(y) } : undefined;
 }

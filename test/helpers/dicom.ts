@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseInstance } from '../../services/imaging/dataset.js';
 import { dxImage, writeDicom, type DicomItem, type WriteOptions } from '../../services/core/dicom/write-dicom.js';
 
 let counter = 0;
@@ -49,4 +52,20 @@ export function corruptJpegLossless(rows = 64, columns = 64): Buffer {
   const pixelHeader = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42, 0, 0, 0xff, 0xff, 0xff, 0xff]);
   const delimiter = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
   return Buffer.concat([meta, pixelHeader, item(0), item(fragment.length), fragment, delimiter]);
+}
+
+/**
+ * The FracAtlas JPEG Lossless sample with its compressed data scrambled after byte 600 (issue 15):
+ * a well-formed data set whose frame still decodes, without an exception, to a nearly black image.
+ * dcmtk says "Corrupt JPEG data: premature end of data segment"; the worker must say "unreadable".
+ */
+export function scrambledJpegLossless(seed = 1): Buffer {
+  const bytes = Buffer.from(fs.readFileSync(path.resolve(import.meta.dirname, '../../samples/fracatlas/02-hand-fractured-jpeg-lossless.dcm')));
+  const frame = parseInstance(bytes).frameBytes(0);
+  const at = bytes.indexOf(Buffer.from(frame.subarray(0, 64)));
+  let state = seed;
+  const random = () => ((state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  // Keep the last two bytes (the EOI marker): the stream still looks complete.
+  for (let i = at + 600; i < at + frame.length - 2; i++) bytes[i] = Math.floor(random() * 256);
+  return bytes;
 }

@@ -38,6 +38,13 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
       expect(['none', 'doubt', 'definite']).toContain(r.flag);
       expect(r.model_version).toBeTruthy();
       expect(r.started_at! <= r.decoded_at! && r.decoded_at! <= r.inferred_at! && r.inferred_at! <= r.stored_at).toBe(true);
+      // Boxes agree with the image: at most 3, none on a not-flagged image, never louder than its flag, no number.
+      const boxes = JSON.parse(r.boxes!) as Record<string, unknown>[];
+      expect(boxes.length).toBeLessThanOrEqual(3);
+      if (r.flag === 'none') expect(boxes).toEqual([]);
+      if (r.flag === 'doubt') expect(boxes.every((b) => b.level === 'doubt')).toBe(true);
+      if (r.flag === 'definite') expect(boxes.some((b) => b.level === 'definite')).toBe(true);
+      for (const b of boxes) expect(Object.keys(b).sort()).toEqual(['height', 'level', 'width', 'x', 'y']);
       const png = await s.core.repos.storage.readDerived(r.heatmap_key!);
       expect(png.subarray(1, 4).toString()).toBe('PNG');
     }

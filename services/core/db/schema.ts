@@ -139,7 +139,7 @@ export interface AiResultsTable {
   probability: number | null;
   raw_score: number | null;
   flag: AiFlag | null;
-  /** JSON: [{ x, y, width, height, score, level }] in original pixel coordinates. */
+  /** JSON: [{ x, y, width, height, level }] in original pixel coordinates; at most 3, level never above the image flag, no number (services/inference/boxes.ts). */
   boxes: string | null;
   /** Storage key of the heat-map PNG (greyscale, covers the whole image; stretch to overlay). */
   heatmap_key: string | null;

@@ -157,7 +157,7 @@ export class ClassifyService {
   }
 }
 
-/** Boxes from model-input pixels to original pixels, clamped to the image. */
+/** Boxes from model-input pixels to original pixels, clamped to the image; no number (see inference/boxes.ts). */
 export function boxesInOriginal(prediction: Prediction, lb: Letterbox, width: number, height: number) {
   return prediction.boxes.map((b) => {
     const a = toOriginal(lb, b.x, b.y);
@@ -166,7 +166,7 @@ export function boxesInOriginal(prediction: Prediction, lb: Letterbox, width: nu
     const y0 = Math.max(0, Math.min(height, a.y));
     const x1 = Math.max(0, Math.min(width, c.x));
     const y1 = Math.max(0, Math.min(height, c.y));
-    return { x: Math.round(x0), y: Math.round(y0), width: Math.round(x1 - x0), height: Math.round(y1 - y0), score: b.score, level: b.level };
+    return { x: Math.round(x0), y: Math.round(y0), width: Math.round(x1 - x0), height: Math.round(y1 - y0), level: b.level };
   }).filter((b) => b.width > 0 && b.height > 0);
 }
 

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseInstance } from '../../services/imaging/dataset.js';
-import { encapsulatedPixelData, imageElements, writeDicom } from '../../services/imaging/dicom-writer.js';
+import { encapsulatedPixelData, imageElements, writeDicom } from '../helpers/images.js';
 import { decodeInstance } from '../../services/imaging/index.js';
 import type { GreyImage } from '../../services/imaging/letterbox.js';
 import { checkPlausibility, PLAUSIBILITY_LIMITS } from '../../services/imaging/plausibility.js';
@@ -78,7 +78,7 @@ describe('decoders report damaged data instead of inventing pixels quietly', () 
 
   it('JPEG Lossless scrambled after byte 600: premature end of data, unreadable', async () => {
     for (const s of [1, 2, 3]) {
-      const decoded = await decodeInstance(new Uint8Array(scrambledJpegLossless(s)));
+      const decoded = await decodeInstance(new Uint8Array(await scrambledJpegLossless(s)));
       expect(decoded.warnings[0]).toMatch(/premature end of data segment/);
       expect(checkPlausibility(decoded.display, decoded.warnings).readable).toBe(false);
     }
@@ -86,7 +86,7 @@ describe('decoders report damaged data instead of inventing pixels quietly', () 
 
   it('12-bit DCT JPEG cut short inside the scan: premature end of data, never a quiet decode', async () => {
     const f = expected.fixtures.find((x) => x.file === 'u16b12_mono2.jpeg-extended-12.dcm')!;
-    const frame = parseInstance(fixture(f.file)).frameBytes(0).slice();
+    const frame = (await parseInstance(fixture(f.file))).frameBytes(0).slice();
     const cut = new Uint8Array(Math.floor(frame.length * 0.6) + 2);
     cut.set(frame.subarray(0, cut.length - 2));
     cut.set([0xff, 0xd9], cut.length - 2);

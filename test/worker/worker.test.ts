@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseInstance } from '../../services/core/dicom/parse-instance.js';
+import { parseInstance } from '../../services/dicom/index.js';
 import { ingestDirect } from '../helpers/ingest.js';
 import { corruptJpegLossless, makeDx, scrambledJpegLossless } from '../helpers/dicom.js';
 import { exited, MODEL_DIR, startProcessSystem, waitFor, type ProcessSystem } from '../helpers/processes.js';
@@ -57,7 +57,7 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
     let flagged = 0;
     for (const [file, , fractured] of manifest.filter((c) => c[2] === '1')) {
       void fractured;
-      const sop = parseInstance(fs.readFileSync(path.join(samples, file))).sopInstanceUid;
+      const sop = (await parseInstance(fs.readFileSync(path.join(samples, file)))).sopInstanceUid;
       const instance = await s.core.repos.instances.findBySop('site-a', sop);
       const result = rows.find((r) => r.instance_id === instance!.id)!;
       if (result.flag === 'doubt' || result.flag === 'definite') flagged++;
@@ -121,15 +121,15 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
     system = await startProcessSystem();
     const s = system;
     await s.startWorker();
-    const scrambled = scrambledJpegLossless();
+    const scrambled = await scrambledJpegLossless();
     const blank = makeDx({ rows: 256, columns: 256, pixels: new Uint16Array(256 * 256).fill(1200) }).bytes;
     // A readable image in the blank one's study: the study must still not read as "none".
-    const blankStudy = parseInstance(blank).studyInstanceUid;
+    const blankStudy = (await parseInstance(blank)).studyInstanceUid;
     const clear = makeDx({ rows: 256, columns: 256, studyUid: blankStudy }).bytes;
     for (const bytes of [scrambled, blank, clear]) expect((await ingestDirect(s.core, bytes)).status).toBe('stored');
     const rows = await waitFor(async () => { const r = await results(s); return r.length === 3 && r; }, 120_000, 'three results');
     const bySop = async (bytes: Buffer) => {
-      const instance = await s.core.repos.instances.findBySop('site-a', parseInstance(bytes).sopInstanceUid);
+      const instance = await s.core.repos.instances.findBySop('site-a', (await parseInstance(bytes)).sopInstanceUid);
       return rows.find((r) => r.instance_id === instance!.id)!;
     };
     const scrambledResult = await bySop(scrambled);

@@ -4,7 +4,7 @@ import type { AiFlag } from '../db/schema.js';
 import { failpoint } from '../failpoints.js';
 import type { Logger } from '../logger.js';
 import { recordStoredResult } from '../metrics.js';
-import { RADIOGRAPHY_MODALITIES } from '../dicom/sop-class.js';
+import { RADIOGRAPHY_MODALITIES } from '../../dicom/index.js';
 import { eventsChannel, type PipelineEvent } from '../queue/worker-registry.js';
 import type { AiResultRepository, NewAiResult } from '../repositories/ai-result.repository.js';
 import type { InstanceRepository } from '../repositories/instance.repository.js';

@@ -103,7 +103,7 @@ async function main() {
     console.log(lines.join('\n'));
   } finally {
     server.kill('SIGTERM');
-    await core.queue.queue.obliterate({ force: true }).catch(() => {});
+    await core.jobs.classify.queue.obliterate({ force: true }).catch(() => {});
     await core.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }

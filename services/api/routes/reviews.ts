@@ -1,7 +1,7 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import type { Review } from '../../core/db/schema.js';
-import { DECISIONS, ReviewError, type DecisionInput } from '../../core/services/review.service.js';
+import { DECISIONS, type DecisionInput } from '../../core/services/review.service.js';
 import type { Authenticate, Principal } from '../plugins/auth.js';
 
 type UserPrincipal = Extract<Principal, { type: 'user' }>;
@@ -56,39 +56,29 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
     },
   }, async (request, reply) => {
     const p = request.principal as UserPrincipal;
-    try {
-      const review = await core.services.reviews.decide(p, Number((request.params as { id: number }).id), request.body as DecisionInput);
-      return reply.code(201).send({
-        review: {
-          id: review.id, studyId: review.study_id, decision: review.decision, comment: review.comment, at: review.created_at,
-          shownInstanceIds: parsed(review.shown_instance_ids), measurements: parsed(review.measurements),
-        },
-      });
-    } catch (err) {
-      return reviewError(reply, err);
-    }
+    const review = await core.services.reviews.decide(p, Number((request.params as { id: number }).id), request.body as DecisionInput);
+    return reply.code(201).send({
+      review: {
+        id: review.id, studyId: review.study_id, decision: review.decision, comment: review.comment, at: review.created_at,
+        shownInstanceIds: parsed(review.shown_instance_ids), measurements: parsed(review.measurements),
+      },
+    });
   });
 
   app.delete('/api/studies/:id/review', {
     onRequest: authenticate({ session: true, roles: ['radiologist'] }),
     schema: { tags, summary: "Undo the study's current decision (kept in the history as undone; the study is unreviewed again; audited)", params },
-  }, async (request, reply) => {
+  }, async (request) => {
     const p = request.principal as UserPrincipal;
-    try {
-      const undone = await core.services.reviews.undo(p, Number((request.params as { id: number }).id));
-      return { undone: { id: undone.id, studyId: undone.study_id, decision: undone.decision, undoneAt: undone.undone_at }, reviewState: 'unreviewed' };
-    } catch (err) {
-      return reviewError(reply, err);
-    }
+    const undone = await core.services.reviews.undo(p, Number((request.params as { id: number }).id));
+    return { undone: { id: undone.id, studyId: undone.study_id, decision: undone.decision, undoneAt: undone.undone_at }, reviewState: 'unreviewed' };
   });
 
   app.get('/api/studies/:id/reviews', {
     onRequest: authenticate({ session: true, roles: ['radiologist', 'admin'] }), schema: { tags, summary: 'Decision history of a study, newest first', params },
-  }, async (request, reply) => {
+  }, async (request) => {
     const p = request.principal as UserPrincipal;
-    const id = Number((request.params as { id: number }).id);
-    if (!(await core.repos.worklist.getStudy(p.siteIds, id))) return reply.code(404).send({ error: 'Not Found', message: 'no such study' });
-    const rows = await core.services.reviews.history(id);
+    const rows = await core.services.reviews.historyFor(p.siteIds, Number((request.params as { id: number }).id));
     return { reviews: rows.map(reviewView) };
   });
 
@@ -108,11 +98,7 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
   }, async (request, reply) => {
     const p = request.principal as UserPrincipal;
     const q = request.query as { format: 'csv' | 'json'; history: boolean; from?: number; to?: number };
-    const rows = await core.repos.reviews.exportRows(p.siteIds, { includeSuperseded: q.history, from: q.from, to: q.to });
-    await core.repos.audit.record({
-      actor_type: 'user', actor_id: p.id, site_id: p.siteIds.length === 1 ? p.siteIds[0] : null, action: 'review.export',
-      details: { format: q.format, rows: rows.length, history: q.history },
-    });
+    const rows = await core.services.reviews.export(p, { format: q.format, includeSuperseded: q.history, from: q.from, to: q.to });
     const stamp = new Date().toISOString().slice(0, 10);
     reply.header('Cache-Control', 'no-store');
     if (q.format === 'json') {
@@ -131,9 +117,4 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
     reply.header('Content-Disposition', `attachment; filename="fracture-triage-decisions-${stamp}.csv"`);
     return reply.type('text/csv; charset=utf-8').send(`${lines.join('\r\n')}\r\n`);
   });
-}
-
-function reviewError(reply: FastifyReply, err: unknown) {
-  if (err instanceof ReviewError) return reply.code(err.statusCode).send({ error: err.statusCode === 404 ? 'Not Found' : 'Bad Request', message: err.message });
-  throw err;
 }

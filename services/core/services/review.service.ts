@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
 import type { ReviewDecision } from '../db/schema.js';
-import { eventsChannel } from '../queue/worker-registry.js';
+import { AppError } from '../errors.js';
 import type { AuditRepository } from '../repositories/audit.repository.js';
+import type { EventMap, EventRepository } from '../repositories/event.repository.js';
 import type { ReviewRepository } from '../repositories/review.repository.js';
 import type { WorklistRepository } from '../repositories/worklist.repository.js';
 
@@ -19,12 +19,10 @@ const MEASUREMENT_UNITS: Record<Measurement['kind'], string[]> = { length: ['mm'
 /** Points per kind: a length has two ends; an angle three points (vertex in the middle) or four (two lines, Cobb). */
 const MEASUREMENT_POINTS: Record<Measurement['kind'], number[]> = { length: [2], angle: [3, 4] };
 
-/** A review event on the same channel as the worker's pipeline events, so every open worklist updates. */
-export interface ReviewEvent { type: 'review'; siteId: string; studyId: number; reviewState: 'reviewed' | 'unreviewed'; decision: ReviewDecision | null }
-
-export class ReviewError extends Error {
-  constructor(message: string, readonly statusCode: number) {
-    super(message);
+/** A decision that cannot be recorded as asked (400). */
+export class ReviewError extends AppError {
+  constructor(message: string) {
+    super('bad_request', message);
   }
 }
 
@@ -49,20 +47,19 @@ export class ReviewService {
     private readonly reviews: ReviewRepository,
     private readonly worklist: WorklistRepository,
     private readonly audit: AuditRepository,
-    private readonly redis: Redis | undefined,
-    private readonly queuePrefix: string,
+    private readonly events: EventRepository,
   ) {}
 
   async decide(actor: { userId: number; siteIds: string[] }, studyId: number, input: DecisionInput) {
     const study = await this.worklist.getStudy(actor.siteIds, studyId);
-    if (!study) throw new ReviewError('no such study', 404);
-    if (!DECISIONS.includes(input.decision as ReviewDecision)) throw new ReviewError(`decision must be one of ${DECISIONS.join(', ')}`, 400);
+    if (!study) throw new AppError('study_not_found');
+    if (!DECISIONS.includes(input.decision as ReviewDecision)) throw new ReviewError(`decision must be one of ${DECISIONS.join(', ')}`);
     const decision = input.decision as ReviewDecision;
     const comment = input.comment?.trim() ? input.comment.trim().slice(0, 2000) : null;
     const studyImages = await this.reviews.studyInstanceIds(studyId, study.site_id);
     const shown = shownInstances(input.shownInstanceIds, studyImages);
     const boxes = validBoxes(input.boxes, shown);
-    if (boxes.length && decision !== 'missed') throw new ReviewError('boxes are only for "missed" (a fracture the AI did not mark)', 400);
+    if (boxes.length && decision !== 'missed') throw new ReviewError('boxes are only for "missed" (a fracture the AI did not mark)');
     const measurements = validMeasurements(input.measurements, shown);
     const { review, previous } = await this.reviews.decide({
       studyId, siteId: study.site_id, userId: actor.userId, decision, comment, boxes: boxes.length ? JSON.stringify(boxes) : null,
@@ -77,22 +74,23 @@ export class ReviewService {
         measurements: measurements.length, shown_instance_ids: shown, comment: comment !== null, ai_flag: study.ai_flag, ai_score: study.ai_score,
       },
     });
-    await this.publish({ type: 'review', siteId: study.site_id, studyId, reviewState: 'reviewed', decision });
+    // Same channel as the worker's pipeline events, so every open worklist updates.
+    await this.publish({ siteId: study.site_id, studyId, reviewState: 'reviewed', decision });
     return review;
   }
 
   /** Undoes the study's current decision: it stays in the history (undone), the study is unreviewed again. Audited. */
   async undo(actor: { userId: number; siteIds: string[] }, studyId: number) {
     const study = await this.worklist.getStudy(actor.siteIds, studyId);
-    if (!study) throw new ReviewError('no such study', 404);
+    if (!study) throw new AppError('study_not_found');
     const undone = await this.reviews.undo(studyId);
-    if (!undone) throw new ReviewError('the study has no decision to undo', 404);
+    if (!undone) throw new AppError('review_not_found');
     await this.audit.record({
       actor_type: 'user', actor_id: String(actor.userId), site_id: study.site_id, action: 'review.undo',
       target_type: 'study', target_id: String(studyId),
       details: { review_id: undone.id, decision: undone.decision, decided_by: undone.user_id },
     });
-    await this.publish({ type: 'review', siteId: study.site_id, studyId, reviewState: 'unreviewed', decision: null });
+    await this.publish({ siteId: study.site_id, studyId, reviewState: 'unreviewed', decision: null });
     return undone;
   }
 
@@ -100,8 +98,24 @@ export class ReviewService {
     return this.reviews.history(studyId);
   }
 
-  private async publish(event: ReviewEvent) {
-    await this.redis?.publish(eventsChannel(this.queuePrefix), JSON.stringify(event)).catch(() => undefined);
+  /** A study's decision history, for a caller who may see it (else study_not_found). */
+  async historyFor(siteIds: string[], studyId: number) {
+    if (!(await this.worklist.getStudy(siteIds, studyId))) throw new AppError('study_not_found');
+    return this.reviews.history(studyId);
+  }
+
+  /** Decisions with the AI result of each image, for retraining and monitoring; the export is audited. */
+  async export(actor: { id: string; siteIds: string[] }, opts: { format: string; includeSuperseded: boolean; from?: number; to?: number }) {
+    const rows = await this.reviews.exportRows(actor.siteIds, { includeSuperseded: opts.includeSuperseded, from: opts.from, to: opts.to });
+    await this.audit.record({
+      actor_type: 'user', actor_id: actor.id, site_id: actor.siteIds.length === 1 ? actor.siteIds[0] : null, action: 'review.export',
+      details: { format: opts.format, rows: rows.length, history: opts.includeSuperseded },
+    });
+    return rows;
+  }
+
+  private async publish(event: EventMap['review']) {
+    await this.events.emit('review', event);
   }
 }
 
@@ -110,31 +124,31 @@ const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as numbe
 /** The images on screen: at least one, each an image of this study at its site. */
 function shownInstances(raw: unknown, studyImages: Set<number>): number[] {
   if (!Array.isArray(raw) || raw.length === 0) {
-    throw new ReviewError('shownInstanceIds: list the ids of the images you had on screen (at least one); a decision is only recorded on images that were shown', 400);
+    throw new ReviewError('shownInstanceIds: list the ids of the images you had on screen (at least one); a decision is only recorded on images that were shown');
   }
-  if (raw.length > 1000 || !raw.every(isId)) throw new ReviewError('shownInstanceIds: an array of image ids (positive integers)', 400);
+  if (raw.length > 1000 || !raw.every(isId)) throw new ReviewError('shownInstanceIds: an array of image ids (positive integers)');
   const ids = [...new Set(raw as number[])];
   const foreign = ids.filter((id) => !studyImages.has(id));
-  if (foreign.length) throw new ReviewError(`shownInstanceIds: image ${foreign[0]} is not an image of this study`, 400);
+  if (foreign.length) throw new ReviewError(`shownInstanceIds: image ${foreign[0]} is not an image of this study`);
   return ids;
 }
 
 /** Boxes drawn by the radiologist, in original pixel coordinates; at most 20, each on a shown image of the study. */
 function validBoxes(raw: unknown, shown: number[]): ReviewBox[] {
   if (raw === undefined || raw === null) return [];
-  if (!Array.isArray(raw) || raw.length > 20) throw new ReviewError('boxes: an array of at most 20 {x, y, width, height}', 400);
+  if (!Array.isArray(raw) || raw.length > 20) throw new ReviewError('boxes: an array of at most 20 {x, y, width, height}');
   return raw.map((b) => {
     const box = b as Record<string, unknown>;
     const values = ['x', 'y', 'width', 'height'].map((k) => box?.[k]);
     if (!values.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v < 100_000)) {
-      throw new ReviewError('boxes: x, y, width and height must be non-negative numbers', 400);
+      throw new ReviewError('boxes: x, y, width and height must be non-negative numbers');
     }
     const [x, y, width, height] = (values as number[]).map(round1);
-    if (width <= 0 || height <= 0) throw new ReviewError('boxes: width and height must be positive', 400);
+    if (width <= 0 || height <= 0) throw new ReviewError('boxes: width and height must be positive');
     // Which image of the study the box is on (the viewer sends it; the export carries it).
     if (box.instanceId === undefined || box.instanceId === null) return { x, y, width, height };
     if (!isId(box.instanceId) || !shown.includes(box.instanceId)) {
-      throw new ReviewError(`boxes: instanceId ${String(box.instanceId)} is not an image of this study that was on screen`, 400);
+      throw new ReviewError(`boxes: instanceId ${String(box.instanceId)} is not an image of this study that was on screen`);
     }
     return { x, y, width, height, instanceId: box.instanceId };
   });
@@ -145,24 +159,24 @@ const round1 = (v: number) => Math.round(v * 10) / 10;
 /** Lengths and angles, at most 50, each on a shown image of the study. Points may be {x, y} or [x, y]. */
 function validMeasurements(raw: unknown, shown: number[]): Measurement[] {
   if (raw === undefined || raw === null) return [];
-  if (!Array.isArray(raw) || raw.length > 50) throw new ReviewError('measurements: an array of at most 50 {kind, points, value, unit, instanceId}', 400);
+  if (!Array.isArray(raw) || raw.length > 50) throw new ReviewError('measurements: an array of at most 50 {kind, points, value, unit, instanceId}');
   return raw.map((m, i) => {
     const item = (m ?? {}) as Record<string, unknown>;
     const where = `measurements[${i}]`;
     const kind = item.kind as Measurement['kind'];
-    if (kind !== 'length' && kind !== 'angle') throw new ReviewError(`${where}.kind must be "length" or "angle"`, 400);
+    if (kind !== 'length' && kind !== 'angle') throw new ReviewError(`${where}.kind must be "length" or "angle"`);
     if (!isId(item.instanceId) || !shown.includes(item.instanceId)) {
-      throw new ReviewError(`${where}.instanceId must be an image of this study that was on screen`, 400);
+      throw new ReviewError(`${where}.instanceId must be an image of this study that was on screen`);
     }
     if (typeof item.value !== 'number' || !Number.isFinite(item.value) || item.value < 0 || item.value > 1e6) {
-      throw new ReviewError(`${where}.value must be a non-negative number`, 400);
+      throw new ReviewError(`${where}.value must be a non-negative number`);
     }
     if (typeof item.unit !== 'string' || !MEASUREMENT_UNITS[kind].includes(item.unit)) {
-      throw new ReviewError(`${where}.unit must be ${MEASUREMENT_UNITS[kind].join(' or ')} for a ${kind}`, 400);
+      throw new ReviewError(`${where}.unit must be ${MEASUREMENT_UNITS[kind].join(' or ')} for a ${kind}`);
     }
     const points = Array.isArray(item.points) ? item.points.map(toPoint) : [];
     if (!MEASUREMENT_POINTS[kind].includes(points.length) || points.some((p) => p === undefined)) {
-      throw new ReviewError(`${where}.points: ${MEASUREMENT_POINTS[kind].join(' or ')} points {x, y} in image pixels for a ${kind}`, 400);
+      throw new ReviewError(`${where}.points: ${MEASUREMENT_POINTS[kind].join(' or ')} points {x, y} in image pixels for a ${kind}`);
     }
     return { kind, points: points as Point[], value: Math.round(item.value * 1000) / 1000, unit: item.unit, instanceId: item.instanceId };
   });

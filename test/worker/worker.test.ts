@@ -142,7 +142,7 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
     const studies = await s.core.database.db.selectFrom('studies').select(['id', 'ai_state', 'ai_flag']).execute();
     expect(studies.map((st) => [st.ai_state, st.ai_flag])).toEqual([['complete', 'unreadable'], ['complete', 'unreadable']]);
     // Not a failure: nothing to retry, the job completed with its answer.
-    expect((await s.core.queue.queue.getJobCounts('failed')).failed).toBe(0);
+    expect((await s.core.jobs.classify.queue.getJobCounts('failed')).failed).toBe(0);
     expect((await s.core.repos.instances.get(scrambledResult.instance_id))?.status).toBe('done');
   }, 180_000);
 

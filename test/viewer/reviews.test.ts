@@ -151,8 +151,8 @@ for (const db of await databases()) {
       expect(study.reviews).toHaveLength(1);
       expect(study.reviews[0]).toMatchObject({ decision: 'disagree', undoneAt: expect.any(Number), supersededAt: expect.any(Number) });
       expect(study.reviews[0].measurements).toEqual([
-        { kind: 'length', points: [{ x: 1, y: 2 }, { x: 4, y: 6 }], value: 5, unit: 'mm', instanceId: shownA2 },
-        { kind: 'angle', points: [{ x: 0, y: 0 }, { x: 10, y: 0 }, { x: 10, y: 10 }], value: 90, unit: 'deg', instanceId: shownA2 },
+        { kind: 'length', points: [{ x: 1, y: 2 }, { x: 4, y: 6 }], value: 5, unit: 'mm', instanceId: shownA2, imageId: shownA2 },
+        { kind: 'angle', points: [{ x: 0, y: 0 }, { x: 10, y: 0 }, { x: 10, y: 10 }], value: 90, unit: 'deg', instanceId: shownA2, imageId: shownA2 },
       ]);
 
       expect((await decide(rad, id, { decision: 'agree' })).status).toBe(201);

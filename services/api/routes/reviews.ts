@@ -3,6 +3,7 @@ import type { Core } from '../../core/core.js';
 import type { Review } from '../../core/db/schema.js';
 import { DECISIONS, type DecisionInput } from '../../core/services/review.service.js';
 import type { Authenticate, Principal } from '../plugins/auth.js';
+import { DecisionResultSchema, ReviewListSchema, ErrorBodySchema } from '../../contract/index.js';
 
 type UserPrincipal = Extract<Principal, { type: 'user' }>;
 
@@ -53,6 +54,7 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
           measurements: { type: ['array', 'null'], maxItems: 50, items: { type: 'object' }, description: "[{ kind: 'length' | 'angle', points: [{x, y}], value, unit: 'mm' | 'px' | 'deg', instanceId }]" },
         },
       },
+      response: { 201: DecisionResultSchema, '4xx': ErrorBodySchema },
     },
   }, async (request, reply) => {
     const p = request.principal as UserPrincipal;
@@ -75,7 +77,7 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
   });
 
   app.get('/api/studies/:id/reviews', {
-    onRequest: authenticate({ session: true, roles: ['radiologist', 'admin'] }), schema: { tags, summary: 'Decision history of a study, newest first', params },
+    onRequest: authenticate({ session: true, roles: ['radiologist', 'admin'] }), schema: { tags, summary: 'Decision history of a study, newest first', params, response: { 200: ReviewListSchema, '4xx': ErrorBodySchema } },
   }, async (request) => {
     const p = request.principal as UserPrincipal;
     const rows = await core.services.reviews.historyFor(p.siteIds, Number((request.params as { id: number }).id));

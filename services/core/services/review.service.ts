@@ -7,12 +7,12 @@ import type { WorklistRepository } from '../repositories/worklist.repository.js'
 
 export const DECISIONS: ReviewDecision[] = ['agree', 'disagree', 'missed', 'uncertain'];
 
-export interface ReviewBox { x: number; y: number; width: number; height: number; instanceId?: number }
+export interface ReviewBox { x: number; y: number; width: number; height: number; instanceId: number }
 
 export interface Point { x: number; y: number }
 
 /** A length or angle the radiologist measured, kept with the decision (original pixel coordinates). */
-export interface Measurement { kind: 'length' | 'angle'; points: Point[]; value: number; unit: string; instanceId: number }
+export interface Measurement { kind: 'length' | 'angle'; points: Point[]; value: number; unit: string; instanceId: number; /** Same id, the name the web contract uses. */ imageId: number }
 
 /** Units a measurement may carry: mm when the image has a pixel spacing, px when not; degrees for angles. */
 const MEASUREMENT_UNITS: Record<Measurement['kind'], string[]> = { length: ['mm', 'px'], angle: ['deg'] };
@@ -145,8 +145,7 @@ function validBoxes(raw: unknown, shown: number[]): ReviewBox[] {
     }
     const [x, y, width, height] = (values as number[]).map(round1);
     if (width <= 0 || height <= 0) throw new ReviewError('boxes: width and height must be positive');
-    // Which image of the study the box is on (the viewer sends it; the export carries it).
-    if (box.instanceId === undefined || box.instanceId === null) return { x, y, width, height };
+    // Which image of the study the box is on (required: a box is drawn on an image that was shown).
     if (!isId(box.instanceId) || !shown.includes(box.instanceId)) {
       throw new ReviewError(`boxes: instanceId ${String(box.instanceId)} is not an image of this study that was on screen`);
     }
@@ -165,7 +164,8 @@ function validMeasurements(raw: unknown, shown: number[]): Measurement[] {
     const where = `measurements[${i}]`;
     const kind = item.kind as Measurement['kind'];
     if (kind !== 'length' && kind !== 'angle') throw new ReviewError(`${where}.kind must be "length" or "angle"`);
-    if (!isId(item.instanceId) || !shown.includes(item.instanceId)) {
+    const instanceId = item.instanceId ?? item.imageId;
+    if (!isId(instanceId) || !shown.includes(instanceId)) {
       throw new ReviewError(`${where}.instanceId must be an image of this study that was on screen`);
     }
     if (typeof item.value !== 'number' || !Number.isFinite(item.value) || item.value < 0 || item.value > 1e6) {
@@ -178,7 +178,7 @@ function validMeasurements(raw: unknown, shown: number[]): Measurement[] {
     if (!MEASUREMENT_POINTS[kind].includes(points.length) || points.some((p) => p === undefined)) {
       throw new ReviewError(`${where}.points: ${MEASUREMENT_POINTS[kind].join(' or ')} points {x, y} in image pixels for a ${kind}`);
     }
-    return { kind, points: points as Point[], value: Math.round(item.value * 1000) / 1000, unit: item.unit, instanceId: item.instanceId };
+    return { kind, points: points as Point[], value: Math.round(item.value * 1000) / 1000, unit: item.unit, instanceId, imageId: instanceId };
   });
 }
 

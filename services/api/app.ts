@@ -17,6 +17,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { stowRoutes } from './routes/stow.js';
 import { eventRoutes } from './routes/events.js';
 import { reviewRoutes } from './routes/reviews.js';
+import { resultsRoutes } from './routes/results.js';
 import { webRoutes } from './routes/web.js';
 import { worklistRoutes } from './routes/worklist.js';
 
@@ -74,6 +75,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
   await adminRoutes(app, core, authenticate);
   worklistRoutes(app, core, authenticate);
   reviewRoutes(app, core, authenticate);
+  resultsRoutes(app, core, authenticate);
   eventRoutes(app, core, authenticate);
   await webRoutes(app, core);
   return app;

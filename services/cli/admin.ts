@@ -4,6 +4,8 @@ import type { UserRole } from '../core/db/schema.js';
 import { loadConfig } from '../core/config.js';
 import { createCore } from '../core/core.js';
 import { createLogger } from '../core/logger.js';
+import { describeDestination, destinationRow, type DestinationSpec } from '../results/destinations.js';
+import { resultsFor } from '../results/index.js';
 
 const USAGE = `fracture-triage admin CLI (uses DATABASE_URL / DATA_DIR like the server)
 
@@ -16,12 +18,22 @@ const USAGE = `fracture-triage admin CLI (uses DATABASE_URL / DATA_DIR like the 
                                  create a user; without --password-stdin a password is generated and shown once
   user:list                      list users, roles and sites
   user:disable <username>        disable a user and end their sessions
+  destination:add <site> <name> --stow <DICOMweb base URL> [--header 'Name: value']...
+  destination:add <site> <name> --dimse <AE>@<host>:<port>
+                                 send the site's AI results (SR + marked-up images) to a PACS
+  destination:list [site]        list destinations (never header values or secrets)
+  destination:remove <site> <name>
+  webhook:add <site> <url> [--secret <key>] [--name <name>]
+                                 POST each study's AI result as signed JSON; without --secret a key is generated and shown once
 `;
 
 export async function runAdmin(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: { role: { type: 'string' }, sites: { type: 'string' }, name: { type: 'string' }, 'password-stdin': { type: 'boolean' } },
+    options: {
+      role: { type: 'string' }, sites: { type: 'string' }, name: { type: 'string' }, 'password-stdin': { type: 'boolean' },
+      stow: { type: 'string' }, dimse: { type: 'string' }, header: { type: 'string', multiple: true }, secret: { type: 'string' },
+    },
   });
   const [command, ...args] = positionals;
   if (!command || command === 'help') {
@@ -84,6 +96,30 @@ export async function runAdmin(argv: string[]): Promise<number> {
         console.log(`user ${user.username} disabled`);
         return 0;
       }
+      case 'destination:add': {
+        const [site, name] = args;
+        if (!site || !name || Boolean(values.stow) === Boolean(values.dimse)) {
+          throw new Error("usage: destination:add <site> <name> --stow <DICOMweb base URL> [--header 'Name: value'] | --dimse <AE>@<host>:<port>");
+        }
+        const spec: DestinationSpec = values.stow ? { kind: 'stow', url: values.stow, headers: values.header ?? [] } : { kind: 'dimse', target: values.dimse! };
+        return await addDestination(site, name, spec);
+      }
+      case 'webhook:add': {
+        const [site, url] = args;
+        if (!site || !url) throw new Error('usage: webhook:add <site> <url> [--secret <key>] [--name <name>]');
+        return await addDestination(site, values.name ?? `webhook-${new URL(url).host.replace(/[^a-z0-9.-]/gi, '-')}`, { kind: 'webhook', url, secret: values.secret });
+      }
+      case 'destination:list':
+        for (const d of await resultsFor(core).repo.listDestinations(args[0])) console.log(describeDestination(d));
+        return 0;
+      case 'destination:remove': {
+        const [site, name] = args;
+        if (!site || !name) throw new Error('usage: destination:remove <site> <name>');
+        const removed = await resultsFor(core).repo.removeDestination(site, name);
+        if (removed) await core.repos.audit.record({ actor_type: 'system', actor_id: 'cli', site_id: site, action: 'destination.remove', target_type: 'destination', target_id: name });
+        console.log(removed ? `destination ${name} of site ${site} removed` : `no destination ${name} for site ${site}`);
+        return removed ? 0 : 1;
+      }
       default:
         process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
         return 2;
@@ -92,7 +128,20 @@ export async function runAdmin(argv: string[]): Promise<number> {
     console.error(`error: ${(err as Error).message}`);
     return 1;
   } finally {
+    await resultsFor(core).queue.close().catch(() => {});
     await core.close();
+  }
+
+  async function addDestination(site: string, name: string, spec: DestinationSpec): Promise<number> {
+    if (!(await core.repos.sites.list()).some((s) => s.id === site)) throw new Error(`no site ${site}`);
+    const { row, generatedSecret } = destinationRow(site, name, spec);
+    const { repo } = resultsFor(core);
+    if ((await repo.listDestinations(site)).some((d) => d.name === name)) throw new Error(`site ${site} already has a destination ${name}`);
+    await repo.addDestination(row);
+    await core.repos.audit.record({ actor_type: 'system', actor_id: 'cli', site_id: site, action: 'destination.add', target_type: 'destination', target_id: name });
+    console.log(`destination ${name} (${row.kind}) added for site ${site}`);
+    if (generatedSecret) console.log(`webhook secret (shown once; the receiver checks X-FT-Signature with it):\n\n  ${generatedSecret}\n`);
+    return 0;
   }
 }
 

@@ -34,6 +34,14 @@ export interface Config {
   cookieSecure: 'auto' | boolean;
   /** Trust X-Forwarded-* from a reverse proxy (TLS terminated in front of us). */
   trustProxy: boolean;
+  /** AI results going back to the hospital (services/results). */
+  results: {
+    /** A study is sent once all its images have results and none arrived for this long. */
+    stableSec: number;
+    /** Delivery attempts before a send shows as failed, and the first back-off (doubling). */
+    sendAttempts: number;
+    sendBackoffMs: number;
+  };
   worker: {
     /** Folder with manifest.json, model.json and weights. */
     modelDir: string;
@@ -90,6 +98,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     demo: env.FT_DEMO === '1' || env.FT_DEMO === 'true',
     cookieSecure: env.COOKIE_SECURE === undefined || env.COOKIE_SECURE === 'auto' ? 'auto' : env.COOKIE_SECURE === 'true' || env.COOKIE_SECURE === '1',
     trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true',
+    results: {
+      stableSec: int(env, 'STUDY_STABLE_SEC', 30),
+      sendAttempts: Math.max(1, int(env, 'SEND_ATTEMPTS', 12)),
+      sendBackoffMs: Math.max(100, int(env, 'SEND_BACKOFF_MS', 5_000)),
+    },
     worker: {
       modelDir: path.resolve(env.MODEL_DIR ?? 'models/fracatlas-heatnet-v1'),
       backend: backendFrom(env.INFERENCE_BACKEND),

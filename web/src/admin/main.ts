@@ -7,6 +7,7 @@ import { signInForm } from '../lib/sign-in-form.js';
 import { clear, h } from '../lib/dom.js';
 import type { AdminAction, FailedJob, Overview, Throughput, WorkerStatus } from '../../../services/contract/index.js';
 import { PipelineCharts } from './charts.js';
+import { DeliveriesPanel } from './deliveries.js';
 import { ago, bytes, duration, shortUid, time } from './format.js';
 
 /** How often the dashboard reloads its numbers. */
@@ -67,6 +68,7 @@ class Dashboard {
   private readonly historyBox = h('section', { class: 'panel wide', id: 'job-history', hidden: true });
   private readonly actionsBody = h('tbody', { id: 'recent-actions' });
   private readonly message = h('p', { class: 'notice', id: 'action-message', role: 'status' }, '');
+  private readonly deliveries = new DeliveriesPanel((text, error) => this.say(text, error));
   private busy = false;
   private finished: number | undefined;
 
@@ -103,6 +105,7 @@ class Dashboard {
             h('thead', {}, h('tr', {}, ...['Site', 'SOP Instance UID', 'Study Instance UID', 'Accession', 'Reason', 'Attempts', 'Failed at', ''].map((t) => h('th', {}, t)))),
             this.failedBody))),
         this.historyBox,
+        this.deliveries.element,
         h('section', { class: 'panel wide' }, h('h2', {}, 'Recent queue actions (audited)'),
           h('table', { class: 'data' }, h('thead', {}, h('tr', {}, ...['When', 'Who', 'Action', 'Target', 'Details'].map((t) => h('th', {}, t)))), this.actionsBody))));
   }
@@ -111,7 +114,8 @@ class Dashboard {
     void this.refresh();
     void this.loadCharts();
     void this.loadFailed();
-    this.timer = window.setInterval(() => void this.refresh(), REFRESH_MS);
+    void this.deliveries.load();
+    this.timer = window.setInterval(() => { void this.refresh(); void this.deliveries.load(); }, REFRESH_MS);
     this.chartTimer = window.setInterval(() => void this.loadCharts(), REFRESH_MS * 5);
   }
 

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { AiFlag } from './db/schema.js';
+import type { AiFlag, AiResultStatus } from './db/schema.js';
 import type { WorkerHeartbeat } from './repositories/heartbeat.repository.js';
 
 /**
@@ -85,7 +85,7 @@ export function createApiMetrics(): ApiMetrics {
 
 /** Pipeline stages a classify job goes through (see ai_results' times). */
 export type JobStage = 'queue_wait' | 'decode' | 'inference' | 'store' | 'total' | 'upload_to_result';
-export type JobResultStatus = 'done' | 'failed' | 'not_applicable';
+export type JobResultStatus = AiResultStatus;
 
 export interface WorkerMetrics {
   registry: Registry;
@@ -121,7 +121,7 @@ export function workerMetrics(): WorkerMetrics {
     }),
     results: new Counter({
       name: `${METRIC_PREFIX}worker_results_total`,
-      help: 'AI results this worker stored, by status (done, failed, not_applicable) and flag level (none, doubt, definite; "" without a score)',
+      help: 'AI results this worker stored, by status (done, unreadable, failed, not_applicable) and flag level (none, doubt, definite; "" without a score)',
       labelNames: ['status', 'flag'] as const,
       registers: [registry],
     }),

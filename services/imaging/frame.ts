@@ -11,6 +11,8 @@ export interface RawFrame {
   values: Int32Array;
   /** What decoded it, for the record. */
   decoder: string;
+  /** Damage the decoder reported while still returning pixels (premature end of data, corrupt segment). */
+  warnings: string[];
 }
 
 type Samples = ArrayLike<number>;
@@ -20,11 +22,12 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
   const n = rows * columns;
   const codec = info.transferSyntax.codec;
   if (codec === 'native' || codec === 'deflate') {
-    return { values: nativeValues(info, bytes), decoder: info.transferSyntax.bigEndian ? 'native big endian' : 'native little endian' };
+    return { values: nativeValues(info, bytes), decoder: info.transferSyntax.bigEndian ? 'native big endian' : 'native little endian', warnings: [] };
   }
   if (bytes.length === 0) throw new PixelDataError('corrupt-pixel-data', 'frame has zero length');
   let samples: Samples;
   let decoder: string;
+  let warnings: string[] = [];
   let shift = 0;
   let mask = true;
   switch (codec) {
@@ -36,7 +39,7 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
       break;
     case 'jpeg-lossless': {
       checkHeader(findSof(bytes), info, 'JPEG Lossless');
-      samples = decodeJpegLossless(bytes, rows, columns, info.bitsAllocated);
+      ({ samples, warnings } = decodeJpegLossless(bytes, rows, columns, info.bitsAllocated));
       decoder = 'jpeg-lossless-decoder-js';
       break;
     }
@@ -47,11 +50,13 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
         checkSize(d.width, d.height, columns, rows, 'JPEG');
         if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG frame has ${d.components} components in a greyscale image`);
         samples = d.samples;
+        warnings = d.warnings;
         decoder = '@cornerstonejs/codec-libjpeg-turbo-8bit';
       } else {
         const d = decodeJpegDct(bytes);
         checkSize(d.width, d.height, columns, rows, 'JPEG');
         samples = d.samples;
+        warnings = d.warnings;
         decoder = 'jpeg-dct (built in, IJG islow IDCT, 12-bit)';
       }
       break;
@@ -64,6 +69,7 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
       checkSize(d.width, d.height, columns, rows, 'JPEG-LS');
       if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG-LS frame has ${d.components} components in a greyscale image`);
       samples = d.samples;
+      warnings = d.warnings;
       decoder = '@cornerstonejs/codec-charls';
       break;
     }
@@ -73,6 +79,7 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
       checkSize(d.width, d.height, columns, rows, 'JPEG 2000');
       if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG 2000 frame has ${d.components} components in a greyscale image`);
       samples = d.samples;
+      warnings = d.warnings;
       decoder = '@cornerstonejs/codec-openjpeg';
       // The codestream carries its own signedness and precision; trust its values.
       mask = !(d.signed && info.pixelRepresentation === 1);
@@ -85,7 +92,7 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
   const values = new Int32Array(n);
   if (mask) toStored(samples, values, info.bitsStored, shift, info.pixelRepresentation === 1);
   else for (let i = 0; i < n; i++) values[i] = samples[i];
-  return { values, decoder };
+  return { values, decoder, warnings };
 }
 
 function checkSize(w: number, h: number, columns: number, rows: number, what: string) {

@@ -12,6 +12,7 @@ import { applyModality, toDisplay, type VoiOptions, type WindowChoice } from './
 export { PixelDataError, isPixelDataError, type PixelDataErrorCode } from './errors.js';
 export { letterbox, letterboxGeometry, toOriginal, resize, type GreyImage, type Letterbox } from './letterbox.js';
 export { readGreyPng, renderPng } from './png.js';
+export { checkPlausibility, type PlausibilityVerdict } from './plausibility.js';
 export { SUPPORTED_TRANSFER_SYNTAXES, transferSyntax } from '../dicom/index.js';
 export { MAX_FRAME_PIXELS, MAX_TOTAL_PIXELS } from './dataset.js';
 
@@ -40,6 +41,8 @@ export interface DecodedImage {
   transferSyntaxUid: string;
   /** Every transform applied, in order, for the record. */
   transforms: string[];
+  /** Damage the decoder reported while still returning pixels; the worker treats these as errors (see plausibility.ts). */
+  warnings: string[];
 }
 
 export interface RawDecoded {
@@ -48,6 +51,7 @@ export interface RawDecoded {
   /** Stored pixel values before any LUT (sign-extended from bits stored). */
   values: Int32Array;
   decoder: string;
+  warnings: string[];
 }
 
 /** Decodes one frame to stored pixel values, before any LUT (used by the tests against dcmtk). */
@@ -58,7 +62,7 @@ export async function decodeRaw(bytes: Uint8Array, opts: { frame?: number; maxIn
     throw new PixelDataError('frame-out-of-range', `frame ${frameIndex} requested, the instance has ${parsed.info.frames}`);
   try {
     const raw = await decodeFrame(parsed.info, parsed.frameBytes(frameIndex));
-    return { info: parsed.info, frameIndex, values: raw.values, decoder: raw.decoder };
+    return { info: parsed.info, frameIndex, values: raw.values, decoder: raw.decoder, warnings: raw.warnings };
   } catch (e) {
     if (e instanceof PixelDataError) throw e;
     // Anything else from a codec is still the file's problem: never let it escape untyped.
@@ -86,5 +90,6 @@ export async function decodeInstance(bytes: Uint8Array, opts: DecodeOptions = {}
     pixelRepresentation: info.pixelRepresentation,
     transferSyntaxUid: info.transferSyntax.uid,
     transforms,
+    warnings: raw.warnings,
   };
 }

@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { createDeflateRaw } from 'node:zlib';
+import { parseInstance } from '../../services/imaging/dataset.js';
 import { DEFLATED, SopClass, encodeDataSet, writePart10, type DicomItem, type Part10Options } from '../../services/dicom/index.js';
 
 /** Elements of a plain greyscale DX image; callers override what they need. */
@@ -122,4 +125,20 @@ export async function deflateBomb(opts: { rows: number; columns: number; frames?
   const part10 = writePart10({ ...elements, '7fe00010': { vr: 'OW', value: new Uint8Array(0) } }, { transferSyntaxUid: DEFLATED });
   const metaEnd = 132 + 12 + part10.readUInt32LE(140);
   return Buffer.concat([part10.subarray(0, metaEnd), ...out]);
+}
+
+/**
+ * The FracAtlas JPEG Lossless sample with its compressed data scrambled after byte 600 (issue 15):
+ * a well-formed data set whose frame still decodes, without an exception, to a nearly black image.
+ * dcmtk says "Corrupt JPEG data: premature end of data segment"; the worker must say "unreadable".
+ */
+export async function scrambledJpegLossless(seed = 1): Promise<Buffer> {
+  const bytes = Buffer.from(fs.readFileSync(path.resolve(import.meta.dirname, '../../samples/fracatlas/02-hand-fractured-jpeg-lossless.dcm')));
+  const frame = (await parseInstance(bytes)).frameBytes(0);
+  const at = bytes.indexOf(Buffer.from(frame.subarray(0, 64)));
+  let state = seed;
+  const random = () => ((state = (state * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  // Keep the last two bytes (the EOI marker): the stream still looks complete.
+  for (let i = at + 600; i < at + frame.length - 2; i++) bytes[i] = Math.floor(random() * 256);
+  return bytes;
 }

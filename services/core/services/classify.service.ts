@@ -8,7 +8,7 @@ import { PermanentJobError } from '../repositories/job.repository.js';
 import type { AiResultRepository, NewAiResult } from '../repositories/ai-result.repository.js';
 import type { InstanceRepository } from '../repositories/instance.repository.js';
 import type { StorageRepository } from '../repositories/storage.repository.js';
-import { isPixelDataError, letterbox, renderPng, toOriginal, type DecodedImage, type GreyImage, type Letterbox } from '../../imaging/index.js';
+import { checkPlausibility, isPixelDataError, letterbox, renderPng, toOriginal, type DecodedImage, type GreyImage, type Letterbox } from '../../imaging/index.js';
 import type { FractureModel, Prediction } from '../../inference/index.js';
 
 /** Decodes a stored file (a worker-thread pool in production). */
@@ -35,11 +35,14 @@ export interface ClassifyTiming {
   maxAttempts: number;
 }
 
-export type ClassifyOutcome = 'stored' | 'already-done' | 'not-applicable' | 'failed';
+export type ClassifyOutcome = 'stored' | 'already-done' | 'not-applicable' | 'unreadable' | 'failed';
 
 /**
- * What happens to one queued image: load → decode → letterbox → model → calibrated score, flag,
- * heat map and boxes in original pixels → one result row (exactly once) → study roll-up → event.
+ * What happens to one queued image: load → decode → plausibility → letterbox → model → calibrated
+ * score, flag, heat map and boxes in original pixels → one result row (exactly once) → study roll-up
+ * → event. An image that decodes but is damaged or not plausibly a radiograph (decoder warnings,
+ * blank, burnt out, noise) is recorded as "unreadable" with the reason, never scored: the model
+ * would call it "not flagged".
  * Permanent problems (pixels that do not decode) are recorded at once as a failed result and
  * stop the retries; transient ones are retried, and recorded as failed on the last attempt.
  */
@@ -82,6 +85,11 @@ export class ClassifyService {
       const decoded = await this.decoder.decode(bytes);
       const decodedAt = Date.now();
       failpoint('worker-after-decode');
+      const verdict = checkPlausibility(decoded.display, decoded.warnings);
+      if (!verdict.readable) {
+        await this.save({ ...base, status: 'unreadable', reason: verdict.reason, started_at: started, decoded_at: decodedAt, stored_at: Date.now() }, instance.received_at);
+        return 'unreadable';
+      }
       const lb = letterbox(decoded.display, this.model.inputSize);
       const prediction = await this.model.predict(lb.data);
       const inferredAt = Date.now();
@@ -147,7 +155,7 @@ export class ClassifyService {
   }
 }
 
-/** Boxes from model-input pixels to original pixels, clamped to the image. */
+/** Boxes from model-input pixels to original pixels, clamped to the image; no number (see inference/boxes.ts). */
 export function boxesInOriginal(prediction: Prediction, lb: Letterbox, width: number, height: number) {
   return prediction.boxes.map((b) => {
     const a = toOriginal(lb, b.x, b.y);
@@ -156,7 +164,7 @@ export function boxesInOriginal(prediction: Prediction, lb: Letterbox, width: nu
     const y0 = Math.max(0, Math.min(height, a.y));
     const x1 = Math.max(0, Math.min(width, c.x));
     const y1 = Math.max(0, Math.min(height, c.y));
-    return { x: Math.round(x0), y: Math.round(y0), width: Math.round(x1 - x0), height: Math.round(y1 - y0), score: b.score, level: b.level };
+    return { x: Math.round(x0), y: Math.round(y0), width: Math.round(x1 - x0), height: Math.round(y1 - y0), level: b.level };
   }).filter((b) => b.width > 0 && b.height > 0);
 }
 

@@ -6,6 +6,7 @@ import { worklist } from './0004_worklist.js';
 import { instanceOrigin } from './0005_instance_origin.js';
 import { resultsOut } from './0007_results_out.js';
 import { keyExpiry } from './0008_key_expiry.js';
+import { reviewEvidence } from './0009_review_evidence.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -31,5 +32,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0005_instance_origin': instanceOrigin(helpers),
     '0007_results_out': resultsOut(helpers),
     '0008_key_expiry': keyExpiry(helpers),
+    '0009_review_evidence': reviewEvidence(helpers),
   };
 }

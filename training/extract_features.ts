@@ -1,0 +1,59 @@
+/**
+ * Frozen-backbone features for training/train_v2.py, computed by TF.js on the wasm backend —
+ * the engine and letterbox the worker uses, so the heads are trained on exactly what runs in
+ * production. (PyTorch CPU runs the depthwise convolutions of MobileNetV2 far slower here.)
+ *
+ *   tsx training/extract_features.ts <model dir> <images dir> <ids file> <out.f32> [--flip]
+ *
+ * ids file: one image file name a line. For each image (and, with --flip, its mirror right
+ * after it), the model's outputs are appended to <out.f32> as float32 NHWC, in the order of
+ * model.outputs. Progress goes to stderr.
+ */
+import { readFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import path from 'node:path';
+import jpeg from 'jpeg-js';
+import { letterbox } from '../services/imaging/letterbox.js';
+import { fileIOHandler, selectBackend } from '../services/inference/index.js';
+import * as tf from '@tensorflow/tfjs';
+
+const [modelDir, imagesDir, idsFile, outFile, ...flags] = process.argv.slice(2);
+if (!outFile) {
+  console.error('usage: tsx training/extract_features.ts <model dir> <images dir> <ids file> <out.f32> [--flip]');
+  process.exit(2);
+}
+const flip = flags.includes('--flip');
+await selectBackend('wasm');
+const model = await tf.loadLayersModel(fileIOHandler(path.join(modelDir, 'model.json')));
+const S = model.inputs[0].shape[1] as number;
+const ids = readFileSync(idsFile, 'utf8').split('\n').filter(Boolean);
+const fd = openSync(outFile, 'w');
+const t0 = Date.now();
+for (const [i, id] of ids.entries()) {
+  const img = jpeg.decode(readFileSync(path.join(imagesDir, id)), { useTArray: true, formatAsRGBA: true });
+  const grey = new Float32Array(img.width * img.height);
+  for (let k = 0; k < grey.length; k++) grey[k] = img.data[4 * k] / 255;
+  const x = letterbox({ width: img.width, height: img.height, data: grey }, S).data;
+  const views = [x];
+  if (flip) {
+    const m = new Float32Array(x.length);
+    for (let r = 0; r < S; r++) for (let c = 0; c < S; c++) m[r * S + c] = x[r * S + S - 1 - c];
+    views.push(m);
+  }
+  for (const v of views) {
+    const outs = tf.tidy(() => {
+      const y = model.predict(tf.tensor4d(v, [1, S, S, 1]));
+      return Array.isArray(y) ? y : [y];
+    });
+    for (const o of outs) {
+      const d = o.dataSync() as Float32Array;
+      writeSync(fd, Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+      o.dispose();
+    }
+  }
+  if ((i + 1) % 50 === 0 || i === ids.length - 1) {
+    const s = (Date.now() - t0) / 1000;
+    console.error(`  ${path.basename(outFile)}: ${i + 1}/${ids.length} images, ${(s / (i + 1)).toFixed(2)} s/image, eta ${((s / (i + 1)) * (ids.length - i - 1) / 60).toFixed(1)} min`);
+  }
+}
+closeSync(fd);
+model.dispose();

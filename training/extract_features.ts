@@ -7,9 +7,9 @@
  *
  * ids file: one image file name a line. For each image (and, with --flip, its mirror right
  * after it), the model's outputs are appended to <out.f32> as float32 NHWC, in the order of
- * model.outputs. Progress goes to stderr.
+ * model.outputs. Progress goes to stderr. An interrupted run resumes where it stopped.
  */
-import { readFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync, truncateSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import jpeg from 'jpeg-js';
 import { letterbox } from '../services/imaging/letterbox.js';
@@ -26,9 +26,18 @@ await selectBackend('wasm');
 const model = await tf.loadLayersModel(fileIOHandler(path.join(modelDir, 'model.json')));
 const S = model.inputs[0].shape[1] as number;
 const ids = readFileSync(idsFile, 'utf8').split('\n').filter(Boolean);
-const fd = openSync(outFile, 'w');
+// Resumable: whole images already in <out.f32> (an interrupted run) are kept and skipped.
+const bytesPerImage = (flip ? 2 : 1) * 4 *
+  model.outputs.reduce((sum, o) => sum + o.shape.slice(1).reduce((a: number, b) => a * (b as number), 1), 0);
+const done = existsSync(outFile) ? Math.floor(statSync(outFile).size / bytesPerImage) : 0;
+if (done > 0) {
+  truncateSync(outFile, done * bytesPerImage);
+  console.error(`  ${path.basename(outFile)}: resuming after ${done} images`);
+}
+const fd = openSync(outFile, done > 0 ? 'a' : 'w');
 const t0 = Date.now();
 for (const [i, id] of ids.entries()) {
+  if (i < done) continue;
   const img = jpeg.decode(readFileSync(path.join(imagesDir, id)), { useTArray: true, formatAsRGBA: true });
   const grey = new Float32Array(img.width * img.height);
   for (let k = 0; k < grey.length; k++) grey[k] = img.data[4 * k] / 255;
@@ -51,8 +60,8 @@ for (const [i, id] of ids.entries()) {
     }
   }
   if ((i + 1) % 50 === 0 || i === ids.length - 1) {
-    const s = (Date.now() - t0) / 1000;
-    console.error(`  ${path.basename(outFile)}: ${i + 1}/${ids.length} images, ${(s / (i + 1)).toFixed(2)} s/image, eta ${((s / (i + 1)) * (ids.length - i - 1) / 60).toFixed(1)} min`);
+    const s = (Date.now() - t0) / 1000, per = s / (i + 1 - done);
+    console.error(`  ${path.basename(outFile)}: ${i + 1}/${ids.length} images, ${per.toFixed(2)} s/image, eta ${(per * (ids.length - i - 1) / 60).toFixed(1)} min`);
   }
 }
 closeSync(fd);

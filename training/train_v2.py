@@ -70,7 +70,8 @@ def parse():
     ap.add_argument("--definite-specificity", type=float, default=0.95)
     ap.add_argument("--seed", type=int, default=20261130)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--max-minutes", type=float, default=46.0, help="stop training early past this wall time (whole run)")
+    ap.add_argument("--max-train-minutes", type=float, default=20.0,
+                    help="stop training early (after an epoch) past this wall time of the training phase")
     ap.add_argument("--float16", action="store_true", help="store weights.bin as float16")
     ap.add_argument("--smoke", action="store_true", help="tiny run to prove the pipeline end to end")
     return ap.parse_args()
@@ -280,8 +281,8 @@ def main():
         log(f"epoch {ep + 1} calibration part (EMA): " + ", ".join(
             f"{k[4:]} {v:.4f}" for k, v in rec.items() if k.startswith("cal_") and v is not None))
         history.append(rec)
-        if (time.time() - T0) / 60 > args.max_minutes and ep < epochs - 1:
-            log(f"wall-time budget {args.max_minutes} min reached: stopping after epoch {ep + 1}")
+        if (time.time() - t_train) / 60 > args.max_train_minutes and ep < epochs - 1:
+            log(f"training wall-time budget {args.max_train_minutes} min reached: stopping after epoch {ep + 1}")
             stopped_early = True
             break
     train_minutes = (time.time() - t_train) / 60

@@ -29,7 +29,7 @@ const ids = readFileSync(idsFile, 'utf8').split('\n').filter(Boolean);
 // Resumable: whole images already in <out.f32> (an interrupted run) are kept and skipped.
 const bytesPerImage = (flip ? 2 : 1) * 4 *
   model.outputs.reduce((sum, o) => sum + o.shape.slice(1).reduce((a: number, b) => a * (b as number), 1), 0);
-const done = existsSync(outFile) ? Math.floor(statSync(outFile).size / bytesPerImage) : 0;
+const done = existsSync(outFile) ? Math.min(ids.length, Math.floor(statSync(outFile).size / bytesPerImage)) : 0;
 if (done > 0) {
   truncateSync(outFile, done * bytesPerImage);
   console.error(`  ${path.basename(outFile)}: resuming after ${done} images`);

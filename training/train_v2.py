@@ -59,6 +59,7 @@ def parse():
     ap.add_argument("--out", default=None, help="default models/<name>")
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--flip-share", type=float, default=0.3, help="share of training images also seen mirrored")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--wd", type=float, default=1e-4)
@@ -145,8 +146,14 @@ def targets_for(recs, S: int, flip: bool) -> np.ndarray:
     return np.stack([t, t[:, :, ::-1]], 1) if flip else t[:, None]
 
 
+def pad_views(a: np.ndarray, views: int = 2) -> np.ndarray:
+    """[N, V, ...] -> [N, views, ...] by repeating the last view (images without a mirror)."""
+    return a if a.shape[1] == views else np.concatenate([a] + [a[:, -1:]] * (views - a.shape[1]), 1)
+
+
 def merge(parts: list[dict]) -> dict:
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    views = max(next(iter(p.values())).shape[1] for p in parts)
+    return {k: np.concatenate([pad_views(p[k], views) for p in parts]) for k in parts[0]}
 
 
 def batch_of(feats: dict, idx, view) -> dict:
@@ -199,11 +206,18 @@ def main():
 
     img_dir = os.path.join(args.data, "images")
     t_cache = time.time()
+    # Two extraction processes; the mirrored view (a second forward pass) only for the first
+    # --flip-share of each half of train: the wasm passes are the run's main cost here.
     half, chalf = len(tr) // 2, len(ca) // 2
-    jobs = [(tr[:half], True), (tr[half:], True), (ca[:chalf], False), (ca[chalf:], False)]
+    nf = int(round(args.flip_share * half))
+    tr_jobs = [(tr[:nf], True), (tr[half:half + nf], True), (tr[nf:half], False), (tr[half + nf:], False)]
+    jobs = tr_jobs + [(ca[:chalf], False), (ca[chalf:], False)]
     f = extract(model, jobs, img_dir, S, cache, "smoke" if args.smoke else "fracatlas")
-    Ftr, Fca = merge(f[:2]), merge(f[2:])
-    Ttr, Tca = targets_for(tr, S, True), targets_for(ca, S, False)
+    tr = [r for recs, _ in tr_jobs for r in recs]  # the order of the features
+    Ftr, Fca = merge(f[:4]), merge(f[4:])
+    Ttr = np.concatenate([pad_views(targets_for(recs, S, fl)) for recs, fl in tr_jobs])
+    ntr_views = np.concatenate([np.full(len(recs), 2 if fl else 1) for recs, fl in tr_jobs])
+    Tca = targets_for(ca, S, False)
     Bca = [boxes_in_model_pixels(r, S) for r in ca]
     cache_minutes = (time.time() - t_cache) / 60
     log(f"features ready ({cache_minutes:.1f} min)")
@@ -220,7 +234,6 @@ def main():
     for p in ema.parameters():
         p.requires_grad_(False)
     log(f"trainable parameters: {sum(p.numel() for p in trainable):,}")
-    views = 2
 
     epochs = 1 if args.smoke else args.epochs
     steps_per_epoch = max(4, len(tr) // args.batch) if not args.smoke else 6
@@ -245,7 +258,7 @@ def main():
         run = {"loss": 0.0, "cls": 0.0, "pool": 0.0, "dense": 0.0, "n": 0}
         for it in range(steps_per_epoch):
             idx = torch.multinomial(w, args.batch, replacement=True, generator=gen).numpy()
-            view = torch.randint(0, views, (args.batch,), generator=gen).numpy()
+            view = (torch.rand(args.batch, generator=gen).numpy() * ntr_views[idx]).astype(int)
             target = torch.from_numpy(Ttr[idx, view].astype(np.float32)).unsqueeze(1)
             y = torch.from_numpy(ytr[idx]).float()
             for g in opt.param_groups:

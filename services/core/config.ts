@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { DEFAULT_MODEL_DIR } from '../inference/defaultModel.js';
 
 /**
  * All configuration comes from the environment, read once. Defaults run the whole system on one
@@ -91,7 +92,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cookieSecure: env.COOKIE_SECURE === undefined || env.COOKIE_SECURE === 'auto' ? 'auto' : env.COOKIE_SECURE === 'true' || env.COOKIE_SECURE === '1',
     trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true',
     worker: {
-      modelDir: path.resolve(env.MODEL_DIR ?? 'models/fracatlas-heatnet-v1'),
+      modelDir: path.resolve(env.MODEL_DIR ?? DEFAULT_MODEL_DIR),
       backend: backendFrom(env.INFERENCE_BACKEND),
       concurrency: Math.max(1, int(env, 'WORKER_CONCURRENCY', 2)),
       decodeThreads: Math.max(1, int(env, 'DECODE_THREADS', 1)),

@@ -3,7 +3,7 @@ import path from 'node:path';
 import jpeg from 'jpeg-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeInstance, letterbox } from '../../services/imaging/index.js';
-import { loadFractureModel, type FractureModel } from '../../services/inference/index.js';
+import { DEFAULT_MODEL_DIR, loadFractureModel, type FractureModel } from '../../services/inference/index.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const atlas = path.resolve(root, '../shared/datasets/fracatlas/images');
@@ -17,7 +17,7 @@ const rows = fs.readFileSync(path.join(root, 'samples/manifest.csv'), 'utf8').tr
 describe.skipIf(!fs.existsSync(atlas))('a sample scores the same through DICOM as through the evaluated JPEG route', () => {
   let model: FractureModel;
   beforeAll(async () => {
-    model = await loadFractureModel(path.join(root, 'models/fracatlas-heatnet-v1'), { backend: 'wasm' });
+    model = await loadFractureModel(path.join(root, DEFAULT_MODEL_DIR), { backend: 'wasm' });
   });
   afterAll(() => model?.dispose());
 

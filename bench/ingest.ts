@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../services/core/config.js';
 import { createCore } from '../services/core/core.js';
 import { createLogger } from '../services/core/logger.js';
-import { dxImage, writeDicom } from '../services/core/dicom/write-dicom.js';
+import { dxImage, writeDicom } from '../test/helpers/dicom.js';
 
 const { values } = parseArgs({
   options: {
@@ -103,7 +103,7 @@ async function main() {
     console.log(lines.join('\n'));
   } finally {
     server.kill('SIGTERM');
-    await core.queue.queue.obliterate({ force: true }).catch(() => {});
+    await core.jobs.classify.queue.obliterate({ force: true }).catch(() => {});
     await core.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }

@@ -11,6 +11,7 @@ import type { Core } from '../../core/core.js';
 import type { Actor } from '../../core/services/queue-admin.service.js';
 import { SESSION_COOKIE, type Authenticate } from '../plugins/auth.js';
 import { webDistDir } from './web.js';
+import { AdminActionsSchema, FailedJobsSchema, OverviewSchema, ThroughputSchema } from '../../contract/index.js';
 
 /** Where the read-only job browser (bull-board) is mounted. */
 export const BULL_BOARD_PATH = '/admin/queues';
@@ -36,13 +37,14 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
     scope.addHook('onSend', async (_request, reply) => { reply.header('Cache-Control', 'no-store'); });
 
     scope.get('/api/admin/overview', {
-      schema: { tags, summary: 'Queue counts, oldest waiting job, workers, Redis/database health, data disk space' },
+      schema: { tags, summary: 'Queue counts, oldest waiting job, workers, Redis/database health, data disk space', response: { 200: OverviewSchema } },
     }, async () => admin.overview());
 
     scope.get('/api/admin/throughput', {
       schema: {
         tags, summary: 'Results per minute and upload→result latency p50/p95 per minute over the last N minutes (default 60)',
         querystring: { type: 'object', properties: { minutes: { type: 'integer', minimum: 1, maximum: 1440 } } },
+        response: { 200: ThroughputSchema },
       },
     }, async (request) => admin.throughput((request.query as { minutes?: number }).minutes ?? 60));
 
@@ -57,6 +59,7 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
             limit: { type: 'integer', minimum: 1, maximum: 500 },
           },
         },
+        response: { 200: FailedJobsSchema },
       },
     }, async (request) => admin.failedJobs(request.query as { q?: string; offset?: number; limit?: number }));
 
@@ -96,7 +99,7 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
       schema: { tags, summary: 'Remove waiting and delayed jobs (the reconciler re-queues images the database still lists as unfinished); audited' },
     }, async (request) => admin.drain(actor(request)));
 
-    scope.get('/api/admin/actions', { schema: { tags, summary: 'Recent audited queue actions' } }, async () => admin.recentActions());
+    scope.get('/api/admin/actions', { schema: { tags, summary: 'Recent audited queue actions', response: { 200: AdminActionsSchema } } }, async () => admin.recentActions());
   });
 
   // The dashboard page: code only, no data (that comes from /api/admin/*). Without a session it
@@ -117,7 +120,7 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
   // bull-board, read-only: browsing only; changes go through the audited API above.
   const board = new FastifyAdapter();
   createBullBoard({
-    queues: [new BullMQAdapter(core.queue.queue, { readOnlyMode: true })],
+    queues: core.services.queueAdmin.browsableQueues().map((queue) => new BullMQAdapter(queue, { readOnlyMode: true })),
     serverAdapter: board,
     options: {
       uiConfig: {

@@ -3,7 +3,8 @@ import type { Authenticate } from '../plugins/auth.js';
 import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { Core } from '../../core/core.js';
-import type { Study } from '../../core/db/schema.js';
+import { AppError } from '../../core/errors.js';
+import type { StudyRecord } from '../../core/services/dicomweb.service.js';
 import { cs, da, is, pn, sh, tm, ui, ur, lo, type DicomJson } from '../lib/dicom-json.js';
 
 type Params = { study: string; series?: string; instance?: string };
@@ -15,10 +16,10 @@ type Params = { study: string; series?: string; instance?: string };
 export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticate: Authenticate) {
   // Integrators with a site key, and signed-in users (the viewer loads images through these routes).
   const auth = authenticate({ apiKey: true, session: true });
-  const { instances, audit, storage } = core.repos;
+  const dicomweb = core.services.dicomweb;
   const base = core.config.publicUrl;
 
-  const studyJson = (s: Study, counts?: { series: number; instances: number; modalities: string[] }): DicomJson => ({
+  const studyJson = (s: StudyRecord, counts?: { series: number; instances: number; modalities: string[] }): DicomJson => ({
     '00080020': da(s.study_date),
     '00080030': tm(s.study_time),
     '00080050': sh(s.accession_number),
@@ -53,7 +54,7 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
   }, async (request, reply) => {
     const q = request.query as Record<string, string | number | undefined>;
     const [from, to] = typeof q.StudyDate === 'string' ? (q.StudyDate.includes('-') ? q.StudyDate.split('-') : [q.StudyDate, q.StudyDate]) : [];
-    const studies = await instances.findStudies(request.principal!.siteIds, {
+    const { studies, counts } = await dicomweb.searchStudies(request.principal!, {
       studyUid: q.StudyInstanceUID as string | undefined,
       patientId: q.PatientID as string | undefined,
       patientName: q.PatientName as string | undefined,
@@ -61,22 +62,15 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
       studyDateFrom: from || undefined,
       studyDateTo: to || undefined,
     }, Number(q.limit ?? 100), Number(q.offset ?? 0));
-    const counts = await instances.studyCounts(studies.map((s) => s.id));
-    await audit.record({ actor_type: request.principal!.type, actor_id: request.principal!.id, site_id: request.principal!.siteIds.length === 1 ? request.principal!.siteIds[0] : null, action: 'study.search', details: { results: studies.length } });
     if (!studies.length) return reply.code(204).send();
     return reply.type('application/dicom+json').send(studies.map((s) => studyJson(s, counts.get(s.id))));
   });
 
-  const findStudyOr404 = async (request: FastifyRequest, reply: FastifyReply) => {
-    const study = await instances.getStudy(request.principal!.siteIds, (request.params as Params).study);
-    if (!study) reply.code(404).send({ error: 'Not Found', message: 'no such study' });
-    return study;
-  };
+  const findStudy = (request: FastifyRequest) => dicomweb.study(request.principal!, (request.params as Params).study);
 
   app.get('/dicomweb/studies/:study/series', { onRequest: auth, schema: { tags, security, summary: 'QIDO-RS: series of a study' } }, async (request, reply) => {
-    const study = await findStudyOr404(request, reply);
-    if (!study) return reply;
-    const series = await instances.listSeries(study.id);
+    const study = await findStudy(request);
+    const series = await dicomweb.series(study);
     return reply.type('application/dicom+json').send(series.map((s) => ({
       '0020000D': ui(study.study_uid),
       '0020000E': ui(s.series_uid),
@@ -89,9 +83,8 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
   });
 
   const instancesRoute = async (request: FastifyRequest, reply: FastifyReply) => {
-    const study = await findStudyOr404(request, reply);
-    if (!study) return reply;
-    const rows = await instances.listInstances({ studyId: study.id, seriesUid: (request.params as Params).series });
+    const study = await findStudy(request);
+    const rows = await dicomweb.instances(study, { seriesUid: (request.params as Params).series });
     return reply.type('application/dicom+json').send(rows.map((i) => ({
       '00080016': ui(i.sop_class_uid),
       '00080018': ui(i.sop_instance_uid),
@@ -111,23 +104,16 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
   const retrieve = async (request: FastifyRequest, reply: FastifyReply) => {
     const accept = request.headers.accept ?? '*/*';
     if (!/multipart\/related|\*\/\*|application\/dicom/i.test(accept) || /application\/dicom\+json/i.test(accept)) {
-      return reply.code(406).send({ error: 'Not Acceptable', message: 'this endpoint returns multipart/related; type="application/dicom"' });
+      throw new AppError('not_acceptable', 'this endpoint returns multipart/related; type="application/dicom"');
     }
-    const study = await findStudyOr404(request, reply);
-    if (!study) return reply;
     const params = request.params as Params;
-    const rows = await instances.listInstances({ studyId: study.id, seriesUid: params.series, sopInstanceUid: params.instance });
-    if (!rows.length) return reply.code(404).send({ error: 'Not Found', message: 'no such series or instance' });
-    await audit.record({
-      actor_type: request.principal!.type, actor_id: request.principal!.id, site_id: study.site_id,
-      action: 'study.retrieve', target_type: 'study', target_id: String(study.id), details: { instances: rows.length },
-    });
+    const { rows, open } = await dicomweb.retrieve(request.principal!, params.study, { seriesUid: params.series, sopInstanceUid: params.instance });
     const boundary = randomUUID();
     const out = new PassThrough();
     (async () => {
       for (const row of rows) {
         out.write(`--${boundary}\r\nContent-Type: application/dicom\r\nContent-Length: ${row.size_bytes}\r\n\r\n`);
-        for await (const chunk of storage.createReadStream(row.storage_key)) {
+        for await (const chunk of open(row)) {
           if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve));
         }
         out.write('\r\n');

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
-import { FailureReason } from '../../core/dicom/failure-reason.js';
+import { FailureReason } from '../../dicom/index.js';
 import { PRIORITY, type PriorityName } from '../../core/queue/classify-queue.js';
 import type { IngestContext, IngestOutcome } from '../../core/services/ingest.service.js';
 import { parseMediaType } from '../lib/media-type.js';
-import { ClientTimeoutError, guardClient, limitBytes, receiveMultipart, receiveOne, RequestTooLargeError } from '../lib/receive.js';
+import { ClientTimeoutError, guardClient, limitBytes, receiveMultipart, RequestTooLargeError } from '../lib/receive.js';
 import { stowResponse, type RequestFailure } from '../lib/stow-response.js';
 import type { UploadGate } from '../lib/upload-gate.js';
 import type { Authenticate } from '../plugins/auth.js';
@@ -29,7 +29,6 @@ function refuseBusy(reply: FastifyReply) {
 export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, authenticate: Authenticate) {
   // Uploads come from hospitals' systems with their site key; every upload belongs to that one site.
   const auth = authenticate({ apiKey: true });
-  const { storage } = core.repos;
   const { ingest } = core.services;
   const limits = core.config.limits;
 
@@ -60,10 +59,10 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     if (priority instanceof Error) return reply.code(400).send({ error: 'Bad Request', message: priority.message });
     if (!gate.tryEnter()) return refuseBusy(reply);
 
-    const ctx: IngestContext = { siteId: request.principal!.siteIds[0], actorId: request.principal!.id, expectedStudyUid: (request.params as { study?: string }).study, priority };
+    const ctx: IngestContext = { origin: 'stow', siteId: request.principal!.siteIds[0], actorId: request.principal!.id, expectedStudyUid: (request.params as { study?: string }).study, priority };
     let received: Awaited<ReturnType<typeof receiveMultipart>>;
     try {
-      received = await receiveMultipart(app.metrics.countBytes(limitBytes(clientBody(request, startedAt), limits.maxRequestBytes), 'stow'), boundary, storage, ingest, ctx);
+      received = await receiveMultipart(app.metrics.countBytes(limitBytes(clientBody(request, startedAt), limits.maxRequestBytes), 'stow'), boundary, ingest, ctx);
     } finally {
       gate.leave();
     }
@@ -127,8 +126,8 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     if (!gate.tryEnter()) return refuseBusy(reply);
     let outcome: IngestOutcome;
     try {
-      outcome = await receiveOne(app.metrics.countBytes(limitBytes(clientBody(request, Date.now()), limits.maxPartBytes), 'instances'), storage, ingest, {
-        siteId: request.principal!.siteIds[0], actorId: request.principal!.id, priority,
+      outcome = await ingest.receive(app.metrics.countBytes(limitBytes(clientBody(request, Date.now()), limits.maxPartBytes), 'instances'), {
+        origin: 'api', siteId: request.principal!.siteIds[0], actorId: request.principal!.id, priority,
       });
     } catch (error) {
       if (error instanceof ClientTimeoutError) {

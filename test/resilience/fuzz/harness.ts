@@ -90,7 +90,7 @@ export async function runFuzz(opts: {
   log?: (line: string) => void;
 }): Promise<FuzzFigures> {
   const started = Date.now();
-  const seeds = loadSeeds();
+  const seeds = await loadSeeds();
   const concurrency = opts.concurrency ?? 4;
   const requestTimeoutMs = opts.requestTimeoutMs ?? 20_000;
   const system: ProcessSystem = await startProcessSystem({ LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', RECONCILE_INTERVAL_SEC: '3600' });
@@ -105,7 +105,7 @@ export async function runFuzz(opts: {
     figures.apiRssMbStart = rssMb(api.pid);
     const classify = new ClassifyService(
       system.core.repos.instances, system.core.repos.aiResults, system.core.repos.storage, stubModel(),
-      { decode: (bytes) => pool.decode(bytes) }, system.core.redis, system.env.QUEUE_PREFIX, createLogger('silent', 'fuzz'),
+      { decode: (bytes) => pool.decode(bytes) }, system.core.repos.events, createLogger('silent', 'fuzz'),
     );
 
     const finding = (c: FuzzCase, kind: string, detail: string) => {

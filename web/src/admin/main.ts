@@ -5,39 +5,15 @@ import { api, ApiError, onUnauthorized, query } from '../lib/api.js';
 import { currentUser, loadSession, signOut, type User } from '../lib/auth.js';
 import { signInForm } from '../lib/sign-in-form.js';
 import { clear, h } from '../lib/dom.js';
-import { PipelineCharts, type MinuteStats } from './charts.js';
+import type { AdminAction, FailedJob, Overview, Throughput, WorkerStatus } from '../../../services/contract/index.js';
+import { PipelineCharts } from './charts.js';
 import { ago, bytes, duration, shortUid, time } from './format.js';
 
 /** How often the dashboard reloads its numbers. */
 const REFRESH_MS = 3_000;
 
-interface Worker {
-  id: string; host: string; pid: number; backend: string; modelName: string; modelVersion: string;
-  concurrency: number; jobsDone: number; jobsFailed: number; startedAt: number; lastHeartbeat: number; alive: boolean;
-}
-interface Overview {
-  at: number;
-  queue: null | {
-    name: string; paused: boolean; waitingTotal: number; oldestWaitingAgeSec: number | null;
-    counts: Record<'waiting' | 'prioritized' | 'active' | 'delayed' | 'completed' | 'failed' | 'waiting-children', number>;
-  };
-  workers: Worker[] | null;
-  health: { redis: 'ok' | 'unreachable'; database: 'ok' | 'unreachable' };
-  disk: null | { path: string; freeBytes: number; totalBytes: number; usedFraction: number };
-  instances: Record<string, number> | null;
-}
-interface StageStats { count: number; p50Ms: number | null; p95Ms: number | null }
-interface Throughput {
-  since: number; until: number; minutes: MinuteStats[];
-  total: { results: number; perMinute: number; p50Ms: number | null; p95Ms: number | null };
-  stages: Record<'queue_wait' | 'decode' | 'inference' | 'store' | 'total' | 'upload_to_result', StageStats>;
-}
-interface FailedJob {
-  id: string; instanceId: number | null; siteId: string | null; failedReason: string; attemptsMade: number; attempts: number;
-  queuedAt: number; processedOn: number | null; finishedOn: number | null;
-  sopInstanceUid: string | null; studyUid: string | null; accessionNumber: string | null;
-}
-interface Action { at: number; actor_type: string; actor_id: string | null; action: string; target_type: string | null; target_id: string | null; details: Record<string, unknown> | null }
+type Action = AdminAction;
+type Worker = WorkerStatus;
 
 const root = document.getElementById('admin')!;
 let dashboard: Dashboard | undefined;

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { DEFAULT_MODEL_DIR } from '../inference/defaultModel.js';
 
 /**
  * All configuration comes from the environment, read once. Defaults run the whole system on one
@@ -140,7 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sendBackoffMs: Math.max(100, int(env, 'SEND_BACKOFF_MS', 5_000)),
     },
     worker: {
-      modelDir: path.resolve(env.MODEL_DIR ?? 'models/fracatlas-heatnet-v1'),
+      modelDir: path.resolve(env.MODEL_DIR ?? DEFAULT_MODEL_DIR),
       backend: backendFrom(env.INFERENCE_BACKEND),
       concurrency: Math.max(1, int(env, 'WORKER_CONCURRENCY', 2)),
       decodeThreads: Math.max(1, int(env, 'DECODE_THREADS', 1)),

@@ -6,10 +6,11 @@ import path from 'node:path';
 import { loadConfig } from '../../services/core/config.js';
 import { createCore, type Core } from '../../services/core/core.js';
 import { createLogger } from '../../services/core/logger.js';
+import { DEFAULT_MODEL_DIR } from '../../services/inference/defaultModel.js';
 import { REDIS_URL } from './system.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
-export const MODEL_DIR = process.env.MODEL_DIR ?? path.join(root, 'models/fracatlas-heatnet-v1');
+export const MODEL_DIR = process.env.MODEL_DIR ?? path.join(root, DEFAULT_MODEL_DIR);
 
 /**
  * The real system as separate processes (API and classify workers), sharing a temp data folder,

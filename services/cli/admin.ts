@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { UserRole } from '../core/db/schema.js';
-import { loadConfig } from '../core/config.js';
+import { aeTitle, loadConfig } from '../core/config.js';
 import { createCore } from '../core/core.js';
 import { createLogger } from '../core/logger.js';
 
@@ -16,12 +16,17 @@ const USAGE = `fracture-triage admin CLI (uses DATABASE_URL / DATA_DIR like the 
                                  create a user; without --password-stdin a password is generated and shown once
   user:list                      list users, roles and sites
   user:disable <username>        disable a user and end their sessions
+  ae:add <site> <calling AE> [--host <ip>]
+                                 let a DICOM sender (its calling AE title) C-STORE into a site;
+                                 with --host only from that address
+  ae:list                        list calling AE titles, their sites and hosts
+  ae:remove <calling AE>         stop accepting associations from that AE title
 `;
 
 export async function runAdmin(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv, allowPositionals: true, strict: true,
-    options: { role: { type: 'string' }, sites: { type: 'string' }, name: { type: 'string' }, 'password-stdin': { type: 'boolean' } },
+    options: { role: { type: 'string' }, sites: { type: 'string' }, name: { type: 'string' }, 'password-stdin': { type: 'boolean' }, host: { type: 'string' } },
   });
   const [command, ...args] = positionals;
   if (!command || command === 'help') {
@@ -83,6 +88,27 @@ export async function runAdmin(argv: string[]): Promise<number> {
         await core.repos.audit.record({ actor_type: 'system', actor_id: 'cli', action: 'user.disable', target_type: 'user', target_id: String(user.id) });
         console.log(`user ${user.username} disabled`);
         return 0;
+      }
+      case 'ae:add': {
+        const [site, title] = args;
+        if (!site || !title) throw new Error('usage: ae:add <site> <calling AE> [--host <ip>]');
+        if (!(await core.repos.sites.get(site))) throw new Error(`no site "${site}" (create it with site:create)`);
+        const ae = aeTitle(title, 'calling AE title');
+        await core.repos.aeTitles.upsert({ aeTitle: ae, siteId: site, host: values.host ?? null });
+        await core.repos.audit.record({ actor_type: 'system', actor_id: 'cli', site_id: site, action: 'ae.add', target_type: 'ae_title', target_id: ae, details: { host: values.host ?? null } });
+        console.log(`calling AE ${ae} stores into site ${site}${values.host ? ` (only from ${values.host})` : ''}`);
+        return 0;
+      }
+      case 'ae:list':
+        for (const ae of await core.repos.aeTitles.list()) console.log(`${ae.ae_title}\t${ae.site_id}\t${ae.host ?? '(any host)'}`);
+        return 0;
+      case 'ae:remove': {
+        if (!args[0]) throw new Error('usage: ae:remove <calling AE>');
+        const ae = args[0].trim();
+        const ok = await core.repos.aeTitles.remove(ae);
+        if (ok) await core.repos.audit.record({ actor_type: 'system', actor_id: 'cli', action: 'ae.remove', target_type: 'ae_title', target_id: ae });
+        console.log(ok ? `calling AE ${ae} removed` : `no calling AE ${ae}`);
+        return ok ? 0 : 1;
       }
       default:
         process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);

@@ -26,6 +26,18 @@ export interface Config {
     /** A whole request must finish within this. */
     requestTimeoutMs: number;
   };
+  /** The DICOM C-STORE listener (services/dimse); port 0 turns it off. */
+  dimse: {
+    port: number;
+    host: string;
+    aeTitle: string;
+    /** Associations open at once; more are rejected with "local limit exceeded" (transient). */
+    maxAssociations: number;
+    /** Instances being stored at once over all associations; the rest wait their turn. */
+    maxConcurrentStores: number;
+    /** Prometheus /metrics of the listener process (0 = off). */
+    metricsPort: number;
+  };
   /** Seconds between reconciler passes (re-queue stored images Redis forgot). */
   reconcileIntervalSec: number;
   logLevel: string;
@@ -66,6 +78,15 @@ function backendFrom(value: string | undefined): Config['worker']['backend'] {
   throw new Error(`INFERENCE_BACKEND must be auto, node, wasm or cpu, got "${value}"`);
 }
 
+/** An AE title: 1-16 characters of the default repertoire, no backslash, not only spaces (PS3.5 §6.2). */
+export function aeTitle(value: string, name = 'AE title'): string {
+  const trimmed = value.trim();
+  if (!trimmed || trimmed.length > 16 || !/^[\x20-\x7e]+$/.test(trimmed) || trimmed.includes('\\')) {
+    throw new Error(`${name} must be 1-16 printable ASCII characters without a backslash, got "${value}"`);
+  }
+  return trimmed;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const dataDir = path.resolve(env.DATA_DIR ?? 'data');
   const host = env.HOST ?? '127.0.0.1';
@@ -84,6 +105,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxConcurrentUploads: int(env, 'MAX_CONCURRENT_UPLOADS', 16),
       idleTimeoutMs: int(env, 'UPLOAD_IDLE_TIMEOUT_SEC', 30) * 1000,
       requestTimeoutMs: int(env, 'UPLOAD_TIMEOUT_SEC', 600) * 1000,
+    },
+    dimse: {
+      port: int(env, 'DIMSE_PORT', 11112),
+      host: env.DIMSE_HOST ?? host,
+      aeTitle: aeTitle(env.DIMSE_AE_TITLE ?? 'FRACTURE_TRIAGE', 'DIMSE_AE_TITLE'),
+      maxAssociations: Math.max(1, int(env, 'DIMSE_MAX_ASSOCIATIONS', 16)),
+      maxConcurrentStores: Math.max(1, int(env, 'DIMSE_MAX_CONCURRENT_STORES', 8)),
+      metricsPort: int(env, 'DIMSE_METRICS_PORT', 0),
     },
     reconcileIntervalSec: int(env, 'RECONCILE_INTERVAL_SEC', 30),
     logLevel: env.LOG_LEVEL ?? 'info',

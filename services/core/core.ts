@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
 import type { Logger } from './logger.js';
 import { ClassifyQueue, redisConnection } from './queue/classify-queue.js';
+import { AeTitleRepository } from './repositories/ae-title.repository.js';
 import { AiResultRepository } from './repositories/ai-result.repository.js';
 import { AuditRepository } from './repositories/audit.repository.js';
 import { InstanceRepository } from './repositories/instance.repository.js';
@@ -38,6 +39,7 @@ export interface Core {
     storage: StorageRepository;
     users: UserRepository;
     aiResults: AiResultRepository;
+    aeTitles: AeTitleRepository;
   };
   queue: ClassifyQueue;
   services: {
@@ -80,7 +82,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     log,
     database,
     redis,
-    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats },
+    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats, aeTitles: new AeTitleRepository(database.db) },
     queue,
     services: {
       apiKeys: new ApiKeyService(sites, audit),

@@ -16,6 +16,7 @@ export interface Database {
   user_sites: UserSitesTable;
   sessions: SessionsTable;
   reviews: ReviewsTable;
+  ae_titles: AeTitlesTable;
 }
 
 export interface SitesTable {
@@ -188,7 +189,17 @@ export interface ReviewsTable {
   superseded_at: number | null;
 }
 
+/** A DICOM sender (calling AE title) and the site its C-STOREs are filed under. */
+export interface AeTitlesTable {
+  ae_title: string;
+  site_id: string;
+  /** When set, associations with this calling AE are accepted only from this peer address. */
+  host: string | null;
+  created_at: number;
+}
+
 export type AiResult = Selectable<AiResultsTable>;
+export type AeTitle = Selectable<AeTitlesTable>;
 export type User = Selectable<UsersTable>;
 export type Review = Selectable<ReviewsTable>;
 export type Site = Selectable<SitesTable>;

@@ -1,7 +1,8 @@
 import dicomParser, { type DataSet } from 'dicom-parser';
 import zlib from 'node:zlib';
 import { DicomRejection, FailureReason } from './failure-reason.js';
-import { isImageSopClass } from './sop-class.js';
+import { isNonImageSopClass, isStorableSopClass } from './sop-class.js';
+import { isValidUid } from './uid.js';
 import {
   DEFLATED, EXPLICIT_BIG, EXPLICIT_LITTLE, IMPLICIT_LITTLE, NATIVE_SYNTAXES, TRANSFER_SYNTAXES,
   isSupportedTransferSyntax,
@@ -179,17 +180,25 @@ function readInstance(bytes: Uint8Array): InstanceMetadata {
   ].filter(([, value]) => !value).map(([name]) => name);
   if (missing.length) reject(FailureReason.CannotUnderstand, `missing required attribute: ${missing.join(', ')}`);
   for (const uid of [sopClassUid, sopInstanceUid, studyInstanceUid, seriesInstanceUid] as string[]) {
-    if (uid.length > 64 || !/^[0-9.]+$/.test(uid)) reject(FailureReason.CannotUnderstand, 'invalid UID: a UID is at most 64 characters of digits and dots');
+    if (!isValidUid(uid)) reject(FailureReason.CannotUnderstand, 'invalid UID: need digits and dots, max 64, no empty parts');
+  }
+  // PS3.10: the meta header names the same object as the data set (C-STORE writes it from the request).
+  const declaredClass = str(ds, 'x00020002');
+  const declaredInstance = str(ds, 'x00020003');
+  if ((declaredClass && declaredClass !== sopClassUid) || (declaredInstance && declaredInstance !== sopInstanceUid)) {
+    reject(FailureReason.DataSetMismatch, 'SOP Class/Instance UID differ from the file meta header');
   }
   if (!hasPreamble && ds.elements.x00020010 && transferSyntaxUid !== EXPLICIT_LITTLE && transferSyntaxUid !== inferRawTransferSyntax(bytes)) {
     reject(FailureReason.CannotUnderstand, 'file has no 128-byte preamble and its meta header declares an encoding that cannot be read without it; send it as a DICOM Part 10 file');
   }
-  if (!isImageSopClass(sopClassUid!)) {
+  if (!isStorableSopClass(sopClassUid!)) {
     reject(FailureReason.SopClassNotSupported, `SOP class ${sopClassUid} is not an image storage class this service accepts`);
   }
   if (!isSupportedTransferSyntax(transferSyntaxUid)) {
     reject(FailureReason.TransferSyntaxNotSupported, `transfer syntax ${transferSyntaxUid} is not supported; supported: ${Object.values(TRANSFER_SYNTAXES).join(', ')}`);
   }
+  // A report, key-object note or presentation state: recorded without pixel attributes.
+  if (isNonImageSopClass(sopClassUid!)) return { ...describe(ds, transferSyntaxUid, hasPreamble), ...NO_PIXELS };
 
   const pixelData = ds.elements.x7fe00010;
   if (!pixelData) reject(FailureReason.DataSetMismatch, 'image SOP class without Pixel Data (7FE0,0010)');
@@ -204,7 +213,9 @@ function readInstance(bytes: Uint8Array): InstanceMetadata {
   if (!photometricInterpretation) reject(FailureReason.CannotUnderstand, 'missing Photometric Interpretation (0028,0004)');
 
   if (NATIVE_SYNTAXES.has(transferSyntaxUid) || transferSyntaxUid === DEFLATED) {
-    const expected = Math.ceil((rows * columns * samplesPerPixel * numberOfFrames * bitsAllocated) / 8);
+    // YBR_FULL_422 shares each Cb/Cr pair between two pixels: 2 samples per pixel on average, not 3.
+    const samplesStored = photometricInterpretation === 'YBR_FULL_422' ? 2 : samplesPerPixel;
+    const expected = Math.ceil((rows * columns * samplesStored * numberOfFrames * bitsAllocated) / 8);
     if (pixelData!.length < expected) {
       reject(FailureReason.CannotUnderstand, `pixel data is shorter than declared: ${pixelData!.length} bytes for ${numberOfFrames} frame(s) of ${rows}x${columns}x${bitsAllocated} bits (${expected} bytes)`);
     }
@@ -217,13 +228,36 @@ function readInstance(bytes: Uint8Array): InstanceMetadata {
   }
 
   return {
+    ...describe(ds, transferSyntaxUid, hasPreamble),
+    rows,
+    columns,
+    bitsAllocated,
+    bitsStored: num(ds, 'x00280101') ?? bitsAllocated,
+    highBit: num(ds, 'x00280102') ?? bitsAllocated - 1,
+    pixelRepresentation: num(ds, 'x00280103') ?? 0,
+    samplesPerPixel,
+    photometricInterpretation: photometricInterpretation!,
+    numberOfFrames,
+  };
+}
+
+type PixelAttributes = 'rows' | 'columns' | 'bitsAllocated' | 'bitsStored' | 'highBit' | 'pixelRepresentation' | 'samplesPerPixel' | 'photometricInterpretation' | 'numberOfFrames';
+
+/** Pixel attributes of an object without pixels (the instances table keeps them non-null). */
+const NO_PIXELS: Pick<InstanceMetadata, PixelAttributes> = {
+  rows: 0, columns: 0, bitsAllocated: 0, bitsStored: 0, highBit: 0, pixelRepresentation: 0, samplesPerPixel: 0, photometricInterpretation: '', numberOfFrames: 0,
+};
+
+/** Identity, patient, study and series attributes (already checked present and valid). */
+function describe(ds: DataSet, transferSyntaxUid: string, hasPreamble: boolean): Omit<InstanceMetadata, PixelAttributes> {
+  return {
     transferSyntaxUid,
     hasPreamble,
-    sopClassUid: sopClassUid!,
-    sopInstanceUid: sopInstanceUid!,
+    sopClassUid: str(ds, 'x00080016')!,
+    sopInstanceUid: str(ds, 'x00080018')!,
     instanceNumber: intString(ds, 'x00200013'),
-    studyInstanceUid: studyInstanceUid!,
-    seriesInstanceUid: seriesInstanceUid!,
+    studyInstanceUid: str(ds, 'x0020000d')!,
+    seriesInstanceUid: str(ds, 'x0020000e')!,
     patientName: str(ds, 'x00100010'),
     patientId: str(ds, 'x00100020'),
     patientBirthDate: str(ds, 'x00100030'),
@@ -240,14 +274,5 @@ function readInstance(bytes: Uint8Array): InstanceMetadata {
     bodyPart: str(ds, 'x00180015'),
     laterality: str(ds, 'x00200062') ?? str(ds, 'x00200060'),
     viewPosition: str(ds, 'x00185101'),
-    rows,
-    columns,
-    bitsAllocated,
-    bitsStored: num(ds, 'x00280101') ?? bitsAllocated,
-    highBit: num(ds, 'x00280102') ?? bitsAllocated - 1,
-    pixelRepresentation: num(ds, 'x00280103') ?? 0,
-    samplesPerPixel,
-    photometricInterpretation: photometricInterpretation!,
-    numberOfFrames,
   };
 }

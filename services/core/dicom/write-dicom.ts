@@ -89,18 +89,25 @@ export function writeDicom(elements: DicomItem, opts: WriteOptions = {}): Buffer
   const explicit = ts === EXPLICIT_LITTLE;
   const dataSet = encodeDataSet(Object.fromEntries(Object.entries(elements).filter(([k]) => !k.startsWith('0002'))), explicit);
   if (opts.bare) return dataSet;
-  const sopClass = elements['00080016']?.value as string;
-  const sopInstance = elements['00080018']?.value as string;
+  return Buffer.concat([fileMetaHeader({ sopClassUid: elements['00080016']?.value as string, sopInstanceUid: elements['00080018']?.value as string, transferSyntaxUid: ts }), dataSet]);
+}
+
+/**
+ * Preamble, "DICM" and File Meta Information (PS3.10 §7.1) for a data set encoded in
+ * `transferSyntaxUid`; the data set's bytes follow as they are (a C-STORE's, for instance).
+ */
+export function fileMetaHeader(opts: { sopClassUid: string; sopInstanceUid: string; transferSyntaxUid: string; sourceAeTitle?: string }): Buffer {
   const metaBody = encodeDataSet({
     '00020001': { vr: 'OB', value: new Uint8Array([0, 1]) },
-    '00020002': { vr: 'UI', value: sopClass },
-    '00020003': { vr: 'UI', value: sopInstance },
-    '00020010': { vr: 'UI', value: ts },
+    '00020002': { vr: 'UI', value: opts.sopClassUid },
+    '00020003': { vr: 'UI', value: opts.sopInstanceUid },
+    '00020010': { vr: 'UI', value: opts.transferSyntaxUid },
     '00020012': { vr: 'UI', value: '1.2.826.0.1.3680043.10.1431.1' },
     '00020013': { vr: 'SH', value: 'FRACTURE_TRIAGE' },
+    ...(opts.sourceAeTitle ? { '00020016': { vr: 'AE', value: opts.sourceAeTitle } } : {}),
   }, true);
   const groupLength = encodeElement('00020000', 'UL', metaBody.length, true);
-  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), groupLength, metaBody, dataSet]);
+  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), groupLength, metaBody]);
 }
 
 /** Elements of a plain greyscale DX image; callers override what they need. */

@@ -44,8 +44,10 @@ export class InstanceRepository {
         received_at: now,
         updated_at: now,
       }).onConflict((oc) => oc.columns(['site_id', 'study_uid']).doNothing()).execute();
-      const study = await trx.selectFrom('studies').select(['id', 'priority']).where('site_id', '=', siteId)
+      const study = await trx.selectFrom('studies').select(['id', 'priority', 'patient_id']).where('site_id', '=', siteId)
         .where('study_uid', '=', meta.studyInstanceUid).executeTakeFirstOrThrow();
+      // Never file one patient's image under another's study (rolls the transaction back).
+      if ((study.patient_id ?? '') !== (meta.patientId ?? '')) throw new StudyPatientConflictError(meta.sopClassUid, meta.sopInstanceUid);
 
       await trx.insertInto('series').values({
         study_id: study.id,
@@ -189,6 +191,14 @@ export class InstanceRepository {
     if (where.seriesUid) query = query.where('series.series_uid', '=', where.seriesUid);
     if (where.sopInstanceUid) query = query.where('instances.sop_instance_uid', '=', where.sopInstanceUid);
     return query.orderBy('series.series_number').orderBy('instances.instance_number').orderBy('instances.id').execute();
+  }
+}
+
+/** The study UID is already stored for another Patient ID at this site: the PACS rule is to refuse, never merge. */
+export class StudyPatientConflictError extends Error {
+  constructor(readonly sopClassUid: string, readonly sopInstanceUid: string) {
+    super('this Study Instance UID is stored under another Patient ID');
+    this.name = 'StudyPatientConflictError';
   }
 }
 

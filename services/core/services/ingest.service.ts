@@ -5,7 +5,7 @@ import { DicomRejection, FailureReason, WarningReason } from '../dicom/failure-r
 import { parseInstance, type InstanceMetadata } from '../dicom/parse-instance.js';
 import { priorityFromDicom, type ClassifyQueue } from '../queue/classify-queue.js';
 import type { AuditRepository } from '../repositories/audit.repository.js';
-import type { InstanceRepository } from '../repositories/instance.repository.js';
+import { StudyPatientConflictError, type InstanceRepository } from '../repositories/instance.repository.js';
 import type { StorageRepository, TempObject } from '../repositories/storage.repository.js';
 
 export interface IngestContext {
@@ -32,7 +32,7 @@ export type IngestOutcome =
   | ({ status: 'duplicate' } & Identified)
   /** Same SOP Instance UID, different bytes: the original is kept, the new bytes dropped. */
   | ({ status: 'conflict'; warningReason: number; reason: string } & Identified)
-  | { status: 'failed'; failureReason: number; reason: string; sopClassUid?: string; sopInstanceUid?: string; retryable?: boolean };
+  | { status: 'failed'; failureReason: number; reason: string; sopClassUid?: string; sopInstanceUid?: string; retryable?: boolean; kind?: 'patient-identity' };
 
 /**
  * A storage or database error as the sender sees it: out of space → 0xA700 (the response becomes
@@ -70,6 +70,9 @@ export class IngestService {
     try {
       return await this.ingestOrReject(temp, ctx);
     } catch (error) {
+      if (error instanceof StudyPatientConflictError) {
+        return { status: 'failed', failureReason: FailureReason.DataSetMismatch, reason: 'Study UID already stored for another Patient ID; not merged', sopClassUid: error.sopClassUid, sopInstanceUid: error.sopInstanceUid, kind: 'patient-identity' };
+      }
       if (error instanceof DicomRejection) {
         return { status: 'failed', failureReason: error.failureReason, reason: error.reason, sopClassUid: error.sopClassUid, sopInstanceUid: error.sopInstanceUid };
       }

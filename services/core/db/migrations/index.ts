@@ -3,6 +3,7 @@ import { ingest } from './0001_ingest.js';
 import { aiResults } from './0002_ai_results.js';
 import { access } from './0003_access.js';
 import { worklist } from './0004_worklist.js';
+import { dimseAeTitles } from './0006_dimse_ae_titles.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -25,5 +26,6 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0002_ai_results': aiResults(helpers),
     '0003_access': access(helpers),
     '0004_worklist': worklist(helpers),
+    '0006_dimse_ae_titles': dimseAeTitles(helpers),
   };
 }

@@ -21,7 +21,9 @@ async function main() {
   if (config.demo) await seedDemo(config, log);
   await startApi();
   superviseWorker(log);
+  if (config.dimse.port) superviseChild(log, 'dimse/main', 'DICOM listener');
   console.log(`\nfracture-triage is running at ${config.publicUrl}  (API docs: ${config.publicUrl}/docs)`);
+  if (config.dimse.port) console.log(`DICOM C-STORE: ${config.dimse.host}:${config.dimse.port}, called AE ${config.dimse.aeTitle}${config.demo ? ' (demo: any calling AE stores into site "demo")' : ''}`);
   console.log('Decision support only: every AI finding is for a radiologist to confirm.\n');
 }
 
@@ -30,7 +32,12 @@ async function main() {
  * If it dies it is started again, with a growing pause; its jobs are picked up where they were.
  */
 function superviseWorker(log: ReturnType<typeof createLogger>) {
-  const entry = fileURLToPath(new URL(`./worker/main${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+  superviseChild(log, 'worker/main', 'classify worker');
+}
+
+/** Runs services/<entry> as a child process, restarted with a growing pause if it dies. */
+function superviseChild(log: ReturnType<typeof createLogger>, name: string, what: string) {
+  const entry = fileURLToPath(new URL(`./${name}${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
   let child: ChildProcess | undefined;
   let delay = 1_000;
   let stopping = false;
@@ -40,7 +47,7 @@ function superviseWorker(log: ReturnType<typeof createLogger>) {
     child.on('exit', (code, signal) => {
       if (stopping) return;
       if (Date.now() - startedAt > 60_000) delay = 1_000;
-      log.error({ code, signal, restartInMs: delay }, 'classify worker exited; restarting');
+      log.error({ code, signal, restartInMs: delay }, `${what} exited; restarting`);
       setTimeout(start, delay);
       delay = Math.min(delay * 2, 30_000);
     });

@@ -144,9 +144,17 @@ export class InstanceRepository {
     if (!siteIds.length) return Promise.resolve([]);
     let query = this.db.selectFrom('studies').selectAll().where('site_id', 'in', siteIds);
     if (filter.studyUid) query = query.where('study_uid', '=', filter.studyUid);
-    if (filter.patientId) query = query.where('patient_id', '=', filter.patientId);
+    if (filter.studyUids?.length) query = query.where('study_uid', 'in', filter.studyUids);
+    if (filter.patientId) query = /[*?]/.test(filter.patientId)
+      ? query.where('patient_id', 'like', wildcard(filter.patientId))
+      : query.where('patient_id', '=', filter.patientId);
+    if (filter.modalities?.length) {
+      const modalities = filter.modalities;
+      query = query.where((eb) => eb.exists(eb.selectFrom('series').select('series.id')
+        .whereRef('series.study_id', '=', 'studies.id').where('series.modality', 'in', modalities)));
+    }
     if (filter.accessionNumber) query = query.where('accession_number', '=', filter.accessionNumber);
-    if (filter.patientName) query = query.where('patient_name', 'like', filter.patientName.replace(/\*/g, '%').replace(/\?/g, '_'));
+    if (filter.patientName) query = query.where('patient_name', 'like', wildcard(filter.patientName));
     if (filter.studyDateFrom) query = query.where('study_date', '>=', filter.studyDateFrom);
     if (filter.studyDateTo) query = query.where('study_date', '<=', filter.studyDateTo);
     return query.orderBy('received_at', 'desc').orderBy('id', 'desc').limit(limit).offset(offset).execute();
@@ -202,8 +210,17 @@ export class StudyPatientConflictError extends Error {
   }
 }
 
+/** A QIDO wildcard (`*`, `?`) as a LIKE pattern (SQLite has no default LIKE escape, so `%`/`_` are not escaped). */
+function wildcard(value: string): string {
+  return value.replace(/\*/g, '%').replace(/\?/g, '_');
+}
+
 export interface StudyFilter {
   studyUid?: string;
+  /** Any of these Study Instance UIDs (a QIDO UID list). */
+  studyUids?: string[];
+  /** Studies with at least one series of one of these modalities (ModalitiesInStudy). */
+  modalities?: string[];
   patientId?: string;
   patientName?: string;
   accessionNumber?: string;

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../services/core/config.js';
 import { createCore } from '../services/core/core.js';
 import { createLogger } from '../services/core/logger.js';
-import { dxImage, writeDicom } from '../services/core/dicom/write-dicom.js';
+import { dxImage, writeDicom } from '../test/helpers/dicom.js';
 
 const { values } = parseArgs({
   options: {

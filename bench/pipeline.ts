@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { dxImage, writeDicom } from '../services/core/dicom/write-dicom.js';
+import { dxImage, writeDicom } from '../test/helpers/dicom.js';
 import { startProcessSystem, waitFor, type ProcessSystem } from '../test/helpers/processes.js';
 
 const { values } = parseArgs({

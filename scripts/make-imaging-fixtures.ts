@@ -23,7 +23,7 @@ import {
   writeDicom,
   type DicomElement,
   type ImageSpec,
-} from '../services/imaging/dicom-writer.js';
+} from '../test/helpers/images.js';
 
 const root = resolve(import.meta.dirname, '..');
 const outDir = join(root, 'test/fixtures/imaging');

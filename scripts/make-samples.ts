@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import jpeg from 'jpeg-js';
-import { dxImage, writeDicom } from '../services/core/dicom/write-dicom.js';
+import { dxImage, writeDicom } from '../test/helpers/dicom.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const shared = path.resolve(root, '../shared');

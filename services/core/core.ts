@@ -87,7 +87,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     services: {
       apiKeys: new ApiKeyService(sites, audit),
       auth: new AuthService(users, sites, audit),
-      ingest: new IngestService(storage, instances, audit, queue, log),
+      ingest: new IngestService(storage, instances, audit, queue, log, { maxInflatedBytes: config.limits.maxPartBytes }),
       queueAdmin: new QueueAdminService(queue, redis, config.queuePrefix, pipelineStats, audit, config.dataDir),
       reconcile: new ReconcileService(instances, queue, storage, log, aiResults),
       reviews: new ReviewService(reviews, worklist, audit, redis, config.queuePrefix),

@@ -1,8 +1,5 @@
 import type { Core } from '../core/core.js';
-import { FailureReason } from '../core/dicom/failure-reason.js';
-import { isStorableSopClass } from '../core/dicom/sop-class.js';
-import { EXPLICIT_BIG, EXPLICIT_LITTLE, IMPLICIT_LITTLE, isSupportedTransferSyntax } from '../core/dicom/transfer-syntax.js';
-import { fileMetaHeader } from '../core/dicom/write-dicom.js';
+import { EXPLICIT_BIG, EXPLICIT_LITTLE, FailureReason, IMPLICIT_LITTLE, fileMetaHeader, isStorableSopClass, isSupportedTransferSyntax } from '../dicom/index.js';
 import type { Logger } from '../core/logger.js';
 import type { IngestOutcome } from '../core/services/ingest.service.js';
 import { DimseStatus, type AssociationDecision, type AssociationRequest, type DimseHandlers, type StoreSink, type StoreStatus } from './dcmjs-dimse-adapter.js';

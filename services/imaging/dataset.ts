@@ -1,10 +1,5 @@
-import { inflateRawSync } from 'node:zlib';
-import dicomParser from 'dicom-parser';
-import { PixelDataError } from './errors.js';
-import { transferSyntax, type TransferSyntax } from './transfer-syntax.js';
-
-type DataSet = dicomParser.DataSet;
-type Element = dicomParser.Element;
+import { DicomRejection, Tag, quotable, readDicom, transferSyntax, type DataSet, type DicomProblem, type Element, type ReadLimits, type TransferSyntax } from '../dicom/index.js';
+import { PixelDataError, type PixelDataErrorCode } from './errors.js';
 
 /** Refuse anything larger before allocating (2^28 pixels = 1 GiB of Int32 working memory). */
 export const MAX_TOTAL_PIXELS = 2 ** 28;
@@ -52,41 +47,32 @@ function fail(code: ConstructorParameters<typeof PixelDataError>[0], msg: string
   throw new PixelDataError(code, msg);
 }
 
-function errText(e: unknown): string {
-  if (e instanceof Error) return e.message;
-  return String(e);
+const CODE_FOR_PROBLEM: Record<DicomProblem, PixelDataErrorCode> = {
+  'not-dicom': 'not-an-image',
+  'not-an-image': 'not-an-image',
+  truncated: 'truncated',
+  'too-large': 'too-large',
+  'unsupported-syntax': 'unsupported-transfer-syntax',
+  corrupt: 'corrupt-pixel-data',
+  refused: 'corrupt-pixel-data',
+};
+
+/** Reads the data set with the one parser ingest validates with (so whatever ingest accepts parses here). */
+async function read(bytes: Uint8Array, limits: ReadLimits) {
+  if (!(bytes instanceof Uint8Array)) fail('not-an-image', 'not a DICOM file');
+  try {
+    return await readDicom(bytes, limits);
+  } catch (e) {
+    if (e instanceof DicomRejection) fail(CODE_FOR_PROBLEM[e.problem], e.reason);
+    throw e;
+  }
 }
 
-export function parseInstance(bytes: Uint8Array): ParsedInstance {
-  if (!(bytes instanceof Uint8Array) || bytes.length < 132) fail('not-an-image', 'not a DICOM Part 10 file (too short)');
-  const hasPreamble = bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
-  if (!hasPreamble) fail('not-an-image', 'not a DICOM Part 10 file (no DICM marker at offset 128)');
-  let ds: DataSet;
-  try {
-    ds = dicomParser.parseDicom(bytes, {
-      inflater: (arr: Uint8Array, position: number) => {
-        let inflated: Buffer;
-        try {
-          inflated = inflateRawSync(arr.subarray(position));
-        } catch (e) {
-          throw new PixelDataError('corrupt-pixel-data', `deflated data set does not inflate: ${errText(e)}`);
-        }
-        const full = new Uint8Array(position + inflated.length);
-        full.set(arr.subarray(0, position), 0);
-        full.set(inflated, position);
-        return full;
-      },
-    } as dicomParser.ParseDicomOptions);
-  } catch (e) {
-    if (e instanceof PixelDataError) throw e;
-    const msg = errText(e);
-    const code = /eof|end of|buffer overread|past the end|beyond/i.test(msg) ? 'truncated' : 'corrupt-pixel-data';
-    fail(code, `DICOM data set does not parse: ${msg}`);
-  }
-
-  const tsUid = (ds.string('x00020010') ?? '').replace(/\0/g, '').trim();
-  const ts = transferSyntax(tsUid);
-  if (!ts) fail('unsupported-transfer-syntax', `transfer syntax ${tsUid || '(missing)'} is not supported`);
+export async function parseInstance(bytes: Uint8Array, limits: ReadLimits = {}): Promise<ParsedInstance> {
+  const file = await read(bytes, limits);
+  const ds = file.dataSet;
+  const ts = transferSyntax(file.transferSyntaxUid);
+  if (!ts) fail('unsupported-transfer-syntax', `transfer syntax ${quotableUid(file.transferSyntaxUid)} is not supported`);
   const pixelEl = ds.elements.x7fe00010;
   if (!pixelEl) fail('not-an-image', 'no Pixel Data (7FE0,0010) in the data set');
 
@@ -106,7 +92,7 @@ export function parseInstance(bytes: Uint8Array): ParsedInstance {
     fail('too-large', `declared size ${columns}x${rows}x${frames} frames exceeds the limit`);
   if (photometric === 'PALETTE COLOR') fail('unsupported-photometric', 'PALETTE COLOR images are not supported (greyscale radiographs only)');
   if (samplesPerPixel !== 1 || !(photometric === 'MONOCHROME1' || photometric === 'MONOCHROME2'))
-    fail('unsupported-photometric', `photometric interpretation ${photometric} with ${samplesPerPixel} samples per pixel is not supported (greyscale radiographs only)`);
+    fail('unsupported-photometric', `photometric interpretation ${quotable(photometric)} with ${samplesPerPixel} samples per pixel is not supported (greyscale radiographs only)`);
   if (bitsAllocated !== 8 && bitsAllocated !== 16)
     fail('unsupported-pixel-format', `bits allocated ${bitsAllocated} is not supported (8 or 16)`);
   if (bitsStored < 1 || bitsStored > bitsAllocated || highBit < bitsStored - 1 || highBit >= bitsAllocated)
@@ -146,7 +132,7 @@ export function parseInstance(bytes: Uint8Array): ParsedInstance {
   if (!Number.isFinite(info.rescaleSlope) || info.rescaleSlope === 0) info.rescaleSlope = 1;
   if (!Number.isFinite(info.rescaleIntercept)) info.rescaleIntercept = 0;
 
-  const data = ds.byteArray;
+  const data = file.byteArray;
   const encapsulated = pixelEl.encapsulatedPixelData === true || (pixelEl.hadUndefinedLength === true && ts.codec !== 'native' && ts.codec !== 'deflate');
   if (ts.codec === 'native' || ts.codec === 'deflate') {
     if (pixelEl.hadUndefinedLength) fail('corrupt-pixel-data', 'native transfer syntax but Pixel Data is encapsulated');
@@ -269,4 +255,9 @@ function readLutSequence(ds: DataSet, tag: string, signedFirst: boolean, bigEndi
     luts.push({ entries, firstMapped, bits, data, explanation: s.string('x00283003') });
   }
   return luts;
+}
+
+/** A UID fit for a message: shown only when it is digits and dots of UID length. */
+function quotableUid(uid: string): string {
+  return /^[0-9.]{1,64}$/.test(uid) ? uid : '(unrecognised value)';
 }

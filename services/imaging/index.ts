@@ -12,12 +12,14 @@ import { applyModality, toDisplay, type VoiOptions, type WindowChoice } from './
 export { PixelDataError, isPixelDataError, type PixelDataErrorCode } from './errors.js';
 export { letterbox, letterboxGeometry, toOriginal, resize, type GreyImage, type Letterbox } from './letterbox.js';
 export { renderPng } from './png.js';
-export { SUPPORTED_TRANSFER_SYNTAXES, transferSyntax } from './transfer-syntax.js';
+export { SUPPORTED_TRANSFER_SYNTAXES, transferSyntax } from '../dicom/index.js';
 export { MAX_FRAME_PIXELS, MAX_TOTAL_PIXELS } from './dataset.js';
 
 export interface DecodeOptions extends VoiOptions {
   /** Zero-based frame index (default 0). */
   frame?: number;
+  /** Largest Deflated data set once inflated (MAX_PART_MB); the parser's default otherwise. */
+  maxInflatedBytes?: number;
 }
 
 export interface DecodedImage {
@@ -49,8 +51,8 @@ export interface RawDecoded {
 }
 
 /** Decodes one frame to stored pixel values, before any LUT (used by the tests against dcmtk). */
-export async function decodeRaw(bytes: Uint8Array, opts: { frame?: number } = {}): Promise<RawDecoded> {
-  const parsed = parseInstance(bytes);
+export async function decodeRaw(bytes: Uint8Array, opts: { frame?: number; maxInflatedBytes?: number } = {}): Promise<RawDecoded> {
+  const parsed = await parseInstance(bytes, { maxInflatedBytes: opts.maxInflatedBytes });
   const frameIndex = opts.frame ?? 0;
   if (!Number.isInteger(frameIndex) || frameIndex < 0 || frameIndex >= parsed.info.frames)
     throw new PixelDataError('frame-out-of-range', `frame ${frameIndex} requested, the instance has ${parsed.info.frames}`);

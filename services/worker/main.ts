@@ -17,7 +17,7 @@ export async function startWorker() {
   const pool = createDecodePool(config.worker.decodeThreads, { timeoutMs: config.worker.decodeTimeoutMs });
   const classify = new ClassifyService(
     core.repos.instances, core.repos.aiResults, core.repos.storage, model,
-    { decode: (bytes) => pool.decode(bytes) }, core.redis, config.queuePrefix, log,
+    { decode: (bytes) => pool.decode(bytes, { maxInflatedBytes: config.limits.maxPartBytes }) }, core.redis, config.queuePrefix, log,
   );
   const worker = new ClassifyWorker(config, classify, model, log, core.redis);
   await worker.start();

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from 'dicomweb-client';
-import { parseInstance } from '../../services/core/dicom/parse-instance.js';
+import { parseInstance } from '../../services/dicom/index.js';
 import { parseInstance as parsePixels } from '../../services/imaging/dataset.js';
 import { makeDx, makeSr, multipart } from '../helpers/dicom.js';
 import { startSystem, stow, type TestSystem } from '../helpers/system.js';
@@ -17,7 +17,6 @@ describe('DICOMweb for viewers (dicomweb-client)', () => {
   const dx = makeDx({ patientId: 'VIEW-1', patientName: 'VIEWER^ONE' });
   const report = makeSr({ studyUid: dx.studyUid, patientId: 'VIEW-1', patientName: 'VIEWER^ONE' });
   const jls = fs.readFileSync(JPEG_LS);
-  const jlsMeta = parsePixels(jls);
 
   beforeAll(async () => {
     (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = FetchXMLHttpRequest;
@@ -50,12 +49,12 @@ describe('DICOMweb for viewers (dicomweb-client)', () => {
 
   it('retrieves frames: uncompressed as octet-stream, compressed in the stored syntax; another syntax is 406', async () => {
     const [frame] = await client.retrieveInstanceFrames({ studyInstanceUID: dx.studyUid, seriesInstanceUID: dx.seriesUid, sopInstanceUID: dx.sopInstanceUid, frameNumbers: [1] });
-    expect(Buffer.from(frame)).toEqual(Buffer.from(parsePixels(dx.bytes).frameBytes(0)));
+    expect(Buffer.from(frame)).toEqual(Buffer.from((await parsePixels(dx.bytes)).frameBytes(0)));
 
-    const uids = parseInstance(jls);
+    const uids = await parseInstance(jls);
     const ids = { studyInstanceUID: uids.studyInstanceUid, seriesInstanceUID: uids.seriesInstanceUid, sopInstanceUID: uids.sopInstanceUid, frameNumbers: [1] };
     const [compressed] = await client.retrieveInstanceFrames({ ...ids, mediaTypes: [{ mediaType: 'image/jls', transferSyntaxUID: '1.2.840.10008.1.2.4.80' }] });
-    expect(Buffer.from(compressed)).toEqual(Buffer.from(jlsMeta.frameBytes(0)));
+    expect(Buffer.from(compressed)).toEqual(Buffer.from((await parsePixels(jls)).frameBytes(0)));
     expect(lastResponse().headers.get('content-type')).toMatch(/transfer-syntax=1\.2\.840\.10008\.1\.2\.4\.80/);
 
     await expect(client.retrieveInstanceFrames({ ...ids, mediaTypes: [{ mediaType: 'application/octet-stream', transferSyntaxUID: '1.2.840.10008.1.2.1' }] }))

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseInstance } from '../../services/core/dicom/parse-instance.js';
+import { parseInstance } from '../../services/dicom/index.js';
 import { makeDx, makeSr } from '../helpers/dicom.js';
 import { orthancAvailable, startOrthanc, type OrthancInstance } from '../helpers/orthanc.js';
 import { startProcessSystem, type ProcessSystem } from '../helpers/processes.js';
@@ -51,10 +51,10 @@ describe.skipIf(!orthancAvailable)('Orthanc pushes studies to us (STOW-RS and C-
     const rows = await system.core.database.db.selectFrom('instances').select(['sop_instance_uid', 'transfer_syntax_uid', 'sop_class_uid']).where('site_id', '=', siteId).execute();
     return new Map(rows.map((r) => [r.sop_instance_uid, r]));
   };
-  const expectAllStored = (rows: Map<string, { transfer_syntax_uid: string }>) => {
+  const expectAllStored = async (rows: Map<string, { transfer_syntax_uid: string }>) => {
     expect(rows.size).toBe(files.length);
     for (const file of files) {
-      const meta = parseInstance(file);
+      const meta = await parseInstance(file);
       expect(rows.get(meta.sopInstanceUid)?.transfer_syntax_uid, meta.sopClassUid).toBe(meta.transferSyntaxUid);
     }
   };
@@ -62,7 +62,7 @@ describe.skipIf(!orthancAvailable)('Orthanc pushes studies to us (STOW-RS and C-
   it('STOW-RS (DicomWeb.Servers): Orthanc reports success, every instance (the SR too) is stored once', async () => {
     const job = await orthanc.runJob('/dicom-web/servers/triage/stow', { Resources: studies });
     expect(job, orthanc.output().slice(-3000)).toMatchObject({ State: 'Success' });
-    expectAllStored(await storedIn('site-a'));
+    await expectAllStored(await storedIn('site-a'));
     // Again: acknowledged, nothing added.
     expect((await orthanc.runJob('/dicom-web/servers/triage/stow', { Resources: studies })).State).toBe('Success');
     expect((await storedIn('site-a')).size).toBe(files.length);
@@ -73,7 +73,7 @@ describe.skipIf(!orthancAvailable)('Orthanc pushes studies to us (STOW-RS and C-
     expect(echo).toEqual({});
     const job = await orthanc.runJob('/modalities/triage/store', { Resources: studies });
     expect(job, orthanc.output().slice(-3000)).toMatchObject({ State: 'Success' });
-    expectAllStored(await storedIn('site-b'));
+    await expectAllStored(await storedIn('site-b'));
     expect((await orthanc.runJob('/modalities/triage/store', { Resources: studies })).State).toBe('Success');
     expect((await storedIn('site-b')).size).toBe(files.length);
   });

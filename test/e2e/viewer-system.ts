@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { parseInstance } from '../../services/core/dicom/parse-instance.js';
+import { parseInstance } from '../../services/dicom/index.js';
 import { eventsChannel } from '../../services/core/queue/worker-registry.js';
 import { renderPng } from '../../services/imaging/index.js';
 import { send } from '../../services/cli/send.js';
@@ -105,7 +105,7 @@ async function standIn(sys: ProcessSystem) {
   const lines = fs.readFileSync(path.join(SAMPLES, 'manifest.csv'), 'utf8').trim().split('\n').slice(1);
   for (const line of lines) {
     const [file, , fractured, , , boxes] = line.split(',');
-    const sop = parseInstance(fs.readFileSync(path.join(SAMPLES, file))).sopInstanceUid;
+    const sop = (await parseInstance(fs.readFileSync(path.join(SAMPLES, file)))).sopInstanceUid;
     manifest.set(sop, { fractured: fractured === '1', boxes: (boxes ?? '').split(';').filter(Boolean).map((b) => b.split(' ').map(Number)) });
   }
   const instances = await core.database.db.selectFrom('instances').innerJoin('series', 'series.id', 'instances.series_id')

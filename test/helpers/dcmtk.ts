@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SUPPORTED_TRANSFER_SYNTAXES } from '../../services/imaging/transfer-syntax.js';
+import { SUPPORTED_TRANSFER_SYNTAXES } from '../../services/dicom/index.js';
 
 /** Runs a dcmtk tool to its end; returns its exit code and everything it printed. */
 export function runTool(command: string, args: string[], timeoutMs = 120_000): Promise<{ code: number | null; output: string }> {

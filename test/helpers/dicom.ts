@@ -1,5 +1,46 @@
 import { randomBytes } from 'node:crypto';
-import { dxImage, writeDicom, type DicomItem, type WriteOptions } from '../../services/core/dicom/write-dicom.js';
+import { createDeflateRaw } from 'node:zlib';
+import { DEFLATED, SopClass, encodeDataSet, writePart10, type DicomItem, type Part10Options } from '../../services/dicom/index.js';
+
+/** Elements of a plain greyscale DX image; callers override what they need. */
+export function dxImage(opts: {
+  studyUid: string; seriesUid: string; sopInstanceUid: string; rows: number; columns: number;
+  bitsStored?: number; pixels?: Uint16Array; patientName?: string; patientId?: string; bodyPart?: string;
+  accession?: string; priority?: string; extra?: DicomItem;
+}): DicomItem {
+  const bitsStored = opts.bitsStored ?? 12;
+  const pixels = opts.pixels ?? new Uint16Array(opts.rows * opts.columns);
+  return {
+    '00080016': { vr: 'UI', value: SopClass.DigitalXRayForPresentation },
+    '00080018': { vr: 'UI', value: opts.sopInstanceUid },
+    '00080020': { vr: 'DA', value: '20261129' },
+    '00080030': { vr: 'TM', value: '101500' },
+    '00080050': { vr: 'SH', value: opts.accession ?? 'ACC0001' },
+    '00080060': { vr: 'CS', value: 'DX' },
+    '00100010': { vr: 'PN', value: opts.patientName ?? 'TEST^PATIENT' },
+    '00100020': { vr: 'LO', value: opts.patientId ?? 'PID0001' },
+    '00180015': { vr: 'CS', value: opts.bodyPart ?? 'HAND' },
+    '0020000d': { vr: 'UI', value: opts.studyUid },
+    '0020000e': { vr: 'UI', value: opts.seriesUid },
+    '00200013': { vr: 'IS', value: '1' },
+    '00280002': { vr: 'US', value: 1 },
+    '00280004': { vr: 'CS', value: 'MONOCHROME2' },
+    '00280010': { vr: 'US', value: opts.rows },
+    '00280011': { vr: 'US', value: opts.columns },
+    '00280100': { vr: 'US', value: 16 },
+    '00280101': { vr: 'US', value: bitsStored },
+    '00280102': { vr: 'US', value: bitsStored - 1 },
+    '00280103': { vr: 'US', value: 0 },
+    ...(opts.priority ? { '00401003': { vr: 'SH', value: opts.priority } } : {}),
+    '7fe00010': { vr: 'OW', value: pixels },
+    ...opts.extra,
+  };
+}
+
+export type WriteOptions = Part10Options;
+export type { DicomItem };
+/** The project's one Part 10 writer, under the name the tests and benchmarks use. */
+export const writeDicom = writePart10;
 
 let counter = 0;
 /** A fresh UID under a test root, unique across test processes. */
@@ -51,6 +92,38 @@ export function corruptJpegLossless(rows = 64, columns = 64): Buffer {
   return Buffer.concat([meta, pixelHeader, item(0), item(fragment.length), fragment, delimiter]);
 }
 
+/**
+ * A Deflated Explicit VR LE DX whose data set inflates to about `inflatedBytes` (Pixel Data of zeros,
+ * so the file stays near inflatedBytes / 1000): a "deflate bomb". Rows/columns/frames are what it declares.
+ */
+export async function deflateBomb(opts: { rows: number; columns: number; frames?: number; inflatedBytes: number }): Promise<Buffer> {
+  const ids = { studyUid: uid(), seriesUid: uid(), sopInstanceUid: uid() };
+  const elements = dxImage({ ...ids, rows: opts.rows, columns: opts.columns, pixels: new Uint16Array(0) });
+  delete elements['7fe00010'];
+  if (opts.frames) elements['00280008'] = { vr: 'IS', value: String(opts.frames) };
+  const head = encodeDataSet(elements);
+  const pixelLength = opts.inflatedBytes - head.length - 12;
+  const pixelHeader = Buffer.alloc(12);
+  pixelHeader.writeUInt16LE(0x7fe0, 0);
+  pixelHeader.writeUInt16LE(0x0010, 2);
+  pixelHeader.write('OW', 4, 'latin1');
+  pixelHeader.writeUInt32LE(pixelLength, 8);
+  const deflater = createDeflateRaw({ level: 9 });
+  const out: Buffer[] = [];
+  deflater.on('data', (c: Buffer) => out.push(c));
+  const done = new Promise((resolve, reject) => deflater.on('end', resolve).on('error', reject));
+  const zeros = Buffer.alloc(4 * 1024 * 1024);
+  const write = (chunk: Buffer) => new Promise<void>((resolve) => (deflater.write(chunk) ? resolve() : deflater.once('drain', () => resolve())));
+  await write(head);
+  await write(pixelHeader);
+  for (let left = pixelLength; left > 0; left -= zeros.length) await write(left >= zeros.length ? zeros : zeros.subarray(0, left));
+  deflater.end();
+  await done;
+  const part10 = writePart10({ ...elements, '7fe00010': { vr: 'OW', value: new Uint8Array(0) } }, { transferSyntaxUid: DEFLATED });
+  const metaEnd = 132 + 12 + part10.readUInt32LE(140);
+  return Buffer.concat([part10.subarray(0, metaEnd), ...out]);
+}
+
 /** A Basic Text SR (a report: no pixels) in a study, for "non-image objects are stored" tests. */
 export function makeSr(opts: { studyUid?: string; seriesUid?: string; sopInstanceUid?: string; patientId?: string; patientName?: string; text?: string } = {}) {
   const studyUid = opts.studyUid ?? uid();
@@ -59,7 +132,7 @@ export function makeSr(opts: { studyUid?: string; seriesUid?: string; sopInstanc
   const code = (value: string, meaning: string): DicomItem => ({
     '00080100': { vr: 'SH', value }, '00080102': { vr: 'SH', value: 'DCM' }, '00080104': { vr: 'LO', value: meaning },
   });
-  const bytes = writeDicom({
+  const bytes = writePart10({
     '00080016': { vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.88.11' },
     '00080018': { vr: 'UI', value: sopInstanceUid },
     '00080020': { vr: 'DA', value: '20261129' },

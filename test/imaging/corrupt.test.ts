@@ -1,7 +1,7 @@
 /** Unsupported or corrupt input gives a typed PixelDataError naming the problem: never a crash or a hang. */
 import { describe, expect, it } from 'vitest';
 import { parseInstance } from '../../services/imaging/dataset.js';
-import { encapsulatedPixelData, imageElements, packPixels, writeDicom, type ImageSpec } from '../../services/imaging/dicom-writer.js';
+import { encapsulatedPixelData, imageElements, packPixels, writeDicom, type ImageSpec } from '../helpers/images.js';
 import { decodeInstance, decodeRaw, PixelDataError } from '../../services/imaging/index.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,8 +10,9 @@ import { expected, fixture, hasShared, sha, sharedDicomDir } from './helpers.js'
 const spec: ImageSpec = { rows: 73, columns: 97, bitsAllocated: 16, bitsStored: 12, pixelRepresentation: 0 };
 const JPEG_LS = '1.2.840.10008.1.2.4.80';
 
+const jpegLs = await parseInstance(fixture('u16b12_mono2.jpeg-ls-lossless.dcm'));
 function jpegLsFrame(): Uint8Array {
-  return parseInstance(fixture('u16b12_mono2.jpeg-ls-lossless.dcm')).frameBytes(0).slice();
+  return jpegLs.frameBytes(0).slice();
 }
 
 async function expectPixelError(p: Promise<unknown>, code: string, message?: RegExp) {
@@ -85,19 +86,19 @@ describe('typed errors', () => {
   for (const enc of ['jpeg-lossless-sv1', 'jpeg-extended-12', 'jpeg-ls-near']) {
     it(`${enc}: codestream header disagreeing with rows/columns is refused before decoding`, async () => {
       const f = expected.fixtures.find((x) => x.file === `u16b12_mono2.${enc}.dcm`)!;
-      const frame = parseInstance(fixture(f.file)).frameBytes(0).slice();
+      const frame = (await parseInstance(fixture(f.file))).frameBytes(0).slice();
       const bytes = writeDicom({ transferSyntaxUid: f.transferSyntax, elements: imageElements({ ...spec, rows: 60000 }), encapsulated: encapsulatedPixelData([frame]) });
       await expectPixelError(decodeInstance(bytes), 'corrupt-pixel-data', /97x73 but the data set says 97x60000/);
     });
   }
   it.skipIf(!hasShared)('JPEG 2000: SIZ disagreeing with rows/columns is refused before decoding', async () => {
     const real = new Uint8Array(readFileSync(join(sharedDicomDir, 'RG3_J2KR.dcm')));
-    const frame = parseInstance(real).frameBytes(0).slice();
+    const frame = (await parseInstance(real)).frameBytes(0).slice();
     const bytes = writeDicom({ transferSyntaxUid: '1.2.840.10008.1.2.4.90', elements: imageElements({ ...spec, rows: 1000, columns: 1000 }), encapsulated: encapsulatedPixelData([frame]) });
     await expectPixelError(decodeInstance(bytes), 'corrupt-pixel-data', /1760x1760 but the data set says 1000x1000/);
   });
   it('RLE segment offsets outside the frame', async () => {
-    const rle = parseInstance(fixture('u16b12_mono2.rle.dcm')).frameBytes(0).slice();
+    const rle = (await parseInstance(fixture('u16b12_mono2.rle.dcm'))).frameBytes(0).slice();
     new DataView(rle.buffer).setUint32(8, 1 << 30, true);
     const bytes = writeDicom({ transferSyntaxUid: '1.2.840.10008.1.2.5', elements: imageElements(spec), encapsulated: encapsulatedPixelData([rle]) });
     await expectPixelError(decodeInstance(bytes), 'corrupt-pixel-data', /RLE segment/);
@@ -108,7 +109,7 @@ describe('garbage inside every codec: typed error or a decode, never a crash or 
   const compressed = expected.fixtures.filter((f) => !['explicit-le', 'implicit-le', 'explicit-be', 'deflated'].includes(f.encoding) && f.frames === 1 && f.source === 'u16b12_mono2' || f.file === 'u8_mono2.jpeg-baseline.dcm');
   for (const f of compressed) {
     it(`${f.file}: corrupted and cut codestreams`, async () => {
-      const frame = parseInstance(fixture(f.file)).frameBytes(0).slice();
+      const frame = (await parseInstance(fixture(f.file))).frameBytes(0).slice();
       let seed = 7;
       const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
       const variants: Uint8Array[] = [frame.subarray(0, 40), frame.subarray(0, frame.length >> 1), new Uint8Array(64).fill(0xff)];
@@ -151,10 +152,11 @@ function parseInstanceSafeOffset(bytes: Uint8Array): number {
   return 132 + 12 + dv.getUint32(140, true);
 }
 
+const layoutSource = 'u16b12_3frames.jpeg-ls-lossless.dcm';
+const layoutParsed = await parseInstance(fixture(layoutSource));
 describe('encapsulated frame layout', () => {
-  const source = 'u16b12_3frames.jpeg-ls-lossless.dcm';
-  const f = expected.fixtures.find((x) => x.file === source)!;
-  const frames = [0, 1, 2].map((i) => parseInstance(fixture(source)).frameBytes(i).slice());
+  const f = expected.fixtures.find((x) => x.file === layoutSource)!;
+  const frames = [0, 1, 2].map((i) => layoutParsed.frameBytes(i).slice());
   const spec3 = { rows: 37, columns: 41, frames: 3, bitsAllocated: 16, bitsStored: 12, pixelRepresentation: 0 as const };
   const halves = frames.flatMap((fr) => {
     const cut = (fr.length >> 2) * 2;

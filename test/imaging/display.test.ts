@@ -67,7 +67,7 @@ describe('polarity', () => {
     expect(bone).toBeGreaterThan(soft + 0.1);
   });
   it('MONOCHROME1 with a contradictory IDENTITY shape: still bone bright, and recorded', async () => {
-    const { imageElements, packPixels, syntheticImage, writeDicom } = await import('../../services/imaging/dicom-writer.js');
+    const { imageElements, packPixels, syntheticImage, writeDicom } = await import('../helpers/images.js');
     const px = syntheticImage(40, 30, 0, 4095, 3, false);
     const bytes = writeDicom({ elements: imageElements({ rows: 30, columns: 40, bitsAllocated: 16, bitsStored: 12, pixelRepresentation: 0, photometric: 'MONOCHROME1', presentationLutShape: 'IDENTITY', windows: [{ center: 2048, width: 4096 }] }), pixelData: packPixels(px, 16, 12) });
     const img = await decodeInstance(bytes);

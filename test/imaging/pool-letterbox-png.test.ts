@@ -1,7 +1,7 @@
 import { inflateSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDecodePool } from '../../services/imaging/decode-pool.js';
-import { imageElements, packPixels, syntheticImage, writeDicom } from '../../services/imaging/dicom-writer.js';
+import { imageElements, packPixels, syntheticImage, writeDicom } from '../helpers/images.js';
 import { decodeInstance, letterbox, PixelDataError, renderPng, toOriginal, type GreyImage } from '../../services/imaging/index.js';
 import { fixture } from './helpers.js';
 

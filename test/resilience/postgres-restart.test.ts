@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FailureReason } from '../../services/core/dicom/failure-reason.js';
+import { FailureReason } from '../../services/dicom/index.js';
 import { makeDx, multipart } from '../helpers/dicom.js';
 import { failures, postgresAvailable, startSystem, stow, type TestSystem } from '../helpers/system.js';
 import { writeFigures } from './figures.js';

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase, type DatabaseHandle } from '../../services/core/db/database.js';
 import { AiResultRepository } from '../../services/core/repositories/ai-result.repository.js';
 import { InstanceRepository } from '../../services/core/repositories/instance.repository.js';
-import { parseInstance } from '../../services/core/dicom/parse-instance.js';
+import { parseInstance } from '../../services/dicom/index.js';
 import { makeDx } from '../helpers/dicom.js';
 
 /**
@@ -32,7 +32,7 @@ describe('SQLite file shared by two connections (API and worker processes)', () 
     const rows = [];
     for (let i = 0; i < 60; i++) {
       const dx = makeDx();
-      rows.push((await instances.insert('site-a', parseInstance(dx.bytes), { sha256: `${i}`.padStart(64, '0'), sizeBytes: 1, storageKey: `k${i}` }, 3))!);
+      rows.push((await instances.insert('site-a', await parseInstance(dx.bytes), { sha256: `${i}`.padStart(64, '0'), sizeBytes: 1, storageKey: `k${i}` }, 3))!);
     }
     // The other process: commits small writes as fast as it can, like the API during an upload burst.
     const writer = spawn(process.execPath, ['-e', `

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FailureReason } from '../../services/core/dicom/failure-reason.js';
+import { FailureReason } from '../../services/dicom/index.js';
 import { decodeInstance, isPixelDataError } from '../../services/imaging/index.js';
 import { multipart } from '../helpers/dicom.js';
 import { failures, referenced, startSystem, stow, type TestSystem } from '../helpers/system.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FailureReason } from '../../services/core/dicom/failure-reason.js';
+import { FailureReason } from '../../services/dicom/index.js';
 import { makeDx, multipart } from '../helpers/dicom.js';
 import { failures, referenced, startSystem, stow, type TestSystem } from '../helpers/system.js';
 

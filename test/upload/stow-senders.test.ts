@@ -78,7 +78,7 @@ describe('STOW-RS from real senders', () => {
       const body = multipart([dx.bytes]);
       const res = await stow(system, body.body, body.contentType);
       expect(res.status, bad).toBe(409);
-      expect(failures(res.json)[0].reason).toMatch(/invalid UID/);
+      expect(failures(res.json)[0].reason).toMatch(/invalid Series Instance UID/);
     }
   });
 });

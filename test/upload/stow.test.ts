@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { classifyJobId } from '../../services/core/queue/classify-queue.js';
-import { dxImage, writeDicom } from '../../services/core/dicom/write-dicom.js';
+import { dxImage, writeDicom } from '../helpers/dicom.js';
 import { makeDx, multipart, uid } from '../helpers/dicom.js';
 import { databases, failures, referenced, startSystem, stow, type TestSystem } from '../helpers/system.js';
 

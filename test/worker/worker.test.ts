@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseInstance } from '../../services/core/dicom/parse-instance.js';
+import { parseInstance } from '../../services/dicom/index.js';
 import { ingestDirect } from '../helpers/ingest.js';
 import { corruptJpegLossless, makeDx } from '../helpers/dicom.js';
 import { exited, MODEL_DIR, startProcessSystem, waitFor, type ProcessSystem } from '../helpers/processes.js';
@@ -49,7 +49,7 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
     let flagged = 0;
     for (const [file, , fractured] of manifest.filter((c) => c[2] === '1')) {
       void fractured;
-      const sop = parseInstance(fs.readFileSync(path.join(samples, file))).sopInstanceUid;
+      const sop = (await parseInstance(fs.readFileSync(path.join(samples, file)))).sopInstanceUid;
       const instance = await s.core.repos.instances.findBySop('site-a', sop);
       const result = rows.find((r) => r.instance_id === instance!.id)!;
       if (result.flag === 'doubt' || result.flag === 'definite') flagged++;

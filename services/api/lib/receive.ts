@@ -1,6 +1,6 @@
 import { serverFailure, type IngestContext, type IngestOutcome, type IngestService } from '../../core/services/ingest.service.js';
 import { ObjectTooLargeError, type StorageRepository, type TempObjectWriter } from '../../core/repositories/storage.repository.js';
-import { FailureReason } from '../../core/dicom/failure-reason.js';
+import { FailureReason } from '../../dicom/index.js';
 import { MultipartError, readMultipartRelated, type PartSink } from './multipart-related.js';
 import { parseMediaType } from './media-type.js';
 

@@ -1,5 +1,5 @@
 import { parseMediaType } from '../lib/media-type.js';
-import type { TransferSyntax } from '../../imaging/transfer-syntax.js';
+import type { TransferSyntax } from '../../dicom/index.js';
 
 /**
  * What DICOMweb clients ask for: QIDO query keys (by keyword or tag), and Accept headers with

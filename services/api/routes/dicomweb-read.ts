@@ -6,7 +6,7 @@ import type { Core } from '../../core/core.js';
 import type { Study } from '../../core/db/schema.js';
 import { cs, da, is, pn, sh, tm, ui, ur, lo, type DicomJson } from '../lib/dicom-json.js';
 import { datasetJson } from '../lib/dataset-json.js';
-import { fileMetaHeader } from '../../core/dicom/write-dicom.js';
+import { fileMetaHeader } from '../../dicom/index.js';
 import { parseInstance as parsePixels } from '../../imaging/dataset.js';
 import { isPixelDataError, transferSyntax } from '../../imaging/index.js';
 import { acceptableFrameSyntax, acceptableInstanceSyntax, qidoQuery, warningHeader } from './dicomweb-negotiation.js';
@@ -238,7 +238,7 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
     }
     let frames: Uint8Array[];
     try {
-      const parsed = parsePixels(await part10(row));
+      const parsed = await parsePixels(await part10(row));
       frames = numbers.map((n) => {
         const bytes = parsed.frameBytes(n - 1);
         return syntax!.bigEndian && parsed.info.bitsAllocated === 16 ? Buffer.from(bytes).swap16() : bytes;

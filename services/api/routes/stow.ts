@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
-import { FailureReason } from '../../core/dicom/failure-reason.js';
+import { FailureReason } from '../../dicom/index.js';
 import { PRIORITY, type PriorityName } from '../../core/queue/classify-queue.js';
 import type { IngestContext, IngestOutcome } from '../../core/services/ingest.service.js';
 import { parseMediaType } from '../lib/media-type.js';

@@ -1,6 +1,6 @@
 import type { Db } from '../db/database.js';
 import type { Instance, InstanceStatus, NewInstance, Series, Study } from '../db/schema.js';
-import type { InstanceMetadata } from '../dicom/parse-instance.js';
+import type { InstanceMetadata } from '../../dicom/index.js';
 
 export interface StoredObject {
   sha256: string;

@@ -4,7 +4,7 @@ import type { AiFlag } from '../db/schema.js';
 import { failpoint } from '../failpoints.js';
 import type { Logger } from '../logger.js';
 import { recordStoredResult } from '../metrics.js';
-import { RADIOGRAPHY_MODALITIES, isNonImageSopClass } from '../dicom/sop-class.js';
+import { RADIOGRAPHY_MODALITIES, isNonImageStorage } from '../../dicom/index.js';
 import { eventsChannel, type PipelineEvent } from '../queue/worker-registry.js';
 import type { AiResultRepository, NewAiResult } from '../repositories/ai-result.repository.js';
 import type { InstanceRepository } from '../repositories/instance.repository.js';
@@ -70,7 +70,7 @@ export class ClassifyService {
     };
     const started = Date.now();
 
-    const notApplicable = isNonImageSopClass(instance.sop_class_uid)
+    const notApplicable = isNonImageStorage(instance.sop_class_uid)
       ? 'not an image (report, key objects or presentation state): nothing for the model to read'
       : this.notApplicableReason(instance.modality, instance.body_part);
     if (notApplicable) {

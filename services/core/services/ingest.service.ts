@@ -1,8 +1,7 @@
 import fsp from 'node:fs/promises';
 import { failpoint } from '../failpoints.js';
 import type { Logger } from '../logger.js';
-import { DicomRejection, FailureReason, WarningReason } from '../dicom/failure-reason.js';
-import { parseInstance, type InstanceMetadata } from '../dicom/parse-instance.js';
+import { DicomRejection, FailureReason, Reason, WarningReason, parseInstance, type InstanceMetadata, type ReadLimits } from '../../dicom/index.js';
 import { priorityFromDicom, type ClassifyQueue } from '../queue/classify-queue.js';
 import type { AuditRepository } from '../repositories/audit.repository.js';
 import { StudyPatientConflictError, type InstanceRepository } from '../repositories/instance.repository.js';
@@ -64,6 +63,8 @@ export class IngestService {
     private readonly audit: AuditRepository,
     private readonly queue: ClassifyQueue,
     private readonly log: Logger,
+    /** Bounds for reading uploads (the inflated size of Deflated data sets: MAX_PART_MB). */
+    private readonly readLimits: ReadLimits = {},
   ) {}
 
   async ingest(temp: TempObject, ctx: IngestContext): Promise<IngestOutcome> {
@@ -71,7 +72,7 @@ export class IngestService {
       return await this.ingestOrReject(temp, ctx);
     } catch (error) {
       if (error instanceof StudyPatientConflictError) {
-        return { status: 'failed', failureReason: FailureReason.DataSetMismatch, reason: 'Study UID already stored for another Patient ID; not merged', sopClassUid: error.sopClassUid, sopInstanceUid: error.sopInstanceUid, kind: 'patient-identity' };
+        return { status: 'failed', failureReason: FailureReason.DataSetMismatch, reason: Reason.studyOfAnotherPatient, sopClassUid: error.sopClassUid, sopInstanceUid: error.sopInstanceUid, kind: 'patient-identity' };
       }
       if (error instanceof DicomRejection) {
         return { status: 'failed', failureReason: error.failureReason, reason: error.reason, sopClassUid: error.sopClassUid, sopInstanceUid: error.sopInstanceUid };
@@ -87,9 +88,9 @@ export class IngestService {
   private async ingestOrReject(temp: TempObject, ctx: IngestContext): Promise<IngestOutcome> {
     // One in-memory copy of the file, for parsing; the bytes on disk are what we keep.
     const bytes = await fsp.readFile(temp.tempPath);
-    const meta = parseInstance(bytes);
+    const meta = await parseInstance(bytes, this.readLimits);
     if (ctx.expectedStudyUid && meta.studyInstanceUid !== ctx.expectedStudyUid) {
-      throw new DicomRejection(FailureReason.DataSetMismatch, 'instance belongs to another study than the one in the request URL', meta.sopClassUid, meta.sopInstanceUid);
+      throw new DicomRejection(FailureReason.DataSetMismatch, Reason.otherStudy, meta.sopClassUid, meta.sopInstanceUid);
     }
 
     const existing = await this.instances.findBySop(ctx.siteId, meta.sopInstanceUid);

@@ -90,7 +90,7 @@ export async function runFuzz(opts: {
   log?: (line: string) => void;
 }): Promise<FuzzFigures> {
   const started = Date.now();
-  const seeds = loadSeeds();
+  const seeds = await loadSeeds();
   const concurrency = opts.concurrency ?? 4;
   const requestTimeoutMs = opts.requestTimeoutMs ?? 20_000;
   const system: ProcessSystem = await startProcessSystem({ LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', RECONCILE_INTERVAL_SEC: '3600' });

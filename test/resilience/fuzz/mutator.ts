@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseInstance } from '../../../services/core/dicom/parse-instance.js';
+import { LONG_LENGTH_VRS, VRS, parseInstance } from '../../../services/dicom/index.js';
 import { makeDx } from '../../helpers/dicom.js';
 
 export type Rng = () => number;
@@ -44,7 +44,7 @@ const root = path.resolve(import.meta.dirname, '../../..');
  * preamble) and the committed samples in compressed syntaxes (JPEG Lossless, JPEG-LS, RLE, Deflated,
  * JPEG 2000). The 420 KB uncompressed samples are left out: generated images cover native pixels.
  */
-export function loadSeeds(): Seed[] {
+export async function loadSeeds(): Promise<Seed[]> {
   // Fixed UIDs: the same run seed gives the same bytes on every machine.
   const ids = (n: number) => ({ studyUid: `1.2.826.0.1.3680043.10.1431.77.${n}.1`, seriesUid: `1.2.826.0.1.3680043.10.1431.77.${n}.2`, sopInstanceUid: `1.2.826.0.1.3680043.10.1431.77.${n}.3000000000` });
   const seeds: Seed[] = [
@@ -62,12 +62,10 @@ export function loadSeeds(): Seed[] {
       seeds.push({ name: file, bytes });
     }
   }
-  for (const seed of seeds) seed.sopInstanceUid = parseInstance(seed.bytes).sopInstanceUid;
+  for (const seed of seeds) seed.sopInstanceUid = (await parseInstance(seed.bytes)).sopInstanceUid;
   return seeds;
 }
 
-const LONG_VRS = new Set(['OB', 'OW', 'OF', 'OD', 'OL', 'OV', 'SQ', 'UT', 'UN', 'UC', 'UR', 'SV', 'UV']);
-const VRS = new Set('AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV'.split(' '));
 
 interface ElementAt {
   offset: number;
@@ -86,7 +84,7 @@ function elements(buf: Buffer): ElementAt[] {
     if (!VRS.has(vr)) continue;
     const group = buf.readUInt16LE(i);
     if (group !== 0x0002 && group !== 0x0008 && group !== 0x0010 && group !== 0x0018 && group !== 0x0020 && group !== 0x0028 && group !== 0x7fe0 && group !== 0x0040) continue;
-    const long = LONG_VRS.has(vr);
+    const long = LONG_LENGTH_VRS.has(vr);
     found.push({ offset: i, group, element: buf.readUInt16LE(i + 2), vr, lengthAt: long ? i + 8 : i + 6, lengthSize: long ? 4 : 2 });
   }
   if (found.length < 5) {

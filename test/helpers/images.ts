@@ -1,8 +1,9 @@
 /**
- * Minimal DICOM Part 10 writer (Explicit VR Little Endian data set), for generated test images,
- * fixtures and the benchmark. Not for clinical data.
+ * Builders for the image-pipeline tests, fixtures and the decode benchmark: greyscale image
+ * elements, packed pixels, a synthetic radiograph, all written by the one Part 10 writer
+ * (services/dicom/writer.ts). Not for clinical data.
  */
-import { encodeDataSet, type DicomItem, type DicomValue } from '../core/dicom/write-dicom.js';
+import { SopClass, writePart10, type DicomItem, type DicomValue, type EncapsulatedPixels } from '../../services/dicom/index.js';
 
 export type Vr = 'US' | 'SS' | 'UL' | 'CS' | 'DS' | 'IS' | 'UI' | 'LO' | 'SH' | 'OB' | 'OW' | 'SQ' | 'UN';
 
@@ -13,98 +14,39 @@ export interface DicomElement {
   value: string | number[] | Uint8Array | DicomElement[][];
 }
 
-function pad(bytes: Uint8Array, padByte: number): Uint8Array {
-  if (bytes.length % 2 === 0) return bytes;
-  const out = new Uint8Array(bytes.length + 1);
-  out.set(bytes);
-  out[bytes.length] = padByte;
-  return out;
-}
-
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const total = parts.reduce((s, p) => s + p.length, 0);
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-/** Explicit VR little endian encoding, by the one element encoder in core/dicom/write-dicom.ts. */
-export function encodeElements(elements: DicomElement[]): Uint8Array {
-  return new Uint8Array(encodeDataSet(toItem(elements)));
-}
-
 function toItem(elements: DicomElement[]): DicomItem {
   const item: DicomItem = {};
   for (const el of elements) {
-    const key = el.tag.toString(16).padStart(8, '0');
     const value = el.vr === 'SQ' ? (el.value as DicomElement[][]).map(toItem) : el.value;
-    item[key] = { vr: el.vr, value: value as DicomValue };
+    item[el.tag.toString(16).padStart(8, '0')] = { vr: el.vr, value: value as DicomValue };
   }
   return item;
 }
 
-/** Encapsulated Pixel Data element (undefined length): offset table item, fragments, delimiter. */
-export function encapsulatedPixelData(fragments: Uint8Array[], offsets: number[] = []): Uint8Array {
-  const item = (body: Uint8Array) => {
-    const b = pad(body, 0);
-    const head = new Uint8Array(8);
-    const dv = new DataView(head.buffer);
-    dv.setUint16(0, 0xfffe, true);
-    dv.setUint16(2, 0xe000, true);
-    dv.setUint32(4, b.length, true);
-    return concat([head, b]);
-  };
-  const bot = new Uint8Array(offsets.length * 4);
-  offsets.forEach((o, i) => new DataView(bot.buffer).setUint32(4 * i, o, true));
-  const head = new Uint8Array(12);
-  const dv = new DataView(head.buffer);
-  dv.setUint16(0, 0x7fe0, true);
-  dv.setUint16(2, 0x0010, true);
-  head[4] = 0x4f; // 'O'
-  head[5] = 0x42; // 'B'
-  dv.setUint32(8, 0xffffffff, true);
-  const end = new Uint8Array(8);
-  const de = new DataView(end.buffer);
-  de.setUint16(0, 0xfffe, true);
-  de.setUint16(2, 0xe0dd, true);
-  return concat([head, item(bot), ...fragments.map(item), end]);
+/** Encapsulated Pixel Data: the fragments as given, with the given (possibly wrong, for tests) offset table. */
+export function encapsulatedPixelData(fragments: Uint8Array[], offsets: number[] = []): EncapsulatedPixels {
+  return { fragments, basicOffsetTable: offsets };
 }
 
 export interface WriteOptions {
   transferSyntaxUid?: string;
   elements: DicomElement[];
-  /** Native pixel bytes (written as OW/OB), or a ready encoded element from encapsulatedPixelData(). */
+  /** Native pixel bytes (written as OW/OB), or encapsulated fragments from encapsulatedPixelData(). */
   pixelData?: Uint8Array;
-  encapsulated?: Uint8Array;
+  encapsulated?: EncapsulatedPixels;
   bitsAllocated?: number;
 }
 
+/** A CR image file with fixed UIDs (the committed fixtures were made this way: keep them byte-identical). */
 export function writeDicom(opts: WriteOptions): Uint8Array {
-  const ts = opts.transferSyntaxUid ?? '1.2.840.10008.1.2.1';
-  const sopClass = '1.2.840.10008.5.1.4.1.1.1'; // CR Image Storage
-  const sopInstance = '2.25.1234567890123456789';
-  const meta = encodeElements([
-    { tag: 0x00020001, vr: 'OB', value: new Uint8Array([0, 1]) },
-    { tag: 0x00020002, vr: 'UI', value: sopClass },
-    { tag: 0x00020003, vr: 'UI', value: sopInstance },
-    { tag: 0x00020010, vr: 'UI', value: ts },
-    { tag: 0x00020012, vr: 'UI', value: '2.25.999' },
-  ]);
-  const groupLength = encodeElements([{ tag: 0x00020000, vr: 'UL', value: [meta.length] }]);
-  const elements: DicomElement[] = [
-    { tag: 0x00080016, vr: 'UI', value: sopClass },
-    { tag: 0x00080018, vr: 'UI', value: sopInstance },
+  const item = toItem([
+    { tag: 0x00080016, vr: 'UI', value: SopClass.ComputedRadiography },
+    { tag: 0x00080018, vr: 'UI', value: '2.25.1234567890123456789' },
     ...opts.elements,
-  ];
-  if (opts.pixelData) elements.push({ tag: 0x7fe00010, vr: (opts.bitsAllocated ?? 16) > 8 ? 'OW' : 'OB', value: opts.pixelData });
-  const body = encodeElements(elements);
-  const preamble = new Uint8Array(132);
-  preamble.set([0x44, 0x49, 0x43, 0x4d], 128);
-  return concat([preamble, groupLength, meta, body, opts.encapsulated ?? new Uint8Array(0)]);
+  ]);
+  if (opts.pixelData) item['7fe00010'] = { vr: (opts.bitsAllocated ?? 16) > 8 ? 'OW' : 'OB', value: opts.pixelData };
+  if (opts.encapsulated) item['7fe00010'] = { vr: 'OB', value: opts.encapsulated };
+  return new Uint8Array(writePart10(item, { transferSyntaxUid: opts.transferSyntaxUid, implementationClassUid: '2.25.999', implementationVersionName: null }));
 }
 
 export interface ImageSpec {

@@ -40,6 +40,16 @@ export interface ApiMetrics {
   countBytes<T extends { length: number }>(source: AsyncIterable<T>, endpoint: 'stow' | 'instances'): AsyncGenerator<T>;
 }
 
+/** Instances refused because their study is stored under another Patient ID (API and DICOM listener). */
+export function identityRefusalsCounter(registry: Registry): Counter<'origin'> {
+  return new Counter({
+    name: `${METRIC_PREFIX}patient_identity_refusals_total`,
+    help: 'Instances refused because their Study Instance UID is stored under another Patient ID, by origin',
+    labelNames: ['origin'] as const,
+    registers: [registry],
+  });
+}
+
 export function createApiMetrics(): ApiMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX + 'api_' });
@@ -74,12 +84,7 @@ export function createApiMetrics(): ApiMetrics {
     labelNames: ['reason'] as const,
     registers: [registry],
   });
-  const identityRefusals = new Counter({
-    name: `${METRIC_PREFIX}patient_identity_refusals_total`,
-    help: 'Instances refused because their Study Instance UID is stored under another Patient ID, by origin',
-    labelNames: ['origin'] as const,
-    registers: [registry],
-  });
+  const identityRefusals = identityRefusalsCounter(registry);
   identityRefusals.inc({ origin: 'stow' }, 0);
   for (const outcome of ['stored', 'duplicate', 'conflict', 'failed']) ingestImages.inc({ outcome }, 0);
   for (const endpoint of ['stow', 'instances']) ingestBytes.inc({ endpoint }, 0);

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { METRIC_PREFIX } from '../core/metrics.js';
+import { METRIC_PREFIX, identityRefusalsCounter } from '../core/metrics.js';
 
 /**
  * The C-STORE listener's metrics, per site (labels never carry AE titles of unknown callers, UIDs
@@ -33,12 +33,7 @@ export function createDimseMetrics() {
       labelNames: ['site'] as const,
       registers: [registry],
     }),
-    identityRefusals: new Counter({
-      name: `${METRIC_PREFIX}patient_identity_refusals_total`,
-      help: 'Instances refused because their Study Instance UID is stored under another Patient ID, by origin',
-      labelNames: ['origin'] as const,
-      registers: [registry],
-    }),
+    identityRefusals: identityRefusalsCounter(registry),
   };
 }
 

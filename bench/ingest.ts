@@ -148,7 +148,7 @@ async function main() {
   } finally {
     server.kill('SIGTERM');
     dimse.kill('SIGTERM');
-    await core.queue.queue.obliterate({ force: true }).catch(() => {});
+    await core.jobs.classify.queue.obliterate({ force: true }).catch(() => {});
     await core.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }

@@ -8,6 +8,7 @@ import { loggerOptions } from '../core/logger.js';
 import { UploadGate } from './lib/upload-gate.js';
 import cookie from '@fastify/cookie';
 import { createAuthenticate } from './plugins/auth.js';
+import { errorHandler } from './plugins/errors.js';
 import { authRoutes } from './routes/auth.js';
 import { dicomwebReadRoutes } from './routes/dicomweb-read.js';
 import { adminRoutes } from './routes/admin.js';
@@ -54,15 +55,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  app.setErrorHandler((error, request, reply) => {
-    const err = error as { statusCode?: number; message: string; code?: string };
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : undefined;
-    if (status) return reply.code(status).send({ error: err.code ?? 'Bad Request', message: err.message });
-    request.log.error({ err: error }, 'unhandled error');
-    // Storage or database trouble: tell the client to come back, never a bare 500 with internals.
-    reply.header('Retry-After', '10');
-    return reply.code(503).send({ error: 'Service Unavailable', message: 'the server could not complete the request; retry later' });
-  });
+  app.setErrorHandler(errorHandler);
 
   await app.register(cookie);
   const authenticate = createAuthenticate(core.services.apiKeys, core.services.auth);

@@ -2,10 +2,13 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
 import type { Logger } from './logger.js';
-import { ClassifyQueue, redisConnection } from './queue/classify-queue.js';
+import { CLASSIFY_JOBS, redisConnection, type ClassifyJobs } from './queue/classify-queue.js';
 import { AeTitleRepository } from './repositories/ae-title.repository.js';
 import { AiResultRepository } from './repositories/ai-result.repository.js';
 import { AuditRepository } from './repositories/audit.repository.js';
+import { EventRepository } from './repositories/event.repository.js';
+import { HeartbeatRepository } from './repositories/heartbeat.repository.js';
+import { JobRepository } from './repositories/job.repository.js';
 import { InstanceRepository } from './repositories/instance.repository.js';
 import { PipelineStatsRepository } from './repositories/pipeline-stats.repository.js';
 import { SiteRepository } from './repositories/site.repository.js';
@@ -15,14 +18,18 @@ import { ReviewRepository } from './repositories/review.repository.js';
 import { WorklistRepository } from './repositories/worklist.repository.js';
 import { ApiKeyService } from './services/api-key.service.js';
 import { AuthService } from './services/auth.service.js';
+import { DicomwebService } from './services/dicomweb.service.js';
+import { EventService } from './services/event.service.js';
 import { IngestService } from './services/ingest.service.js';
 import { QueueAdminService } from './services/queue-admin.service.js';
 import { ReconcileService } from './services/reconcile.service.js';
 import { ReviewService } from './services/review.service.js';
+import { StudyService } from './services/study.service.js';
 
 /**
  * Everything the entry points (API, worker, CLI) share: one database, one Redis connection, the
- * repositories (the only code that does I/O) and the services built on them.
+ * repositories (the only code that does I/O: SQL, files, Redis, BullMQ) and the services built on
+ * them. Routes use `services` only; `repos`, `jobs` and `redis` are for entry points, the CLI and tests.
  */
 export interface Core {
   config: Config;
@@ -40,15 +47,23 @@ export interface Core {
     users: UserRepository;
     aiResults: AiResultRepository;
     aeTitles: AeTitleRepository;
+    heartbeats: HeartbeatRepository;
+    events: EventRepository;
   };
-  queue: ClassifyQueue;
+  /** One job repository per BullMQ queue. */
+  jobs: {
+    classify: ClassifyJobs;
+  };
   services: {
     apiKeys: ApiKeyService;
     auth: AuthService;
+    events: EventService;
     ingest: IngestService;
     queueAdmin: QueueAdminService;
     reconcile: ReconcileService;
     reviews: ReviewService;
+    studies: StudyService;
+    dicomweb: DicomwebService;
   };
   close(): Promise<void>;
 }
@@ -74,26 +89,33 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
   const worklist = new WorklistRepository(database.db);
   const reviews = new ReviewRepository(database.db);
   const aiResults = new AiResultRepository(database.db);
-  const queue = new ClassifyQueue(redis, config.queuePrefix);
-  queue.queue.on('error', (err) => log.warn({ err: err.message }, 'queue error'));
+  const heartbeats = new HeartbeatRepository(redis, config.queuePrefix);
+  // Subscribing needs a connection of its own, that waits for Redis rather than failing fast.
+  const events = new EventRepository(redis, config.queuePrefix, () => redisConnection(config.redisUrl), (message) => log.warn(message));
+  const classifyJobs = new JobRepository(redis, config.queuePrefix, CLASSIFY_JOBS);
+  classifyJobs.onError((err) => log.warn({ err: err.message }, 'queue error'));
 
   return {
     config,
     log,
     database,
     redis,
-    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats, aeTitles: new AeTitleRepository(database.db) },
-    queue,
+    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats, heartbeats, events, aeTitles: new AeTitleRepository(database.db) },
+    jobs: { classify: classifyJobs },
     services: {
       apiKeys: new ApiKeyService(sites, audit),
       auth: new AuthService(users, sites, audit),
-      ingest: new IngestService(storage, instances, audit, queue, log, { maxInflatedBytes: config.limits.maxPartBytes }),
-      queueAdmin: new QueueAdminService(queue, redis, config.queuePrefix, pipelineStats, audit, config.dataDir),
-      reconcile: new ReconcileService(instances, queue, storage, log, aiResults),
-      reviews: new ReviewService(reviews, worklist, audit, redis, config.queuePrefix),
+      events: new EventService(events),
+      ingest: new IngestService(storage, instances, audit, classifyJobs, log, { maxInflatedBytes: config.limits.maxPartBytes }),
+      queueAdmin: new QueueAdminService(classifyJobs, heartbeats, pipelineStats, audit, storage),
+      reconcile: new ReconcileService(instances, classifyJobs, storage, log, aiResults),
+      reviews: new ReviewService(reviews, worklist, audit, events),
+      studies: new StudyService(worklist, reviews, audit, storage),
+      dicomweb: new DicomwebService(instances, audit, storage),
     },
     async close() {
-      await queue.close().catch(() => {});
+      events.close();
+      await classifyJobs.close().catch(() => {});
       redis.disconnect();
       await database.close();
     },

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AiFlag } from './db/schema.js';
-import type { WorkerHeartbeat } from './queue/worker-registry.js';
+import type { WorkerHeartbeat } from './repositories/heartbeat.repository.js';
 
 /**
  * Prometheus metrics (prom-client). Every process keeps its own Registry (never prom-client's

@@ -3,7 +3,6 @@ import { EXPLICIT_BIG, EXPLICIT_LITTLE, FailureReason, IMPLICIT_LITTLE, fileMeta
 import type { Logger } from '../core/logger.js';
 import type { IngestOutcome } from '../core/services/ingest.service.js';
 import { DimseStatus, type AssociationDecision, type AssociationRequest, type DimseHandlers, type StoreSink, type StoreStatus } from './dcmjs-dimse-adapter.js';
-import { openIngestPart } from './ingest-door.js';
 import type { DimseMetrics } from './metrics.js';
 
 const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';
@@ -127,7 +126,8 @@ export function storeScpHandlers(core: Core, metrics: DimseMetrics, log: Logger)
   function openStore(siteId: string, callingAe: string, info: { sopClassUid: string; sopInstanceUid: string; transferSyntaxUid: string }, done: () => void): StoreSink {
     // The data set may start arriving before a slot is free; it waits in the stream meanwhile.
     const ready = stores.take().then(async () => {
-      const part = openIngestPart(core, { siteId, actorId: callingAe, origin: 'dimse' });
+      // The protocol-free ingest door: it records origin "dimse" and the calling AE per instance and in the audit.
+      const part = core.services.ingest.openPart({ siteId, actorId: callingAe, origin: 'dimse' });
       await part.write(fileMetaHeader({ ...info, sourceAeTitle: callingAe }));
       return part;
     });
@@ -159,7 +159,7 @@ export function storeScpHandlers(core: Core, metrics: DimseMetrics, log: Logger)
       },
       async abort() {
         try {
-          (await ready).abort();
+          await (await ready).abort();
         } finally {
           release();
         }

@@ -1,10 +1,10 @@
-import { Worker, type Job } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { instrumentBullWorker, recordHeartbeat } from '../core/metrics.js';
-import { CLASSIFY_QUEUE, redisConnection, type ClassifyJobData } from '../core/queue/classify-queue.js';
-import { HEARTBEAT_MS, removeHeartbeat, workerId, writeHeartbeat, type WorkerHeartbeat } from '../core/queue/worker-registry.js';
+import { redisConnection, type ClassifyJobData, type ClassifyJobs } from '../core/queue/classify-queue.js';
+import { HEARTBEAT_MS, workerId, type HeartbeatRepository, type WorkerHeartbeat } from '../core/repositories/heartbeat.repository.js';
 import type { ClassifyService } from '../core/services/classify.service.js';
 import type { FractureModel } from '../inference/index.js';
 
@@ -20,22 +20,27 @@ export class ClassifyWorker {
   private readonly heartbeat: NodeJS.Timeout;
   private readonly beat: WorkerHeartbeat;
 
-  constructor(config: Config, private readonly classify: ClassifyService, model: FractureModel, private readonly log: Logger, private readonly heartbeatRedis: Redis) {
+  constructor(
+    config: Config,
+    private readonly classify: ClassifyService,
+    model: FractureModel,
+    private readonly log: Logger,
+    jobs: ClassifyJobs,
+    private readonly heartbeats: HeartbeatRepository,
+  ) {
     this.connection = redisConnection(config.redisUrl);
     this.connection.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
     this.beat = {
       id: this.id, host: this.id.split(':')[0], pid: process.pid, backend: model.backend, modelName: model.name, modelVersion: model.version,
       concurrency: config.worker.concurrency, jobsDone: 0, jobsFailed: 0, startedAt: Date.now(), lastHeartbeat: Date.now(),
     };
-    this.worker = new Worker<ClassifyJobData>(CLASSIFY_QUEUE, (job) => this.process(job), {
+    this.worker = jobs.createWorker((job) => this.process(job), {
       connection: this.connection,
-      prefix: config.queuePrefix,
       concurrency: config.worker.concurrency,
       lockDuration: config.worker.lockDurationMs,
       stalledInterval: config.worker.stalledIntervalMs,
       // A job whose worker died is handed out again; only one that keeps killing workers is failed.
       maxStalledCount: 3,
-      autorun: false,
     });
     instrumentBullWorker(this.worker);
     this.worker.on('completed', () => void this.beat.jobsDone++);
@@ -66,14 +71,14 @@ export class ClassifyWorker {
   private async sendHeartbeat() {
     this.beat.lastHeartbeat = Date.now();
     recordHeartbeat(this.beat);
-    await writeHeartbeat(this.heartbeatRedis, this.worker.opts.prefix!, this.beat).catch(() => {});
+    await this.heartbeats.write(this.beat).catch(() => {});
   }
 
   /** Stops taking jobs, waits for the ones in flight, then leaves. */
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
     await this.worker.close();
-    await removeHeartbeat(this.heartbeatRedis, this.worker.opts.prefix!, this.id).catch(() => {});
+    await this.heartbeats.remove(this.id).catch(() => {});
     this.connection.disconnect();
   }
 }

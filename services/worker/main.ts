@@ -17,9 +17,9 @@ export async function startWorker() {
   const pool = createDecodePool(config.worker.decodeThreads, { timeoutMs: config.worker.decodeTimeoutMs });
   const classify = new ClassifyService(
     core.repos.instances, core.repos.aiResults, core.repos.storage, model,
-    { decode: (bytes) => pool.decode(bytes, { maxInflatedBytes: config.limits.maxPartBytes }) }, core.redis, config.queuePrefix, log,
+    { decode: (bytes) => pool.decode(bytes, { maxInflatedBytes: config.limits.maxPartBytes }) }, core.repos.events, log,
   );
-  const worker = new ClassifyWorker(config, classify, model, log, core.redis);
+  const worker = new ClassifyWorker(config, classify, model, log, core.jobs.classify, core.repos.heartbeats);
   await worker.start();
   // Prometheus scrapes each worker process on its own port (WORKER_METRICS_PORT, 0 = off).
   const metrics = await startMetricsServer().catch((err) => {

@@ -1,7 +1,6 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLASSIFY_QUEUE, redisConnection, type ClassifyJobData } from '../../services/core/queue/classify-queue.js';
-import { writeHeartbeat } from '../../services/core/queue/worker-registry.js';
 import { makeDx, multipart } from '../helpers/dicom.js';
 import { databases, startSystem, stow, type TestSystem } from '../helpers/system.js';
 import { addUsers, call, login, metric, scrape, waitFor, type Session } from './helpers.js';
@@ -77,19 +76,19 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
       expect(withKey.status, `${method} ${path} API key`).toBe(401);
     }
     // A radiologist's refused actions changed nothing.
-    expect(await system.core.queue.queue.isPaused()).toBe(false);
+    expect(await system.core.jobs.classify.queue.isPaused()).toBe(false);
   });
 
   it('needs the CSRF token for changes', async () => {
     expect((await call(system.url, admin, '/api/admin/queue/pause', { method: 'POST', csrf: false })).status).toBe(403);
-    expect(await system.core.queue.queue.isPaused()).toBe(false);
+    expect(await system.core.jobs.classify.queue.isPaused()).toBe(false);
   });
 
   it('shows queue counts that match the queue after uploads, the oldest waiting job, health and disk', async () => {
     await upload(3);
     const { json, status } = await call(system.url, admin, '/api/admin/overview');
     expect(status).toBe(200);
-    const counts = await system.core.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
+    const counts = await system.core.jobs.classify.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
     expect(json.queue.counts).toMatchObject(counts);
     expect(json.queue.waitingTotal).toBe(3);
     expect(json.queue.paused).toBe(false);
@@ -103,8 +102,8 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
 
   it('lists workers from their heartbeats, alive or stale', async () => {
     const beat = { host: 'gpu-1', backend: 'wasm', modelName: 'fracatlas-heatnet', modelVersion: 'v1', concurrency: 1, jobsDone: 7, jobsFailed: 1, startedAt: Date.now() - 60_000 };
-    await writeHeartbeat(system.core.redis, system.config.queuePrefix, { ...beat, id: 'gpu-1:100', pid: 100, lastHeartbeat: Date.now() });
-    await writeHeartbeat(system.core.redis, system.config.queuePrefix, { ...beat, id: 'gpu-1:99', pid: 99, lastHeartbeat: Date.now() - 120_000 });
+    await system.core.repos.heartbeats.write({ ...beat, id: 'gpu-1:100', pid: 100, lastHeartbeat: Date.now() });
+    await system.core.repos.heartbeats.write({ ...beat, id: 'gpu-1:99', pid: 99, lastHeartbeat: Date.now() - 120_000 });
     const { json } = await call(system.url, admin, '/api/admin/overview');
     expect(json.workers.map((w: any) => [w.id, w.alive, w.modelVersion, w.jobsDone])).toEqual([['gpu-1:100', true, 'v1', 7], ['gpu-1:99', false, 'v1', 7]]);
     const ready = await fetch(`${system.url}/readyz?model=required`);
@@ -125,7 +124,7 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
     const [bad] = await upload(1, { accession: 'ACC-FAIL-1', fail: 1 });
     const instance = await system.core.database.db.selectFrom('instances').select(['id']).where('sop_instance_uid', '=', bad.sopInstanceUid).executeTakeFirstOrThrow();
     startFakeWorker();
-    await waitFor(async () => (await system.core.queue.queue.getJobCounts('failed')).failed === 1 && (await system.core.queue.queue.getJobCounts('completed')).completed === 3, 30_000, 'one failed and three completed jobs');
+    await waitFor(async () => (await system.core.jobs.classify.queue.getJobCounts('failed')).failed === 1 && (await system.core.jobs.classify.queue.getJobCounts('completed')).completed === 3, 30_000, 'one failed and three completed jobs');
     const jobId = `sop-site-a-${bad.sopInstanceUid}`;
 
     const list = await call(system.url, admin, '/api/admin/jobs/failed');
@@ -151,7 +150,7 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
     failing.delete(bad.sopInstanceUid);
     const retry = await call(system.url, admin, `/api/admin/jobs/${encodeURIComponent(jobId)}/retry`, { method: 'POST' });
     expect(retry.status).toBe(200);
-    await waitFor(async () => (await system.core.queue.queue.getJobCounts('completed')).completed === 4, 30_000, 'the retried job to complete');
+    await waitFor(async () => (await system.core.jobs.classify.queue.getJobCounts('completed')).completed === 4, 30_000, 'the retried job to complete');
     expect((await call(system.url, admin, '/api/admin/jobs/failed')).json.total).toBe(0);
     expect((await system.core.repos.instances.get(instance.id))!.status).toBe('done');
     const after = await call(system.url, admin, `/api/admin/jobs/${encodeURIComponent(jobId)}`);
@@ -166,17 +165,17 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
   it('retries all failed jobs, removes one, and audits both', async () => {
     // Two of three fail; the third completes.
     const dxs = await upload(3, { accession: 'ACC-MANY', fail: 2 });
-    await waitFor(async () => (await system.core.queue.queue.getJobCounts('failed')).failed === 2 && (await system.core.queue.queue.getJobCounts('completed')).completed === 5, 30_000, 'two failures');
+    await waitFor(async () => (await system.core.jobs.classify.queue.getJobCounts('failed')).failed === 2 && (await system.core.jobs.classify.queue.getJobCounts('completed')).completed === 5, 30_000, 'two failures');
     expect((await call(system.url, admin, '/api/admin/jobs/failed?q=ACC-MANY')).json.total).toBe(2);
 
     const removedId = `sop-site-a-${dxs[0].sopInstanceUid}`;
     expect((await call(system.url, admin, `/api/admin/jobs/${encodeURIComponent(removedId)}`, { method: 'DELETE' })).status).toBe(200);
-    expect(await system.core.queue.queue.getJob(removedId)).toBeUndefined();
+    expect(await system.core.jobs.classify.queue.getJob(removedId)).toBeUndefined();
 
     failing.clear();
     const all = await call(system.url, admin, '/api/admin/jobs/failed/retry', { method: 'POST' });
     expect(all.json).toEqual({ retried: 1, remaining: 0 });
-    await waitFor(async () => (await system.core.queue.queue.getJobCounts('completed')).completed === 6, 30_000, 'the retried job');
+    await waitFor(async () => (await system.core.jobs.classify.queue.getJobCounts('completed')).completed === 6, 30_000, 'the retried job');
     const actions = (await call(system.url, admin, '/api/admin/actions')).json.map((a: any) => a.action);
     expect(actions.slice(0, 3)).toEqual(['queue.retry_all', 'queue.job_remove', 'queue.job_retry']);
   });
@@ -185,7 +184,7 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
     await worker!.close();
     worker = undefined;
     expect((await call(system.url, admin, '/api/admin/queue/pause', { method: 'POST' })).json).toEqual({ ok: true, paused: true });
-    expect(await system.core.queue.queue.isPaused()).toBe(true);
+    expect(await system.core.jobs.classify.queue.isPaused()).toBe(true);
     await upload(2);
     let overview = (await call(system.url, admin, '/api/admin/overview')).json;
     expect(overview.queue.paused).toBe(true);
@@ -198,7 +197,7 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
     expect(overview.instances.queued).toBe(2);
     expect(await system.core.services.reconcile.requeueMissing()).toBe(2);
     expect((await call(system.url, admin, '/api/admin/queue/resume', { method: 'POST' })).json).toEqual({ ok: true, paused: false });
-    expect(await system.core.queue.queue.isPaused()).toBe(false);
+    expect(await system.core.jobs.classify.queue.isPaused()).toBe(false);
     const audit = await system.core.repos.audit.list({ limit: 10 });
     const queueActions = audit.filter((a) => a.action.startsWith('queue.')).slice(0, 3);
     expect(queueActions.map((a) => a.action)).toEqual(['queue.resume', 'queue.drain', 'queue.pause']);
@@ -242,7 +241,7 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
   });
 
   it('keeps the bull-board job browser read-only: its change endpoints refuse even an admin', async () => {
-    const before = await system.core.queue.queue.getJobCounts('waiting', 'prioritized', 'failed', 'completed');
+    const before = await system.core.jobs.classify.queue.getJobCounts('waiting', 'prioritized', 'failed', 'completed');
     const send = (method: string, path: string) => fetch(`${system.url}/admin/queues${path}`, {
       method, headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrfToken, 'content-type': 'application/json' }, body: '{}',
     });
@@ -251,8 +250,8 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
     expect((await send('PUT', '/api/queues/classify/promote')).status).toBe(405);
     expect((await send('POST', '/api/queues/classify/add')).status).toBe(405);
     await send('PUT', '/api/queues/pause');
-    expect(await system.core.queue.queue.isPaused()).toBe(false);
-    expect(await system.core.queue.queue.getJobCounts('waiting', 'prioritized', 'failed', 'completed')).toEqual(before);
+    expect(await system.core.jobs.classify.queue.isPaused()).toBe(false);
+    expect(await system.core.jobs.classify.queue.getJobCounts('waiting', 'prioritized', 'failed', 'completed')).toEqual(before);
     const browse = await call(system.url, admin, '/admin/queues/api/queues?activeQueue=classify&status=latest&page=1');
     expect(browse.status).toBe(200);
     expect(browse.json.queues[0]).toMatchObject({ name: 'classify', readOnlyMode: true });
@@ -264,7 +263,7 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
     expect(first.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
     const s0 = first.samples;
     // Pipeline state derived at scrape time.
-    const counts = await system.core.queue.queue.getJobCounts('completed', 'failed', 'prioritized');
+    const counts = await system.core.jobs.classify.queue.getJobCounts('completed', 'failed', 'prioritized');
     expect(metric(s0, 'ft_queue_jobs', { queue: 'classify', state: 'completed' })).toBe(counts.completed);
     expect(metric(s0, 'ft_queue_jobs', { queue: 'classify', state: 'prioritized' })).toBe(counts.prioritized);
     expect(metric(s0, 'ft_dependency_up', { dependency: 'redis' })).toBe(1);
@@ -280,7 +279,7 @@ describe.each(dbs)('admin queue API and /metrics (%s)', (db) => {
     const again = multipart([dxs[0].bytes]);
     expect((await stow(system, again.body, again.contentType)).status).toBe(200);
     await call(system.url, rad, '/api/admin/overview');
-    await writeHeartbeat(system.core.redis, system.config.queuePrefix, {
+    await system.core.repos.heartbeats.write({
       id: 'node-9:42', host: 'node-9', pid: 42, backend: 'tensorflow', modelName: 'fracatlas-heatnet', modelVersion: 'v7', concurrency: 1, jobsDone: 3, jobsFailed: 0, startedAt: Date.now(), lastHeartbeat: Date.now(),
     });
     const instanceId = (await system.core.database.db.selectFrom('instances').select('id').where('sop_instance_uid', '=', dxs[1].sopInstanceUid).executeTakeFirstOrThrow()).id;

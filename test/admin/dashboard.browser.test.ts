@@ -107,7 +107,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('admin dashboard in a browser', () => 
       const res = await context.request.fetch(`${system.url}${route}`, { method, headers: { 'x-csrf-token': csrf } });
       expect(res.status(), `${method} ${route}`).toBe(403);
     }
-    expect(await system.core.queue.queue.isPaused()).toBe(false);
+    expect(await system.core.jobs.classify.queue.isPaused()).toBe(false);
     await context.close();
   });
 
@@ -120,7 +120,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('admin dashboard in a browser', () => 
     // Pause from the page so the uploads wait where the dashboard can count them.
     await page.click('#queue-pause');
     await page.waitForSelector('#queue-resume');
-    expect(await system.core.queue.queue.isPaused()).toBe(true);
+    expect(await system.core.jobs.classify.queue.isPaused()).toBe(true);
 
     const files = fs.readdirSync(samples).filter((f) => f.endsWith('.dcm')).sort().slice(0, 3);
     expect(files).toHaveLength(3);
@@ -128,7 +128,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('admin dashboard in a browser', () => 
     expect((await stow(system, body.body, body.contentType)).status).toBe(200);
 
     await waitFor(async () => (await tile(page, 'waiting').textContent()) === '3', 15_000, 'the dashboard to show 3 waiting');
-    const counts = await system.core.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed', 'failed');
+    const counts = await system.core.jobs.classify.queue.getJobCounts('waiting', 'prioritized', 'active', 'completed', 'failed');
     expect(counts.waiting + counts.prioritized).toBe(3);
     expect(Number(await tile(page, 'active').textContent())).toBe(counts.active);
     expect(Number(await tile(page, 'completed').textContent())).toBe(counts.completed);
@@ -151,7 +151,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('admin dashboard in a browser', () => 
     const row = page.locator(`#failed-jobs tr[data-job="sop-site-a-${victim.sop_instance_uid}"]`);
     await row.waitFor({ timeout: 10_000 });
     expect(await row.locator('td.reason').textContent()).toMatch(/cannot decode/);
-    const after = await system.core.queue.queue.getJobCounts('completed', 'failed', 'waiting', 'prioritized');
+    const after = await system.core.jobs.classify.queue.getJobCounts('completed', 'failed', 'waiting', 'prioritized');
     expect(after).toMatchObject({ completed: 2, failed: 1, waiting: 0, prioritized: 0 });
     expect(await page.textContent('#workers')).toMatch(/alive/);
 

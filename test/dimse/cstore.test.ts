@@ -114,14 +114,15 @@ describe.skipIf(!hasDcmtk || !hasModel)('DICOM C-STORE SCP (dcmtk storescu/echos
 
     const audit = await system.core.repos.audit.list({ action: 'instance.store', siteId: 'site-a' });
     expect(audit.length).toBe(files.size);
-    expect(audit.every((a) => a.actor_id === `dimse:${CALLER}`)).toBe(true);
+    expect(audit.every((a) => a.actor_type === 'dicom_ae' && a.actor_id === CALLER && JSON.parse(a.details!).origin === 'dimse')).toBe(true);
+    expect(rows.every((r) => r.origin === 'dimse' && r.actor_id === CALLER)).toBe(true);
 
     // A resend adds nothing: same rows, no new jobs.
-    const jobsBefore = await system.core.queue.queue.getJobCountByTypes('waiting', 'prioritized', 'active', 'completed', 'failed', 'delayed');
+    const jobsBefore = await system.core.jobs.classify.queue.getJobCountByTypes('waiting', 'prioritized', 'active', 'completed', 'failed', 'delayed');
     const again = await storescu(CALLER, [...files.values()]);
     expect(again.code).toBe(0);
     expect(await instances()).toHaveLength(files.size);
-    expect(await system.core.queue.queue.getJobCountByTypes('waiting', 'prioritized', 'active', 'completed', 'failed', 'delayed')).toBe(jobsBefore);
+    expect(await system.core.jobs.classify.queue.getJobCountByTypes('waiting', 'prioritized', 'active', 'completed', 'failed', 'delayed')).toBe(jobsBefore);
   }, 400_000);
 
   it('stores a report (SR) with its study, marks it not applicable at once, and refuses another patient in the same study with A900', async () => {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseInstance } from '../../services/dicom/index.js';
-import { eventsChannel } from '../../services/core/queue/worker-registry.js';
+import { eventsChannel } from '../../services/core/repositories/event.repository.js';
 import { renderPng } from '../../services/imaging/index.js';
 import { send } from '../../services/cli/send.js';
 import { makeDx, multipart } from '../helpers/dicom.js';

@@ -80,7 +80,7 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
       child.stdout!.resume();
       child.stderr!.resume();
       await waitFor(async () => {
-        if (child.exitCode !== null) throw new Error(`API exited (${child.exitCode})`);
+        if (child.exitCode !== null) throw new Error(`API exited (${child.exitCode}):\n${chunks.join("").slice(-2000)}`);
         return fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
       }, 60_000, 'the API to answer');
       return child;
@@ -102,7 +102,7 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
     output: () => chunks.join(''),
     async stop() {
       for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await core.queue.queue.obliterate({ force: true }).catch(() => {});
+      await core.jobs.classify.queue.obliterate({ force: true }).catch(() => {});
       await core.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },

@@ -72,7 +72,7 @@ export async function startSystem(opts: { db?: 'sqlite' | 'postgres'; env?: Reco
     url, core, app, config, dataDir, keys,
     async close() {
       await app.close();
-      await core.queue.queue.obliterate({ force: true }).catch(() => {});
+      await core.jobs.classify.queue.obliterate({ force: true }).catch(() => {});
       if (opts.db === 'postgres') {
         const client = new pg.Client({ connectionString: PG_URL });
         await client.connect();

@@ -148,7 +148,7 @@ describe.skipIf(!process.env.FT_RESILIENCE || !hasModel || !hasRedisServer)('fau
           const open = await s.core.database.db.selectFrom('instances').select(['site_id', 'sop_instance_uid'])
             .where('status', 'in', ['stored', 'queued', 'processing']).where('received_at', '<', events.redisRestartedAt).execute();
           let missing = 0;
-          for (const row of open) if (!(await s.core.queue.hasJob(row.site_id, row.sop_instance_uid))) missing++;
+          for (const row of open) if (!(await s.core.jobs.classify.has({ siteId: row.site_id, sopInstanceUid: row.sop_instance_uid }))) missing++;
           if (missing === 0) events.redisRequeuedAt = Date.now();
         } catch { /* Redis still coming back */ }
       }
@@ -167,7 +167,7 @@ describe.skipIf(!process.env.FT_RESILIENCE || !hasModel || !hasRedisServer)('fau
       const open = await db.selectFrom('instances').select(['id', 'status', 'sop_instance_uid']).where('status', 'in', ['stored', 'queued', 'processing']).execute();
       log(`stuck: ${JSON.stringify(open.slice(0, 10))} (${open.length})`);
       for (const row of open.slice(0, 5)) {
-        const job = await s.core.queue.queue.getJob(`sop-site-a-${row.sop_instance_uid}`);
+        const job = await s.core.jobs.classify.queue.getJob(`sop-site-a-${row.sop_instance_uid}`);
         log(`job of ${row.id}: ${job ? `${await job.getState()} ${job.failedReason ?? ''} attempts=${job.attemptsMade} stalled=${(job as { stalledCounter?: number }).stalledCounter ?? '?'}` : 'none'}`);
       }
       throw error;
@@ -196,8 +196,8 @@ describe.skipIf(!process.env.FT_RESILIENCE || !hasModel || !hasRedisServer)('fau
     const orphanFiles = files.filter((k) => !keys.has(k)).length;
     const missingFiles = [...keys].filter((k) => !files.includes(k)).length;
 
-    const queueCounts = await s.core.queue.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed');
-    const failedJobs = await s.core.queue.queue.getFailed(0, 10_000);
+    const queueCounts = await s.core.jobs.classify.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed');
+    const failedJobs = await s.core.jobs.classify.queue.getFailed(0, 10_000);
     const failedJobWithoutResult = failedJobs.filter((j) => !resultCount.get(j.data.instanceId)).length;
     const byStatus = results.reduce<Record<string, number>>((m, r) => ((m[r.status] = (m[r.status] ?? 0) + 1), m), {});
     const failureReasons = results.filter((r) => r.status === 'failed').map((r) => r.reason);

@@ -32,7 +32,7 @@ describe('SQLite file shared by two connections (API and worker processes)', () 
     const rows = [];
     for (let i = 0; i < 60; i++) {
       const dx = makeDx();
-      rows.push((await instances.insert('site-a', await parseInstance(dx.bytes), { sha256: `${i}`.padStart(64, '0'), sizeBytes: 1, storageKey: `k${i}` }, 3))!);
+      rows.push((await instances.insert('site-a', await parseInstance(dx.bytes), { sha256: `${i}`.padStart(64, '0'), sizeBytes: 1, storageKey: `k${i}` }, 3, { origin: 'api', actorId: 'test' }))!);
     }
     // The other process: commits small writes as fast as it can, like the API during an upload burst.
     const writer = spawn(process.execPath, ['-e', `

@@ -29,7 +29,7 @@ describe('reconciler: a job that failed without a result gets a recorded final f
       throw new UnrecoverableError('job stalled more than allowable limit');
     }, { connection, prefix: system.config.queuePrefix });
     try {
-      await waitFor(async () => (await system.core.queue.queue.getJobCounts('failed')).failed === 1, 20_000, 'the job to fail');
+      await waitFor(async () => (await system.core.jobs.classify.queue.getJobCounts('failed')).failed === 1, 20_000, 'the job to fail');
     } finally {
       await worker.close();
       connection.disconnect();

@@ -30,13 +30,13 @@ describe.each(await databases())('reconciler on %s: the database is the record, 
     for (const dx of sent) expect((await send(dx.bytes)).status).toBe(200);
     const admin = new Redis({ port });
     await admin.flushall();
-    for (const dx of sent) expect(await system.core.queue.hasJob('site-a', dx.sopInstanceUid)).toBe(false);
+    for (const dx of sent) expect(await system.core.jobs.classify.has({ siteId: 'site-a', sopInstanceUid: dx.sopInstanceUid })).toBe(false);
 
     expect(await system.core.services.reconcile.requeueMissing()).toBe(3);
-    for (const dx of sent) expect(await system.core.queue.hasJob('site-a', dx.sopInstanceUid)).toBe(true);
+    for (const dx of sent) expect(await system.core.jobs.classify.has({ siteId: 'site-a', sopInstanceUid: dx.sopInstanceUid })).toBe(true);
     // A second pass finds nothing missing: no duplicate jobs.
     expect(await system.core.services.reconcile.requeueMissing()).toBe(0);
-    const counts = await system.core.queue.queue.getJobCounts('waiting', 'prioritized');
+    const counts = await system.core.jobs.classify.queue.getJobCounts('waiting', 'prioritized');
     expect(counts.waiting + counts.prioritized).toBe(3);
     admin.disconnect();
   });
@@ -54,7 +54,7 @@ describe.each(await databases())('reconciler on %s: the database is the record, 
     // ioredis reconnects on its own; give it a moment, then reconcile.
     for (let i = 0; i < 50 && system.core.redis.status !== 'ready'; i++) await new Promise((r) => setTimeout(r, 100));
     expect(await system.core.services.reconcile.requeueMissing()).toBeGreaterThanOrEqual(1);
-    const job = await system.core.queue.queue.getJob(classifyJobId('site-a', dx.sopInstanceUid));
+    const job = await system.core.jobs.classify.queue.getJob(classifyJobId('site-a', dx.sopInstanceUid));
     expect(job?.data.instanceId).toBe(row!.id);
     expect((await system.core.repos.instances.findBySop('site-a', dx.sopInstanceUid))?.status).toBe('queued');
   });

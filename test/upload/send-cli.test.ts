@@ -44,11 +44,11 @@ describe('the samples folder', () => {
     const expected = fs.readFileSync(path.join(samples, 'manifest.csv'), 'utf8').trim().split('\n').length - 1;
     const first = await send([samples], { url: system.url, key: system.keys.a, concurrency: 4 });
     expect(first).toMatchObject({ stored: expected, failed: 0, duplicate: 0 });
-    const counts = await system.core.queue.queue.getJobCounts('waiting', 'prioritized');
+    const counts = await system.core.jobs.classify.queue.getJobCounts('waiting', 'prioritized');
     expect(counts.waiting + counts.prioritized).toBe(expected);
     const second = await send([samples], { url: system.url, key: system.keys.a, concurrency: 4 });
     expect(second).toMatchObject({ stored: 0, duplicate: expected, failed: 0 });
-    const after = await system.core.queue.queue.getJobCounts('waiting', 'prioritized');
+    const after = await system.core.jobs.classify.queue.getJobCounts('waiting', 'prioritized');
     expect(after.waiting + after.prioritized).toBe(expected);
   });
 });

@@ -16,7 +16,7 @@ describe.each(await databases())('STOW-RS on %s', (db) => {
     const body = multipart([bytes]);
     return stow(system, body.body, body.contentType);
   };
-  const jobCount = async () => (await system.core.queue.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active'));
+  const jobCount = async () => (await system.core.jobs.classify.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active'));
   const totalJobs = async () => Object.values(await jobCount()).reduce((a, b) => a + b, 0);
 
   it('stores a single instance, records it, queues one job, and says where to retrieve it', async () => {
@@ -36,7 +36,7 @@ describe.each(await databases())('STOW-RS on %s', (db) => {
     expect(row?.rows).toBe(32);
     expect(row?.bits_stored).toBe(12);
     expect(row?.transfer_syntax_uid).toBe('1.2.840.10008.1.2.1');
-    const job = await system.core.queue.queue.getJob(classifyJobId('site-a', dx.sopInstanceUid));
+    const job = await system.core.jobs.classify.queue.getJob(classifyJobId('site-a', dx.sopInstanceUid));
     expect(job?.data).toEqual({ instanceId: row!.id, siteId: 'site-a' });
     // Stored byte for byte.
     expect(Buffer.compare(await system.core.repos.storage.readFile(row!.storage_key), dx.bytes)).toBe(0);
@@ -259,9 +259,9 @@ describe.each(await databases())('STOW-RS on %s', (db) => {
     const later = makeDx({ studyUid: study, priority: 'LOW' });
     await send(later.bytes);
     expect((await system.core.repos.instances.getStudy('site-a', study))!.priority).toBe(1);
-    const job = await system.core.queue.queue.getJob(classifyJobId('site-a', stat.sopInstanceUid));
+    const job = await system.core.jobs.classify.queue.getJob(classifyJobId('site-a', stat.sopInstanceUid));
     expect(job?.opts.priority).toBe(1);
-    expect((await system.core.queue.queue.getJob(classifyJobId('site-a', later.sopInstanceUid)))?.opts.priority).toBe(20);
+    expect((await system.core.jobs.classify.queue.getJob(classifyJobId('site-a', later.sopInstanceUid)))?.opts.priority).toBe(20);
   });
 });
 

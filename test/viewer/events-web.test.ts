@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventsChannel } from '../../services/core/queue/worker-registry.js';
+import { eventsChannel } from '../../services/core/repositories/event.repository.js';
 import { CONTENT_SECURITY_POLICY } from '../../services/api/routes/web.js';
 import { startSystem, type TestSystem } from '../helpers/system.js';
 import { ensureWebBuilt } from '../e2e/viewer-system.js';
@@ -47,7 +47,7 @@ describe('live events and the web app', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const channel = eventsChannel(system.config.queuePrefix);
     const publish = async () => {
-      await new Promise((r) => setTimeout(r, 300)); // the subscription is made on the first connection
+      // No wait: the stream answers only once its subscription is in place.
       await system.core.redis.publish(channel, JSON.stringify({ type: 'study', siteId: 'site-b', studyId: 99, aiState: 'complete', aiFlag: 'definite', aiScore: 0.9 }));
       await system.core.redis.publish(channel, JSON.stringify({ type: 'result', siteId: 'site-a', studyId: 5, instanceId: 6, status: 'done', flag: 'doubt', probability: 0.6 }));
       const { id } = await addStudy(system, 'a');

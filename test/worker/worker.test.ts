@@ -72,7 +72,7 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
     expect(await results(s)).toHaveLength(1);
     // The job is still "active" with an expiring lock; a healthy worker picks it up and runs it again.
     await s.startWorker();
-    await waitFor(async () => (await s.core.queue.queue.getJobCounts('completed')).completed === 1, 60_000, 'the job to complete');
+    await waitFor(async () => (await s.core.jobs.classify.queue.getJobCounts('completed')).completed === 1, 60_000, 'the job to complete');
     const rows = await results(s);
     expect(rows).toHaveLength(1);
     expect(rows[0].status).toBe('done');
@@ -85,11 +85,11 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
     await ingestDirect(s.core, makeDx({ rows: 256, columns: 256 }).bytes);
     await exited(dying);
     expect(dying.signalCode).toBe('SIGKILL');
-    expect((await s.core.queue.queue.getJobCounts('active')).active).toBe(1); // orphaned, lock still held
+    expect((await s.core.jobs.classify.queue.getJobCounts('active')).active).toBe(1); // orphaned, lock still held
     await s.startWorker();
     const rows = await waitFor(async () => { const r = await results(s); return r.length === 1 && r; }, 60_000, 'the result');
     expect(rows[0].status).toBe('done');
-    expect((await s.core.queue.queue.getJobCounts('failed')).failed).toBe(0);
+    expect((await s.core.jobs.classify.queue.getJobCounts('failed')).failed).toBe(0);
   }, 120_000);
 
   it('records undecodable pixels as a failed result with its reason, once, without retrying', async () => {
@@ -102,7 +102,7 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
     const rows = await waitFor(async () => { const r = await results(s); return r.length === 1 && r; }, 60_000, 'the failed result');
     expect(rows[0].status).toBe('failed');
     expect(rows[0].reason).toMatch(/cannot decode/);
-    const failed = await waitFor(async () => (await s.core.queue.queue.getFailed())[0], 10_000, 'the failed job');
+    const failed = await waitFor(async () => (await s.core.jobs.classify.queue.getFailed())[0], 10_000, 'the failed job');
     expect(failed.attemptsMade).toBe(1); // UnrecoverableError: no retry storm
     expect(failed.failedReason).toMatch(/cannot decode/);
     const instance = await s.core.repos.instances.get(rows[0].instance_id);
@@ -115,13 +115,13 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
     const first = await s.startWorker();
     const n = 12;
     for (let i = 0; i < n; i++) await ingestDirect(s.core, makeDx({ rows: 512, columns: 512 }).bytes);
-    await waitFor(async () => (await s.core.queue.queue.getJobCounts('active')).active > 0, 30_000, 'a job in flight');
+    await waitFor(async () => (await s.core.jobs.classify.queue.getJobCounts('active')).active > 0, 30_000, 'a job in flight');
     first.kill('SIGTERM');
     await exited(first);
     expect(first.exitCode).toBe(0); // graceful: it finished what it had
     await s.startWorker();
     const rows = await waitFor(async () => { const r = await results(s); return r.length === n && r; }, 120_000, 'every result');
     expect(rows.every((r) => r.status === 'done')).toBe(true);
-    expect((await s.core.queue.queue.getJobCounts('failed')).failed).toBe(0);
+    expect((await s.core.jobs.classify.queue.getJobCounts('failed')).failed).toBe(0);
   }, 180_000);
 });

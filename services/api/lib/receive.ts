@@ -1,5 +1,4 @@
-import { serverFailure, type IngestContext, type IngestOutcome, type IngestService } from '../../core/services/ingest.service.js';
-import { ObjectTooLargeError, type StorageRepository, type TempObjectWriter } from '../../core/repositories/storage.repository.js';
+import type { IngestContext, IngestOutcome, IngestService } from '../../core/services/ingest.service.js';
 import { FailureReason } from '../../dicom/index.js';
 import { MultipartError, readMultipartRelated, type PartSink } from './multipart-related.js';
 import { parseMediaType } from './media-type.js';
@@ -57,64 +56,6 @@ export async function* limitBytes(source: AsyncIterable<Buffer>, limit: number):
   }
 }
 
-/** Streams one DICOM object into a temp file and ingests it. */
-export async function receiveOne(
-  source: AsyncIterable<Buffer>,
-  storage: StorageRepository,
-  ingest: IngestService,
-  ctx: IngestContext,
-): Promise<IngestOutcome> {
-  let writer: TempObjectWriter | undefined;
-  let failed: IngestOutcome | undefined;
-  try {
-    writer = await storage.openTemp();
-  } catch (error) {
-    failed = serverFailure(error);
-  }
-  try {
-    for await (const chunk of source) {
-      if (failed) continue; // read the rest of the body, store nothing
-      try {
-        await writer!.write(chunk);
-      } catch (error) {
-        if (!isSystemError(error)) throw error;
-        await writer!.abort().catch(() => {});
-        failed = serverFailure(error);
-      }
-    }
-  } catch (error) {
-    await writer?.abort().catch(() => {});
-    throw error;
-  }
-  return failed ?? finishAndIngest(writer!, ingest, ctx);
-}
-
-/** An error from the file system (ENOSPC, EROFS, EIO…), not from the request. */
-function isSystemError(error: unknown): boolean {
-  return typeof (error as NodeJS.ErrnoException)?.code === 'string' && typeof (error as NodeJS.ErrnoException).errno === 'number';
-}
-
-async function finishAndIngest(writer: TempObjectWriter, ingest: IngestService, ctx: IngestContext): Promise<IngestOutcome> {
-  try {
-    const temp = await writer.finish();
-    if (temp.sizeBytes === 0) {
-      await writer.abort();
-      return { status: 'failed', failureReason: FailureReason.CannotUnderstand, reason: 'empty part: no bytes' };
-    }
-    return await ingest.ingest(temp, ctx);
-  } catch (error) {
-    if (error instanceof ObjectTooLargeError) {
-      return { status: 'failed', failureReason: FailureReason.OutOfResources, reason: error.message };
-    }
-    // fsync of the temp file failed (no space for its last blocks, read-only): nothing stored.
-    if (isSystemError(error)) {
-      await writer.abort().catch(() => {});
-      return serverFailure(error);
-    }
-    throw error;
-  }
-}
-
 /**
  * Reads a multipart/related body part by part; each part is ingested as soon as it has fully
  * arrived, so outcomes are known per instance even if a later part breaks the body.
@@ -122,46 +63,24 @@ async function finishAndIngest(writer: TempObjectWriter, ingest: IngestService, 
 export async function receiveMultipart(
   source: AsyncIterable<Buffer>,
   boundary: string,
-  storage: StorageRepository,
   ingest: IngestService,
   ctx: IngestContext,
 ): Promise<{ outcomes: IngestOutcome[]; error?: MultipartError | RequestTooLargeError | ClientTimeoutError }> {
   const outcomes: IngestOutcome[] = [];
   try {
     await readMultipartRelated(source, boundary, async (headers): Promise<PartSink> => {
-    const type = parseMediaType(headers['content-type'])?.essence ?? 'application/dicom';
-    if (type !== 'application/dicom') {
-      // Drain and refuse this part; the others are still processed.
-      return {
-        write: async () => {},
-        end: async () => { outcomes.push({ status: 'failed', failureReason: FailureReason.CannotUnderstand, reason: `part media type ${type} is not application/dicom` }); },
-        abort: async () => {},
-      };
-    }
-    // A storage error (disk full, read-only folder) fails this part; the body is still read to its end.
-    let writer: TempObjectWriter | undefined;
-    let failed: IngestOutcome | undefined;
-    try {
-      writer = await storage.openTemp();
-    } catch (error) {
-      if (!isSystemError(error)) throw error;
-      failed = serverFailure(error);
-    }
-    return {
-      write: async (chunk) => {
-        if (failed) return;
-        try {
-          await writer!.write(chunk);
-        } catch (error) {
-          await writer!.abort().catch(() => {});
-          if (!isSystemError(error)) throw error;
-          failed = serverFailure(error);
-        }
-      },
-      end: async () => { outcomes.push(failed ?? await finishAndIngest(writer!, ingest, ctx)); },
-      abort: async () => { await writer?.abort(); },
-    };
-  });
+      const type = parseMediaType(headers['content-type'])?.essence ?? 'application/dicom';
+      if (type !== 'application/dicom') {
+        // Drain and refuse this part; the others are still processed.
+        return {
+          write: async () => {},
+          end: async () => { outcomes.push({ status: 'failed', failureReason: FailureReason.CannotUnderstand, reason: `part media type ${type} is not application/dicom` }); },
+          abort: async () => {},
+        };
+      }
+      const part = ingest.openPart(ctx);
+      return { write: part.write, end: async () => { outcomes.push(await part.end()); }, abort: part.abort };
+    });
   } catch (error) {
     // Parts that arrived whole before the body broke are stored; report them with the error.
     if (error instanceof MultipartError || error instanceof RequestTooLargeError || error instanceof ClientTimeoutError) return { outcomes, error };

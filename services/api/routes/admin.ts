@@ -117,7 +117,7 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
   // bull-board, read-only: browsing only; changes go through the audited API above.
   const board = new FastifyAdapter();
   createBullBoard({
-    queues: [new BullMQAdapter(core.queue.queue, { readOnlyMode: true })],
+    queues: core.services.queueAdmin.browsableQueues().map((queue) => new BullMQAdapter(queue, { readOnlyMode: true })),
     serverAdapter: board,
     options: {
       uiConfig: {

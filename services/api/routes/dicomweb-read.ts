@@ -3,7 +3,8 @@ import type { Authenticate } from '../plugins/auth.js';
 import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { Core } from '../../core/core.js';
-import type { Study } from '../../core/db/schema.js';
+import { AppError } from '../../core/errors.js';
+import type { StudyRecord } from '../../core/services/dicomweb.service.js';
 import { cs, da, is, pn, sh, tm, ui, ur, lo, type DicomJson } from '../lib/dicom-json.js';
 import { datasetJson } from '../lib/dataset-json.js';
 import { fileMetaHeader } from '../../dicom/index.js';
@@ -22,10 +23,10 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
   const authenticated = authenticate({ apiKey: true, session: true });
   // Every answer here carries patient data (or says whether it exists): never kept by a cache.
   const auth = [async (_request: FastifyRequest, reply: FastifyReply) => { reply.header('Cache-Control', 'no-store'); }, authenticated];
-  const { instances, audit, storage } = core.repos;
+  const dicomweb = core.services.dicomweb;
   const base = core.config.publicUrl;
 
-  const studyJson = (s: Study, counts?: { series: number; instances: number; modalities: string[] }): DicomJson => ({
+  const studyJson = (s: StudyRecord, counts?: { series: number; instances: number; modalities: string[] }): DicomJson => ({
     '00080020': da(s.study_date),
     '00080030': tm(s.study_time),
     '00080050': sh(s.accession_number),
@@ -63,7 +64,7 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
     if (query.ignored.length) reply.header('Warning', warningHeader(query.ignored));
     const k = query.keys;
     const [from, to] = k.StudyDate ? (k.StudyDate.includes('-') ? k.StudyDate.split('-') : [k.StudyDate, k.StudyDate]) : [];
-    const studies = await instances.findStudies(request.principal!.siteIds, {
+    const { studies, counts } = await dicomweb.searchStudies(request.principal!, {
       studyUids: k.StudyInstanceUID?.split(/[,\\]/).filter(Boolean),
       patientId: k.PatientID,
       patientName: k.PatientName,
@@ -72,24 +73,17 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
       studyDateTo: to || undefined,
       modalities: k.ModalitiesInStudy?.split(/[,\\]/).filter(Boolean),
     }, query.limit, query.offset);
-    const counts = await instances.studyCounts(studies.map((s) => s.id));
-    await audit.record({ actor_type: request.principal!.type, actor_id: request.principal!.id, site_id: request.principal!.siteIds.length === 1 ? request.principal!.siteIds[0] : null, action: 'study.search', details: { results: studies.length } });
     if (!studies.length) return reply.code(204).send();
     return reply.type('application/dicom+json').send(studies.map((s) => studyJson(s, counts.get(s.id))));
   });
 
-  const findStudyOr404 = async (request: FastifyRequest, reply: FastifyReply) => {
-    const study = await instances.getStudy(request.principal!.siteIds, (request.params as Params).study);
-    if (!study) reply.code(404).send({ error: 'Not Found', message: 'no such study' });
-    return study;
-  };
+  const findStudy = (request: FastifyRequest) => dicomweb.study(request.principal!, (request.params as Params).study);
 
   app.get('/dicomweb/studies/:study/series', { onRequest: auth, schema: { tags, security, summary: 'QIDO-RS: series of a study' } }, async (request, reply) => {
-    const study = await findStudyOr404(request, reply);
-    if (!study) return reply;
+    const study = await findStudy(request);
     const query = qidoQuery(request.query as Record<string, unknown>, 'series');
     if (query.ignored.length) reply.header('Warning', warningHeader(query.ignored));
-    const series = (await instances.listSeries(study.id))
+    const series = (await dicomweb.series(study))
       .filter((s) => matches(s.modality, query.keys.Modality) && matches(s.series_uid, query.keys.SeriesInstanceUID))
       .slice(query.offset, query.offset + query.limit);
     return reply.type('application/dicom+json').send(series.map((s) => ({
@@ -104,11 +98,10 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
   });
 
   const instancesRoute = async (request: FastifyRequest, reply: FastifyReply) => {
-    const study = await findStudyOr404(request, reply);
-    if (!study) return reply;
+    const study = await findStudy(request);
     const query = qidoQuery(request.query as Record<string, unknown>, 'instance');
     if (query.ignored.length) reply.header('Warning', warningHeader(query.ignored));
-    const rows = (await instances.listInstances({ studyId: study.id, seriesUid: (request.params as Params).series ?? query.keys.SeriesInstanceUID }))
+    const rows = (await dicomweb.instances(study, { seriesUid: (request.params as Params).series ?? query.keys.SeriesInstanceUID }))
       .filter((i) => matches(i.sop_instance_uid, query.keys.SOPInstanceUID) && matches(i.sop_class_uid, query.keys.SOPClassUID) && matches(i.modality, query.keys.Modality))
       .slice(query.offset, query.offset + query.limit);
     return reply.type('application/dicom+json').send(rows.map((i) => ({
@@ -132,28 +125,19 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
   const retrieve = async (request: FastifyRequest, reply: FastifyReply) => {
     const accept = request.headers.accept ?? '*/*';
     if (!/multipart\/related|\*\/\*|application\/dicom/i.test(accept) || /application\/dicom\+json/i.test(accept)) {
-      return reply.code(406).send({ error: 'Not Acceptable', message: 'this endpoint returns multipart/related; type="application/dicom"' });
+      throw new AppError('not_acceptable', 'this endpoint returns multipart/related; type="application/dicom"');
     }
-    const study = await findStudyOr404(request, reply);
-    if (!study) return reply;
     const params = request.params as Params;
-    const rows = await instances.listInstances({ studyId: study.id, seriesUid: params.series, sopInstanceUid: params.instance });
-    if (!rows.length) return reply.code(404).send({ error: 'Not Found', message: 'no such series or instance' });
     // We serve what was stored, byte for byte: a request for another transfer syntax is 406, never something else silently.
-    const refused = rows.find((row) => !acceptableInstanceSyntax(accept, row.transfer_syntax_uid));
-    if (refused) {
-      return reply.code(406).send({ error: 'Not Acceptable', message: `stored in transfer syntax ${refused.transfer_syntax_uid}; ask for it, or transfer-syntax=*` });
-    }
-    await audit.record({
-      actor_type: request.principal!.type, actor_id: request.principal!.id, site_id: study.site_id,
-      action: 'study.retrieve', target_type: 'study', target_id: String(study.id), details: { instances: rows.length },
+    const { rows, open } = await dicomweb.retrieve(request.principal!, params.study, { seriesUid: params.series, sopInstanceUid: params.instance }, {
+      accept: (row) => (acceptableInstanceSyntax(accept, row.transfer_syntax_uid) ? undefined : `stored in transfer syntax ${row.transfer_syntax_uid}; ask for it, or transfer-syntax=*`),
     });
     const boundary = randomUUID();
     const out = new PassThrough();
     (async () => {
       for (const row of rows) {
         out.write(`--${boundary}\r\nContent-Type: application/dicom\r\nContent-Length: ${row.size_bytes}\r\n\r\n`);
-        for await (const chunk of storage.createReadStream(row.storage_key)) {
+        for await (const chunk of open(row)) {
           if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve));
         }
         out.write('\r\n');
@@ -170,8 +154,8 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
   app.get('/dicomweb/studies/:study/series/:series/instances/:instance', { onRequest: auth, schema: { tags, security, summary: 'WADO-RS: retrieve an instance' } }, retrieve);
 
   /** A stored file as Part 10 (bare data sets stored as sent get their meta header back first). */
-  const part10 = async (row: { storage_key: string; sop_class_uid: string; sop_instance_uid: string; transfer_syntax_uid: string }) => {
-    const bytes = await storage.readFile(row.storage_key);
+  const part10 = async (read: (row: { storage_key: string }) => Promise<Buffer>, row: { storage_key: string; sop_class_uid: string; sop_instance_uid: string; transfer_syntax_uid: string }) => {
+    const bytes = await read(row);
     if (bytes.length >= 132 && bytes.toString('latin1', 128, 132) === 'DICM') return bytes;
     return Buffer.concat([fileMetaHeader({ sopClassUid: row.sop_class_uid, sopInstanceUid: row.sop_instance_uid, transferSyntaxUid: row.transfer_syntax_uid }), bytes]);
   };
@@ -180,24 +164,15 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
   /** WADO-RS metadata: the DICOM JSON of every instance in scope; Pixel Data by BulkDataURI (its frames). */
   const metadata = async (request: FastifyRequest, reply: FastifyReply) => {
     const accept = request.headers.accept ?? '*/*';
-    if (!/application\/(dicom\+)?json|\*\/\*|application\/\*/i.test(accept)) {
-      return reply.code(406).send({ error: 'Not Acceptable', message: 'metadata is application/dicom+json' });
-    }
-    const study = await findStudyOr404(request, reply);
-    if (!study) return reply;
+    if (!/application\/(dicom\+)?json|\*\/\*|application\/\*/i.test(accept)) throw new AppError('not_acceptable', 'metadata is application/dicom+json');
     const params = request.params as Params;
-    const rows = await instances.listInstances({ studyId: study.id, seriesUid: params.series, sopInstanceUid: params.instance });
-    if (!rows.length) return reply.code(404).send({ error: 'Not Found', message: 'no such series or instance' });
-    await audit.record({
-      actor_type: request.principal!.type, actor_id: request.principal!.id, site_id: study.site_id,
-      action: 'study.retrieve', target_type: 'study', target_id: String(study.id), details: { instances: rows.length, what: 'metadata' },
-    });
+    const { study, rows, read } = await dicomweb.retrieve(request.principal!, params.study, { seriesUid: params.series, sopInstanceUid: params.instance });
     const out: DicomJson[] = [];
     for (const row of rows) {
       const url = instanceUrl(study.study_uid, row.series_uid, row.sop_instance_uid);
       const frames = Array.from({ length: Math.max(1, row.number_of_frames) }, (_, i) => i + 1).join(',');
       try {
-        out.push({ ...datasetJson(await part10(row), `${url}/frames/${frames}`), '00081190': ur(url) });
+        out.push({ ...datasetJson(await part10(read, row), `${url}/frames/${frames}`), '00081190': ur(url) });
       } catch (err) {
         // Stored at upload, so it parsed then; say which instance without failing the whole answer.
         request.log.error({ err, instanceId: row.id }, 'metadata of a stored instance could not be read');
@@ -224,33 +199,29 @@ export function dicomwebReadRoutes(app: FastifyInstance, core: Core, authenticat
     if (!numbers.length || numbers.some((n) => !Number.isInteger(n) || n < 1)) {
       return reply.code(400).send({ error: 'Bad Request', message: 'frames are a comma-separated list of frame numbers from 1' });
     }
-    const study = await findStudyOr404(request, reply);
-    if (!study) return reply;
-    const [row] = await instances.listInstances({ studyId: study.id, seriesUid: params.series, sopInstanceUid: params.instance });
-    if (!row) return reply.code(404).send({ error: 'Not Found', message: 'no such instance' });
-    if (!row.rows) return reply.code(404).send({ error: 'Not Found', message: 'this instance has no pixel data (report, key objects or presentation state)' });
+    const { rows: [row], read } = await dicomweb.retrieve(request.principal!, params.study, { seriesUid: params.series, sopInstanceUid: params.instance }, {
+      accept: (r) => {
+        if (!r.rows) return undefined; // answered 404 below
+        const syntax = transferSyntax(r.transfer_syntax_uid);
+        return syntax && acceptableFrameSyntax(request.headers.accept, syntax) ? undefined : `frames are stored in ${syntax?.name ?? r.transfer_syntax_uid}; ask for that media type or transfer-syntax=*`;
+      },
+    });
+    if (!row.rows) throw new AppError('image_not_found', 'this instance has no pixel data (report, key objects or presentation state)');
     const over = numbers.find((n) => n > Math.max(1, row.number_of_frames));
-    if (over) return reply.code(404).send({ error: 'Not Found', message: `frame ${over} does not exist; the instance has ${Math.max(1, row.number_of_frames)}` });
-    const syntax = transferSyntax(row.transfer_syntax_uid);
-    const served = syntax ? acceptableFrameSyntax(request.headers.accept, syntax) : undefined;
-    if (!served) {
-      return reply.code(406).send({ error: 'Not Acceptable', message: `frames are stored in ${syntax?.name ?? row.transfer_syntax_uid}; ask for that media type or transfer-syntax=*` });
-    }
+    if (over) throw new AppError('image_not_found', `frame ${over} does not exist; the instance has ${Math.max(1, row.number_of_frames)}`);
+    const syntax = transferSyntax(row.transfer_syntax_uid)!;
+    const served = acceptableFrameSyntax(request.headers.accept, syntax)!;
     let frames: Uint8Array[];
     try {
-      const parsed = await parsePixels(await part10(row));
+      const parsed = await parsePixels(await part10(read, row));
       frames = numbers.map((n) => {
         const bytes = parsed.frameBytes(n - 1);
-        return syntax!.bigEndian && parsed.info.bitsAllocated === 16 ? Buffer.from(bytes).swap16() : bytes;
+        return syntax.bigEndian && parsed.info.bitsAllocated === 16 ? Buffer.from(bytes).swap16() : bytes;
       });
     } catch (err) {
       if (!isPixelDataError(err)) throw err;
-      return reply.code(406).send({ error: 'Not Acceptable', message: `frames of this image cannot be served: ${err.message}` });
+      throw new AppError('not_acceptable', `frames of this image cannot be served: ${err.message}`);
     }
-    await audit.record({
-      actor_type: request.principal!.type, actor_id: request.principal!.id, site_id: study.site_id,
-      action: 'study.retrieve', target_type: 'instance', target_id: String(row.id), details: { frames: numbers.length },
-    });
     const boundary = randomUUID();
     const partType = `${served.mediaType}; transfer-syntax=${served.transferSyntaxUid}`;
     const body = Buffer.concat(frames.flatMap((f) => [

@@ -22,7 +22,6 @@ export function metricsRoutes(app: FastifyInstance, core: Core) {
   app.decorate('metrics', metrics);
   const { registry } = metrics;
   const admin = core.services.queueAdmin;
-  const stats = core.repos.pipelineStats;
 
   app.addHook('onResponse', async (request, reply) => {
     // Route templates only (never the URL itself: it may carry UIDs).
@@ -90,11 +89,11 @@ export function metricsRoutes(app: FastifyInstance, core: Core) {
       admin.health(),
       admin.queueOverview().catch(() => null),
       admin.workers().catch(() => null),
-      stats.instancesByStatus().catch(() => null),
-      stats.resultsByFlag().catch(() => null),
+      admin.instancesByStatus().catch(() => null),
+      admin.resultsByFlag().catch(() => null),
       admin.disk(),
     ]);
-    const hour = await stats.window({ minutes: 60, maxRows: 20_000 }).catch(() => null);
+    const hour = await admin.throughput(60, 20_000).catch(() => null);
     up.reset();
     up.set({ dependency: 'redis' }, health.redis === 'ok' ? 1 : 0);
     up.set({ dependency: 'database' }, health.database === 'ok' ? 1 : 0);

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
-import { DECISIONS, ReviewError } from '../../core/services/review.service.js';
+import { DECISIONS } from '../../core/services/review.service.js';
 import type { Authenticate, Principal } from '../plugins/auth.js';
 
 type UserPrincipal = Extract<Principal, { type: 'user' }>;
@@ -42,22 +42,15 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
     },
   }, async (request, reply) => {
     const p = request.principal as UserPrincipal;
-    try {
-      const review = await core.services.reviews.decide(p, Number((request.params as { id: number }).id), request.body as { decision: string });
-      return reply.code(201).send({ review: { id: review.id, studyId: review.study_id, decision: review.decision, comment: review.comment, at: review.created_at } });
-    } catch (err) {
-      if (err instanceof ReviewError) return reply.code(err.statusCode).send({ error: err.statusCode === 404 ? 'Not Found' : 'Bad Request', message: err.message });
-      throw err;
-    }
+    const review = await core.services.reviews.decide(p, Number((request.params as { id: number }).id), request.body as { decision: string });
+    return reply.code(201).send({ review: { id: review.id, studyId: review.study_id, decision: review.decision, comment: review.comment, at: review.created_at } });
   });
 
   app.get('/api/studies/:id/reviews', {
     onRequest: authenticate({ session: true, roles: ['radiologist', 'admin'] }), schema: { tags, summary: 'Decision history of a study, newest first', params },
-  }, async (request, reply) => {
+  }, async (request) => {
     const p = request.principal as UserPrincipal;
-    const id = Number((request.params as { id: number }).id);
-    if (!(await core.repos.worklist.getStudy(p.siteIds, id))) return reply.code(404).send({ error: 'Not Found', message: 'no such study' });
-    const rows = await core.services.reviews.history(id);
+    const rows = await core.services.reviews.historyFor(p.siteIds, Number((request.params as { id: number }).id));
     return {
       reviews: rows.map((r) => ({
         id: r.id, decision: r.decision, comment: r.comment, boxes: r.boxes ? JSON.parse(r.boxes) as unknown[] : [],
@@ -82,11 +75,7 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
   }, async (request, reply) => {
     const p = request.principal as UserPrincipal;
     const q = request.query as { format: 'csv' | 'json'; history: boolean; from?: number; to?: number };
-    const rows = await core.repos.reviews.exportRows(p.siteIds, { includeSuperseded: q.history, from: q.from, to: q.to });
-    await core.repos.audit.record({
-      actor_type: 'user', actor_id: p.id, site_id: p.siteIds.length === 1 ? p.siteIds[0] : null, action: 'review.export',
-      details: { format: q.format, rows: rows.length, history: q.history },
-    });
+    const rows = await core.services.reviews.export(p, { format: q.format, includeSuperseded: q.history, from: q.from, to: q.to });
     const stamp = new Date().toISOString().slice(0, 10);
     reply.header('Cache-Control', 'no-store');
     if (q.format === 'json') {

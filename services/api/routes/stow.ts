@@ -4,7 +4,7 @@ import { FailureReason } from '../../dicom/index.js';
 import { PRIORITY, type PriorityName } from '../../core/queue/classify-queue.js';
 import type { IngestContext, IngestOutcome } from '../../core/services/ingest.service.js';
 import { parseMediaType } from '../lib/media-type.js';
-import { ClientTimeoutError, guardClient, limitBytes, receiveMultipart, receiveOne, RequestTooLargeError } from '../lib/receive.js';
+import { ClientTimeoutError, guardClient, limitBytes, receiveMultipart, RequestTooLargeError } from '../lib/receive.js';
 import { stowResponse, type RequestFailure } from '../lib/stow-response.js';
 import type { UploadGate } from '../lib/upload-gate.js';
 import type { Authenticate } from '../plugins/auth.js';
@@ -34,7 +34,6 @@ const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request 
 export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, authenticate: Authenticate) {
   // Uploads come from hospitals' systems with their site key; every upload belongs to that one site.
   const auth = authenticate({ apiKey: true });
-  const { storage } = core.repos;
   const { ingest } = core.services;
   const limits = core.config.limits;
 
@@ -90,10 +89,10 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     if (priority instanceof Error) return refuse(request, reply, 400, 'bad_priority', priority.message);
     if (!gate.tryEnter()) return refuseBusy(reply);
 
-    const ctx: IngestContext = { siteId: request.principal!.siteIds[0], actorId: request.principal!.id, expectedStudyUid: (request.params as { study?: string }).study, priority };
+    const ctx: IngestContext = { origin: 'stow', siteId: request.principal!.siteIds[0], actorId: request.principal!.id, expectedStudyUid: (request.params as { study?: string }).study, priority };
     let received: Awaited<ReturnType<typeof receiveMultipart>>;
     try {
-      received = await receiveMultipart(app.metrics.countBytes(limitBytes(clientBody(request, startedAt), limits.maxRequestBytes), 'stow'), boundary, storage, ingest, ctx);
+      received = await receiveMultipart(app.metrics.countBytes(limitBytes(clientBody(request, startedAt), limits.maxRequestBytes), 'stow'), boundary, ingest, ctx);
     } finally {
       gate.leave();
     }
@@ -157,8 +156,8 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     if (!gate.tryEnter()) return refuseBusy(reply);
     let outcome: IngestOutcome;
     try {
-      outcome = await receiveOne(app.metrics.countBytes(limitBytes(clientBody(request, Date.now()), limits.maxPartBytes), 'instances'), storage, ingest, {
-        siteId: request.principal!.siteIds[0], actorId: request.principal!.id, priority,
+      outcome = await ingest.receive(app.metrics.countBytes(limitBytes(clientBody(request, Date.now()), limits.maxPartBytes), 'instances'), {
+        origin: 'api', siteId: request.principal!.siteIds[0], actorId: request.principal!.id, priority,
       });
     } catch (error) {
       if (error instanceof ClientTimeoutError) {

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
-import type { WorklistAiState, WorklistFilter, WorklistRow } from '../../core/repositories/worklist.repository.js';
+import { AppError } from '../../core/errors.js';
+import type { WorklistAiState, WorklistFilter, WorklistRow } from '../../core/services/study.service.js';
 import type { Authenticate, Principal } from '../plugins/auth.js';
 
 type UserPrincipal = Extract<Principal, { type: 'user' }>;
@@ -29,7 +30,7 @@ export function patientAge(row: { patient_age: string | null; patient_birth_date
   return years >= 0 && years < 150 ? `${years}Y` : null;
 }
 
-type StudyImageRow = Awaited<ReturnType<Core['repos']['worklist']['studyImages']>>[number];
+type StudyImageRow = Awaited<ReturnType<Core['services']['studies']['ai']>>['images'][number];
 
 /** An image's AI result as the viewer shows it (decision support only). */
 function imageAi(i: StudyImageRow) {
@@ -69,7 +70,7 @@ export function worklistItem(row: WorklistRow) {
  */
 export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: Authenticate) {
   const auth = authenticate({ session: true, roles: ['radiologist', 'admin'] });
-  const { worklist, audit, storage, reviews } = core.repos;
+  const studies = core.services.studies;
   const tags = ['Viewer'];
 
   app.get('/api/worklist', {
@@ -91,7 +92,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
     const q = request.query as Record<string, string | number | undefined>;
     const flags = typeof q.flag === 'string' && q.flag ? q.flag.split(',').map((f) => f.trim()) : undefined;
     if (flags?.some((f) => !AI_STATES.includes(f as WorklistAiState))) {
-      return reply.code(400).send({ error: 'Bad Request', message: `flag must be among ${AI_STATES.join(', ')}` });
+      throw new AppError('bad_request', `flag must be among ${AI_STATES.join(', ')}`);
     }
     const filter: WorklistFilter = {
       flags: flags as WorklistAiState[] | undefined,
@@ -102,27 +103,19 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
     };
     const limit = Number(q.limit ?? 50);
     const offset = Number(q.offset ?? 0);
-    const page = await worklist.page(user(request).siteIds, filter, limit, offset);
+    const page = await studies.page(user(request), filter, limit, offset);
     reply.header('Cache-Control', 'no-store');
     return { total: page.total, offset, limit, items: page.rows.map(worklistItem) };
   });
 
   app.get('/api/worklist/body-parts', { onRequest: auth, schema: { tags, summary: 'Body parts present in the worklist (filter menu)' } },
-    async (request) => ({ bodyParts: await worklist.bodyParts(user(request).siteIds) }));
+    async (request) => ({ bodyParts: await studies.bodyParts(user(request)) }));
 
   app.get('/api/studies/:id', {
     onRequest: auth,
     schema: { tags, summary: 'Open a study: images, AI results, decision history (audited as study.open)', params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } } },
   }, async (request, reply) => {
-    const principal = user(request);
-    const id = Number((request.params as { id: number }).id);
-    const study = await worklist.getStudy(principal.siteIds, id);
-    if (!study) return reply.code(404).send({ error: 'Not Found', message: 'no such study' });
-    const [images, history] = await Promise.all([worklist.studyImages(id), reviews.history(id)]);
-    await audit.record({
-      actor_type: 'user', actor_id: principal.id, site_id: study.site_id, action: 'study.open',
-      target_type: 'study', target_id: String(id), details: { images: images.length, ai_flag: study.ai_flag },
-    });
+    const { study, images, history } = await studies.open(user(request), Number((request.params as { id: number }).id));
     const modelOf = images.find((i) => i.ai_model_version);
     reply.header('Cache-Control', 'no-store');
     return {
@@ -160,9 +153,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
     schema: { tags, summary: 'AI results of an open study (refresh; decision support only)', params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } } },
   }, async (request, reply) => {
     const id = Number((request.params as { id: number }).id);
-    const study = await worklist.getStudy(user(request).siteIds, id);
-    if (!study) return reply.code(404).send({ error: 'Not Found', message: 'no such study' });
-    const images = await worklist.studyImages(id);
+    const { study, images } = await studies.ai(user(request), id);
     const modelOf = images.find((i) => i.ai_model_version);
     reply.header('Cache-Control', 'no-store');
     return {
@@ -178,25 +169,17 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
   app.get('/api/instances/:id/file', {
     onRequest: auth, schema: { tags, summary: 'The original DICOM file of an image (WADO-URI style, application/dicom)', params: instanceParams },
   }, async (request, reply) => {
-    const principal = user(request);
-    const row = await worklist.getInstance(principal.siteIds, Number((request.params as { id: number }).id));
-    if (!row) return reply.code(404).send({ error: 'Not Found', message: 'no such image' });
-    await audit.record({
-      actor_type: 'user', actor_id: principal.id, site_id: row.site_id, action: 'instance.retrieve',
-      target_type: 'instance', target_id: String(row.id), details: { study_id: row.study_id },
-    });
+    const file = await studies.originalFile(user(request), Number((request.params as { id: number }).id));
     reply.header('Cache-Control', 'private, no-store');
-    reply.header('Content-Length', String(row.size_bytes));
-    return reply.type('application/dicom').send(storage.createReadStream(row.storage_key));
+    reply.header('Content-Length', String(file.sizeBytes));
+    return reply.type('application/dicom').send(file.stream);
   });
 
   /** The AI heat map (8-bit greyscale PNG over the whole image); the viewer colours and stretches it. */
   app.get('/api/instances/:id/heatmap', {
     onRequest: auth, schema: { tags, summary: 'AI heat map of an image (greyscale PNG; decision support only)', params: instanceParams },
   }, async (request, reply) => {
-    const row = await worklist.getInstance(user(request).siteIds, Number((request.params as { id: number }).id));
-    if (!row?.heatmap_key) return reply.code(404).send({ error: 'Not Found', message: 'no heat map for this image' });
-    const png = await storage.readDerived(row.heatmap_key);
+    const png = await studies.heatmap(user(request), Number((request.params as { id: number }).id));
     reply.header('Cache-Control', 'private, max-age=300');
     return reply.type('image/png').send(png);
   });

@@ -103,12 +103,19 @@ export interface InstancesTable {
   priority: number;
   received_at: number;
   queued_at: number | null;
+  /** How it arrived; null for rows stored before origins were recorded. */
+  origin: IngestOrigin | null;
+  /** Who sent it: API key id, or the calling AE title for DIMSE; null for old rows. */
+  actor_id: string | null;
 }
+
+/** The door an instance came in by: STOW-RS, the single-file upload API, or a DIMSE C-STORE. */
+export type IngestOrigin = 'stow' | 'api' | 'dimse';
 
 export interface AuditLogTable {
   id: Generated<number>;
   at: number;
-  actor_type: 'api_key' | 'user' | 'system';
+  actor_type: 'api_key' | 'user' | 'system' | 'dicom_ae';
   actor_id: string | null;
   site_id: string | null;
   action: string;

@@ -1,5 +1,5 @@
-import { Queue, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
+import type { JobQueueDefinition, JobRepository } from '../repositories/job.repository.js';
 
 export const CLASSIFY_QUEUE = 'classify';
 
@@ -9,18 +9,32 @@ export interface ClassifyJobData {
   siteId: string;
 }
 
-/** BullMQ job id for an instance: the same image always maps to the same job, so adding twice is a no-op. */
-export function classifyJobId(siteId: string, sopInstanceUid: string): string {
-  return `sop-${siteId}-${sopInstanceUid}`;
+/** Which image a classify job is for; its job id is built from this, in CLASSIFY_JOBS only. */
+export interface ClassifyJobKey {
+  siteId: string;
+  sopInstanceUid: string;
 }
 
-export const CLASSIFY_JOB_OPTIONS: JobsOptions = {
-  attempts: 5,
-  backoff: { type: 'exponential', delay: 2_000 },
-  // Completed jobs stay a week for the admin view; failed ones stay until retried or removed.
-  removeOnComplete: { age: 7 * 24 * 3600 },
-  removeOnFail: false,
+/** The classify queue: the same image always maps to the same job, so adding twice is a no-op. */
+export const CLASSIFY_JOBS: JobQueueDefinition<ClassifyJobData, ClassifyJobKey> = {
+  name: CLASSIFY_QUEUE,
+  jobName: 'classify',
+  jobId: ({ siteId, sopInstanceUid }) => `sop-${siteId}-${sopInstanceUid}`,
+  options: {
+    attempts: 5,
+    backoff: { type: 'exponential', delay: 2_000 },
+    // Completed jobs stay a week for the admin view; failed ones stay until retried or removed.
+    removeOnComplete: { age: 7 * 24 * 3600 },
+    removeOnFail: false,
+  },
 };
+
+export type ClassifyJobs = JobRepository<ClassifyJobData, ClassifyJobKey>;
+
+/** BullMQ job id for an instance (CLASSIFY_JOBS.jobId). */
+export function classifyJobId(siteId: string, sopInstanceUid: string): string {
+  return CLASSIFY_JOBS.jobId({ siteId, sopInstanceUid });
+}
 
 /** Maps a requested priority to BullMQ's (1 = first). */
 export const PRIORITY = { stat: 1, high: 2, routine: 10, low: 20 } as const;
@@ -50,28 +64,4 @@ export function redisConnection(url: string, extra: RedisOptions = {}): Redis {
   // BullMQ workers need maxRetriesPerRequest null; for producers it makes commands wait for a
   // reconnect instead of failing, which we bound ourselves with timeouts where it matters.
   return new Redis(url, { maxRetriesPerRequest: null, enableOfflineQueue: true, ...extra });
-}
-
-export class ClassifyQueue {
-  readonly queue: Queue<ClassifyJobData>;
-
-  constructor(connection: Redis, prefix: string) {
-    this.queue = new Queue<ClassifyJobData>(CLASSIFY_QUEUE, { connection, prefix });
-  }
-
-  async enqueue(job: { instanceId: number; siteId: string; sopInstanceUid: string; priority: number }): Promise<void> {
-    await this.queue.add('classify', { instanceId: job.instanceId, siteId: job.siteId }, {
-      ...CLASSIFY_JOB_OPTIONS,
-      jobId: classifyJobId(job.siteId, job.sopInstanceUid),
-      priority: job.priority,
-    });
-  }
-
-  async hasJob(siteId: string, sopInstanceUid: string): Promise<boolean> {
-    return (await this.queue.getJob(classifyJobId(siteId, sopInstanceUid))) !== undefined;
-  }
-
-  close(): Promise<void> {
-    return this.queue.close();
-  }
 }

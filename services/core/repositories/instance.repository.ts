@@ -1,11 +1,17 @@
 import type { Db } from '../db/database.js';
-import type { Instance, InstanceStatus, NewInstance, Series, Study } from '../db/schema.js';
+import type { IngestOrigin, Instance, InstanceStatus, NewInstance, Series, Study } from '../db/schema.js';
 import type { InstanceMetadata } from '../../dicom/index.js';
 
 export interface StoredObject {
   sha256: string;
   sizeBytes: number;
   storageKey: string;
+}
+
+/** How an instance arrived and who sent it (recorded on its row). */
+export interface InstanceSource {
+  origin: IngestOrigin;
+  actorId: string;
 }
 
 /** Studies, series and instances: the record of what was received and what is pending. */
@@ -25,7 +31,7 @@ export class InstanceRepository {
    * Records a new instance (and its study and series, if new) in one transaction.
    * Returns undefined when another request stored the same SOP Instance UID first.
    */
-  async insert(siteId: string, meta: InstanceMetadata, object: StoredObject, priority: number): Promise<Instance | undefined> {
+  async insert(siteId: string, meta: InstanceMetadata, object: StoredObject, priority: number, source: InstanceSource): Promise<Instance | undefined> {
     const now = Date.now();
     return this.db.transaction().execute(async (trx) => {
       await trx.insertInto('studies').values({
@@ -86,6 +92,8 @@ export class InstanceRepository {
         priority,
         received_at: now,
         queued_at: null,
+        origin: source.origin,
+        actor_id: source.actorId,
       };
       const inserted = await trx.insertInto('instances').values(row)
         .onConflict((oc) => oc.columns(['site_id', 'sop_instance_uid']).doNothing())

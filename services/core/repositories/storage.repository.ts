@@ -3,6 +3,14 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
+/** Free and total space of the filesystem that holds the data folder. */
+export interface DiskUsage {
+  path: string;
+  freeBytes: number;
+  totalBytes: number;
+  usedFraction: number;
+}
+
 export interface TempObject {
   tempPath: string;
   sha256: string;
@@ -114,6 +122,18 @@ export class StorageRepository {
 
   openTemp(): Promise<TempObjectWriter> {
     return TempObjectWriter.open(this.tempDir, this.maxPartBytes);
+  }
+
+  /** A finished temp file's bytes (for parsing before it is committed). */
+  readTemp(temp: TempObject): Promise<Buffer> {
+    return fsp.readFile(temp.tempPath);
+  }
+
+  async diskUsage(): Promise<DiskUsage> {
+    const s = await fsp.statfs(this.dataDir);
+    const totalBytes = s.blocks * s.bsize;
+    const freeBytes = s.bavail * s.bsize;
+    return { path: this.dataDir, freeBytes, totalBytes, usedFraction: totalBytes ? 1 - freeBytes / totalBytes : 0 };
   }
 
   keyFor(siteId: string, sha256: string): string {

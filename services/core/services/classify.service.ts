@@ -1,11 +1,10 @@
-import { UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { AiFlag } from '../db/schema.js';
 import { failpoint } from '../failpoints.js';
 import type { Logger } from '../logger.js';
 import { recordStoredResult } from '../metrics.js';
 import { RADIOGRAPHY_MODALITIES, isNonImageStorage } from '../../dicom/index.js';
-import { eventsChannel, type PipelineEvent } from '../queue/worker-registry.js';
+import type { EventRepository } from '../repositories/event.repository.js';
+import { PermanentJobError } from '../repositories/job.repository.js';
 import type { AiResultRepository, NewAiResult } from '../repositories/ai-result.repository.js';
 import type { InstanceRepository } from '../repositories/instance.repository.js';
 import type { StorageRepository } from '../repositories/storage.repository.js';
@@ -51,15 +50,14 @@ export class ClassifyService {
     private readonly storage: StorageRepository,
     private readonly model: FractureModel,
     private readonly decoder: ImageDecoder,
-    private readonly publisher: Redis,
-    private readonly queuePrefix: string,
+    private readonly events: EventRepository,
     private readonly log: Logger,
   ) {}
 
   async classify(instanceId: number, timing: ClassifyTiming): Promise<ClassifyOutcome> {
     const instance = await this.instances.forClassification(instanceId);
     // No row: the record was removed after the job was queued. Nothing to classify, nothing to retry.
-    if (!instance) throw new UnrecoverableError(`instance ${instanceId} is not in the database`);
+    if (!instance) throw new PermanentJobError(`instance ${instanceId} is not in the database`);
     const existing = await this.results.byInstance(instanceId);
     if (existing && existing.status !== 'failed') return 'already-done';
 
@@ -109,7 +107,7 @@ export class ClassifyService {
       if (isPixelDataError(error)) {
         const reason = `cannot decode the image: ${error.message}`;
         await this.save({ ...base, status: 'failed', reason, started_at: started, stored_at: Date.now() }, instance.received_at);
-        throw new UnrecoverableError(reason);
+        throw new PermanentJobError(reason);
       }
       if (timing.attempt >= timing.maxAttempts) {
         const reason = `gave up after ${timing.attempt} attempts: ${(error as Error).message}`;
@@ -136,18 +134,13 @@ export class ClassifyService {
     const { stored, study, studyChanged } = await this.results.store(result);
     if (!stored) return;
     recordStoredResult(result, receivedAt);
-    await this.publish({
-      type: 'result', siteId: result.site_id, studyId: result.study_id, instanceId: result.instance_id,
+    await this.events.emit('result', {
+      siteId: result.site_id, studyId: result.study_id, instanceId: result.instance_id,
       status: result.status, flag: (result.flag ?? null) as AiFlag | null, probability: result.probability ?? null,
     });
     if (studyChanged) {
-      await this.publish({ type: 'study', siteId: study.site_id, studyId: study.id, aiState: study.ai_state, aiFlag: study.ai_flag, aiScore: study.ai_score });
+      await this.events.emit('study', { siteId: study.site_id, studyId: study.id, aiState: study.ai_state, aiFlag: study.ai_flag, aiScore: study.ai_score });
     }
-  }
-
-  private async publish(event: PipelineEvent): Promise<void> {
-    // Events are a convenience for live screens; the database already holds the truth.
-    await this.publisher.publish(eventsChannel(this.queuePrefix), JSON.stringify(event)).catch(() => {});
   }
 }
 

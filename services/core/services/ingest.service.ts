@@ -1,15 +1,17 @@
-import fsp from 'node:fs/promises';
+import type { IngestOrigin } from '../db/schema.js';
 import { failpoint } from '../failpoints.js';
 import type { Logger } from '../logger.js';
 import { DicomRejection, FailureReason, Reason, WarningReason, parseInstance, type InstanceMetadata, type ReadLimits } from '../../dicom/index.js';
-import { priorityFromDicom, type ClassifyQueue } from '../queue/classify-queue.js';
+import { priorityFromDicom, type ClassifyJobs } from '../queue/classify-queue.js';
 import type { AuditRepository } from '../repositories/audit.repository.js';
 import { StudyPatientConflictError, type InstanceRepository } from '../repositories/instance.repository.js';
-import type { StorageRepository, TempObject } from '../repositories/storage.repository.js';
+import { ObjectTooLargeError, type StorageRepository, type TempObject, type TempObjectWriter } from '../repositories/storage.repository.js';
 
 export interface IngestContext {
+  /** The door it came in by: STOW-RS, the single-file upload API, or DIMSE C-STORE. Recorded per instance. */
+  origin: IngestOrigin;
   siteId: string;
-  /** Who sent it, for the audit log (API key id). */
+  /** Who sent it, recorded per instance and in the audit log: the API key id, or for DIMSE the calling AE title. */
   actorId: string;
   /** STOW to /studies/{uid}: every instance must belong to that study. */
   expectedStudyUid?: string;
@@ -33,12 +35,24 @@ export type IngestOutcome =
   | ({ status: 'conflict'; warningReason: number; reason: string } & Identified)
   | { status: 'failed'; failureReason: number; reason: string; sopClassUid?: string; sopInstanceUid?: string; retryable?: boolean; kind?: 'patient-identity' };
 
+type Failed = Extract<IngestOutcome, { status: 'failed' }>;
+
+/** One object being received, for a caller that pushes chunks (a multipart part, DIMSE PDVs). */
+export interface IngestPart {
+  /** Appends bytes. After a storage error the rest is accepted and dropped; `end()` then reports the failure. */
+  write(chunk: Buffer): Promise<void>;
+  /** The object is complete: fsync, parse, commit, queue. Resolves when it is durable, or with the reason it failed. */
+  end(): Promise<IngestOutcome>;
+  /** The sender went away mid-object: nothing is stored. */
+  abort(): Promise<void>;
+}
+
 /**
  * A storage or database error as the sender sees it: out of space → 0xA700 (the response becomes
  * 507), anything else on our side (read-only folder, database away) → 0x0110 (503 + Retry-After).
  * Either way nothing was stored and the same upload can simply be sent again.
  */
-export function serverFailure(error: unknown): Extract<IngestOutcome, { status: 'failed' }> {
+export function serverFailure(error: unknown): Failed {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return { status: 'failed', failureReason: FailureReason.OutOfResources, reason: 'storage is full; try again later', retryable: true };
@@ -52,22 +66,82 @@ export function serverFailure(error: unknown): Extract<IngestOutcome, { status: 
 const ENQUEUE_TIMEOUT_MS = 2_000;
 
 /**
- * Turns one received file into a stored, recorded, queued instance, in the order that makes
- * "stored" true when we say it: file fsynced and renamed → row committed → job queued.
- * If queueing fails the row stays "stored" and the reconciler queues it later.
+ * The one door into the store, whatever the protocol (STOW-RS, the upload API, DIMSE C-STORE):
+ * the caller says where an object came from (IngestContext) and hands over its bytes; this turns
+ * them into a stored, recorded, queued instance, in the order that makes "stored" true when we
+ * say it: temp file fsynced and renamed → row committed → job queued. If queueing fails the row
+ * stays "stored" and the reconciler queues it later.
  */
 export class IngestService {
   constructor(
     private readonly storage: StorageRepository,
     private readonly instances: InstanceRepository,
     private readonly audit: AuditRepository,
-    private readonly queue: ClassifyQueue,
+    private readonly jobs: ClassifyJobs,
     private readonly log: Logger,
     /** Bounds for reading uploads (the inflated size of Deflated data sets: MAX_PART_MB). */
     private readonly readLimits: ReadLimits = {},
   ) {}
 
-  async ingest(temp: TempObject, ctx: IngestContext): Promise<IngestOutcome> {
+  /** One object from a stream, e.g. a request body. Errors of the source (client timeout, size limit) are thrown after the temp file is removed. */
+  async receive(source: AsyncIterable<Buffer>, ctx: IngestContext): Promise<IngestOutcome> {
+    const part = this.openPart(ctx);
+    try {
+      for await (const chunk of source) await part.write(chunk);
+    } catch (error) {
+      await part.abort().catch(() => {});
+      throw error;
+    }
+    return part.end();
+  }
+
+  /** One object pushed chunk by chunk. A storage error (disk full, read-only folder) fails this object only. */
+  openPart(ctx: IngestContext): IngestPart {
+    let writer: TempObjectWriter | undefined;
+    let failed: Failed | undefined;
+    // The temp file is made at the first byte: an empty part (a hostile body may hold thousands) costs no disk I/O.
+    let opening: Promise<void> | undefined;
+    const open = () => (opening ??= this.storage.openTemp().then((w) => { writer = w; }, (error) => { failed = serverFailure(error); }));
+    return {
+      write: async (chunk) => {
+        if (!chunk.length) return;
+        await open();
+        if (failed) return; // read the rest, store nothing
+        try {
+          await writer!.write(chunk);
+        } catch (error) {
+          await writer!.abort().catch(() => {});
+          if (!isSystemError(error)) throw error;
+          failed = serverFailure(error);
+        }
+      },
+      end: async () => {
+        if (!opening) return { status: 'failed', failureReason: FailureReason.CannotUnderstand, reason: 'empty part: no bytes' };
+        await opening;
+        return failed ?? this.finish(writer!, ctx);
+      },
+      abort: async () => {
+        await opening;
+        await writer?.abort();
+      },
+    };
+  }
+
+  private async finish(writer: TempObjectWriter, ctx: IngestContext): Promise<IngestOutcome> {
+    let temp: TempObject;
+    try {
+      temp = await writer.finish();
+    } catch (error) {
+      if (error instanceof ObjectTooLargeError) return { status: 'failed', failureReason: FailureReason.OutOfResources, reason: error.message };
+      // fsync of the temp file failed (no space for its last blocks, read-only): nothing stored.
+      await writer.abort().catch(() => {});
+      if (isSystemError(error)) return serverFailure(error);
+      throw error;
+    }
+    return this.store(temp, ctx);
+  }
+
+  private async store(temp: TempObject, ctx: IngestContext): Promise<IngestOutcome> {
     try {
       return await this.ingestOrReject(temp, ctx);
     } catch (error) {
@@ -87,7 +161,7 @@ export class IngestService {
 
   private async ingestOrReject(temp: TempObject, ctx: IngestContext): Promise<IngestOutcome> {
     // One in-memory copy of the file, for parsing; the bytes on disk are what we keep.
-    const bytes = await fsp.readFile(temp.tempPath);
+    const bytes = await this.storage.readTemp(temp);
     const meta = await parseInstance(bytes, this.readLimits);
     if (ctx.expectedStudyUid && meta.studyInstanceUid !== ctx.expectedStudyUid) {
       throw new DicomRejection(FailureReason.DataSetMismatch, Reason.otherStudy, meta.sopClassUid, meta.sopInstanceUid);
@@ -101,7 +175,7 @@ export class IngestService {
     const priority = ctx.priority ?? priorityFromDicom(meta.requestedPriority);
     let row: Awaited<ReturnType<InstanceRepository['insert']>>;
     try {
-      row = await this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority);
+      row = await this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority, { origin: ctx.origin, actorId: ctx.actorId });
     } catch (error) {
       // Not recorded, so not stored: take the file back now rather than leave it to the orphan sweep
       // (unless a row does point to it: an identical upload that got in first).
@@ -117,7 +191,7 @@ export class IngestService {
     }
     failpoint('after-db-commit');
 
-    await this.audit.record({ actor_type: 'api_key', actor_id: ctx.actorId, site_id: ctx.siteId, action: 'instance.store', target_type: 'instance', target_id: String(row.id) });
+    await this.audit.record({ ...actorOf(ctx), site_id: ctx.siteId, action: 'instance.store', target_type: 'instance', target_id: String(row.id), details: { origin: ctx.origin } });
     await this.tryEnqueue(row.id, ctx.siteId, meta.sopInstanceUid, priority);
     return { status: 'stored', ...identify(meta, row.id) };
   }
@@ -125,8 +199,8 @@ export class IngestService {
   private async resend(existing: { id: number; sha256: string }, temp: TempObject, meta: InstanceMetadata, ctx: IngestContext): Promise<IngestOutcome> {
     if (existing.sha256 === temp.sha256) return { status: 'duplicate', ...identify(meta, existing.id) };
     await this.audit.record({
-      actor_type: 'api_key', actor_id: ctx.actorId, site_id: ctx.siteId, action: 'instance.conflict', target_type: 'instance',
-      target_id: String(existing.id), details: { keptSha256: existing.sha256, discardedSha256: temp.sha256 },
+      ...actorOf(ctx), site_id: ctx.siteId, action: 'instance.conflict', target_type: 'instance',
+      target_id: String(existing.id), details: { origin: ctx.origin, keptSha256: existing.sha256, discardedSha256: temp.sha256 },
     });
     this.log.warn({ instanceId: existing.id, site: ctx.siteId }, 'resent instance has different bytes; kept the original');
     return {
@@ -141,7 +215,7 @@ export class IngestService {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        this.queue.enqueue({ instanceId, siteId, sopInstanceUid, priority }),
+        this.jobs.add({ siteId, sopInstanceUid }, { instanceId, siteId }, { priority }),
         new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('enqueue timed out')), ENQUEUE_TIMEOUT_MS); }),
       ]);
       await this.instances.markQueued([instanceId]);
@@ -151,6 +225,16 @@ export class IngestService {
       clearTimeout(timer);
     }
   }
+}
+
+/** An error from the file system (ENOSPC, EROFS, EIO…), not from the caller. */
+function isSystemError(error: unknown): boolean {
+  return typeof (error as NodeJS.ErrnoException)?.code === 'string' && typeof (error as NodeJS.ErrnoException).errno === 'number';
+}
+
+/** Who the audit log names for a store: a DICOM peer by its AE title, anything else by its API key. */
+function actorOf(ctx: IngestContext) {
+  return { actor_type: ctx.origin === 'dimse' ? 'dicom_ae' as const : 'api_key' as const, actor_id: ctx.actorId };
 }
 
 function identify(meta: InstanceMetadata, instanceId: number): Identified {

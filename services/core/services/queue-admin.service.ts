@@ -1,10 +1,10 @@
-import fs from 'node:fs/promises';
-import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
-import type { ClassifyJobData, ClassifyQueue } from '../queue/classify-queue.js';
-import { listWorkers, type WorkerHeartbeat } from '../queue/worker-registry.js';
+import { AppError } from '../errors.js';
+import type { ClassifyJobData, ClassifyJobs } from '../queue/classify-queue.js';
 import type { AuditRepository } from '../repositories/audit.repository.js';
+import type { HeartbeatRepository, WorkerHeartbeat } from '../repositories/heartbeat.repository.js';
+import { JobNotInQueueError, type JobCounts, type JobRecord } from '../repositories/job.repository.js';
 import type { InstanceRef, PipelineStatsRepository } from '../repositories/pipeline-stats.repository.js';
+import type { DiskUsage, StorageRepository } from '../repositories/storage.repository.js';
 
 /** Who asked for an admin action (recorded in the audit log). */
 export interface Actor {
@@ -12,7 +12,7 @@ export interface Actor {
   username?: string;
 }
 
-export type QueueCounts = Record<'waiting' | 'prioritized' | 'active' | 'delayed' | 'completed' | 'failed' | 'waiting-children', number>;
+export type QueueCounts = JobCounts;
 
 export interface QueueOverview {
   name: string;
@@ -41,25 +41,12 @@ export interface FailedJob {
 
 type Health = 'ok' | 'unreachable';
 
-const JOB_COUNT_TYPES = ['waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed', 'waiting-children'] as const;
-
 function withTimeout<T>(promise: Promise<T>, ms = 1_500): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([
     promise.finally(() => clearTimeout(timer)),
     new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error('timeout')), ms); }),
   ]);
-}
-
-export class JobNotFoundError extends Error {
-  readonly statusCode = 404;
-  readonly code = 'Not Found';
-  constructor(id: string) { super(`no job ${id}`); }
-}
-
-export class JobStateError extends Error {
-  readonly statusCode = 409;
-  readonly code = 'Conflict';
 }
 
 /**
@@ -69,27 +56,21 @@ export class JobStateError extends Error {
  */
 export class QueueAdminService {
   constructor(
-    private readonly queue: ClassifyQueue,
-    private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly jobs: ClassifyJobs,
+    private readonly heartbeats: HeartbeatRepository,
     private readonly stats: PipelineStatsRepository,
     private readonly audit: AuditRepository,
-    private readonly dataDir: string,
+    private readonly storage: StorageRepository,
   ) {}
 
-  private get q() {
-    return this.queue.queue;
-  }
-
   async queueOverview(): Promise<QueueOverview> {
-    const [raw, paused, oldest] = await Promise.all([
-      withTimeout(this.q.getJobCounts(...JOB_COUNT_TYPES)),
-      withTimeout(this.q.isPaused()),
+    const [counts, paused, oldest] = await Promise.all([
+      withTimeout(this.jobs.counts()),
+      withTimeout(this.jobs.isPaused()),
       this.stats.oldestQueuedAt().catch(() => null),
     ]);
-    const counts = Object.fromEntries(JOB_COUNT_TYPES.map((t) => [t, Number(raw[t] ?? 0)])) as QueueCounts;
     return {
-      name: this.q.name,
+      name: this.jobs.name,
       paused,
       counts,
       waitingTotal: counts.waiting + counts.prioritized,
@@ -98,27 +79,20 @@ export class QueueAdminService {
   }
 
   workers(): Promise<(WorkerHeartbeat & { alive: boolean })[]> {
-    return withTimeout(listWorkers(this.redis, this.prefix));
+    return withTimeout(this.heartbeats.list());
   }
 
   async health(): Promise<{ redis: Health; database: Health }> {
     const [redis, database] = await Promise.all([
-      withTimeout(this.redis.ping(), 1_000).then(() => 'ok' as const, () => 'unreachable' as const),
+      withTimeout(this.heartbeats.ping(), 1_000).then(() => 'ok' as const, () => 'unreachable' as const),
       withTimeout(this.stats.ping(), 1_000).then(() => 'ok' as const, () => 'unreachable' as const),
     ]);
     return { redis, database };
   }
 
   /** Free and total space of the filesystem that holds the data folder. */
-  async disk(): Promise<{ path: string; freeBytes: number; totalBytes: number; usedFraction: number } | null> {
-    try {
-      const s = await fs.statfs(this.dataDir);
-      const totalBytes = s.blocks * s.bsize;
-      const freeBytes = s.bavail * s.bsize;
-      return { path: this.dataDir, freeBytes, totalBytes, usedFraction: totalBytes ? 1 - freeBytes / totalBytes : 0 };
-    } catch {
-      return null;
-    }
+  disk(): Promise<DiskUsage | null> {
+    return this.storage.diskUsage().catch(() => null);
   }
 
   /** Everything on the dashboard but the charts; each part fails on its own (null) when its source is away. */
@@ -134,31 +108,47 @@ export class QueueAdminService {
     return { at: Date.now(), queue, workers, health, disk, instances };
   }
 
-  throughput(minutes = 60) {
-    return this.stats.window({ minutes });
+  /** Results per minute and stage times over the last `minutes`, from at most `maxRows` results. */
+  throughput(minutes = 60, maxRows?: number) {
+    return this.stats.window({ minutes, maxRows });
+  }
+
+  /** Stored images by pipeline status (database). */
+  instancesByStatus() {
+    return this.stats.instancesByStatus();
+  }
+
+  /** AI results by status and flag level (database). */
+  resultsByFlag() {
+    return this.stats.resultsByFlag();
+  }
+
+  /** The BullMQ queues, for the read-only job browser (bull-board needs the queue objects themselves). */
+  browsableQueues() {
+    return [this.jobs.queue];
   }
 
   // ---------------------------------------------------------------------------------------------
   // Failed jobs
 
-  private toFailed(job: Job<ClassifyJobData>, ref: InstanceRef | undefined): FailedJob {
+  private toFailed(job: JobRecord<ClassifyJobData>, ref: InstanceRef | undefined): FailedJob {
     return {
-      id: String(job.id),
+      id: job.id,
       instanceId: typeof job.data?.instanceId === 'number' ? job.data.instanceId : null,
       siteId: job.data?.siteId ?? null,
       failedReason: job.failedReason ?? '',
       attemptsMade: job.attemptsMade,
-      attempts: job.opts.attempts ?? 1,
-      queuedAt: job.timestamp,
-      processedOn: job.processedOn ?? null,
-      finishedOn: job.finishedOn ?? null,
+      attempts: job.attempts,
+      queuedAt: job.queuedAt,
+      processedOn: job.processedOn,
+      finishedOn: job.finishedOn,
       sopInstanceUid: ref?.sopInstanceUid ?? null,
       studyUid: ref?.studyUid ?? null,
       accessionNumber: ref?.accessionNumber ?? null,
     };
   }
 
-  private async withRefs(jobs: Job<ClassifyJobData>[]): Promise<FailedJob[]> {
+  private async withRefs(jobs: JobRecord<ClassifyJobData>[]): Promise<FailedJob[]> {
     const refs = await this.stats.instanceRefs(jobs.map((j) => j.data?.instanceId).filter((id): id is number => typeof id === 'number'));
     return jobs.map((job) => this.toFailed(job, refs.get(job.data?.instanceId)));
   }
@@ -175,19 +165,19 @@ export class QueueAdminService {
     if (term) {
       const refs = await this.stats.findInstances(term);
       const found = await Promise.all(refs.map(async (ref) => {
-        const job = await this.q.getJob(`sop-${ref.siteId}-${ref.sopInstanceUid}`);
-        return job && (await job.getState()) === 'failed' ? this.toFailed(job, ref) : undefined;
+        const job = await this.jobs.find({ siteId: ref.siteId, sopInstanceUid: ref.sopInstanceUid });
+        return job?.state === 'failed' ? this.toFailed(job, ref) : undefined;
       }));
       const jobs = found.filter((j): j is FailedJob => j !== undefined).sort((a, b) => (b.finishedOn ?? 0) - (a.finishedOn ?? 0));
       return { total: jobs.length, jobs: jobs.slice(offset, offset + limit) };
     }
-    const [total, jobs] = await Promise.all([this.q.getFailedCount(), this.q.getFailed(offset, offset + limit - 1)]);
-    return { total, jobs: await this.withRefs(jobs.filter(Boolean)) };
+    const [total, jobs] = await Promise.all([this.jobs.failedCount(), this.jobs.failed(offset, limit)]);
+    return { total, jobs: await this.withRefs(jobs) };
   }
 
-  private async job(id: string): Promise<Job<ClassifyJobData>> {
-    const job = await this.q.getJob(id);
-    if (!job) throw new JobNotFoundError(id);
+  private async job(id: string) {
+    const job = await this.jobs.get(id);
+    if (!job) throw new AppError('job_not_found', `no job ${id}`);
     return job;
   }
 
@@ -195,30 +185,17 @@ export class QueueAdminService {
   async jobHistory(id: string) {
     const job = await this.job(id);
     const instanceId = typeof job.data?.instanceId === 'number' ? job.data.instanceId : undefined;
-    const [state, logs, refs, result, audit] = await Promise.all([
-      job.getState(),
-      this.q.getJobLogs(id, 0, 99),
+    const [logs, refs, result, audit] = await Promise.all([
+      this.jobs.logs(id, 100),
       instanceId === undefined ? new Map<number, InstanceRef>() : this.stats.instanceRefs([instanceId]),
       instanceId === undefined ? undefined : this.stats.aiResult(instanceId),
       this.stats.jobAudit(id),
     ]);
     const ref = instanceId === undefined ? undefined : refs.get(instanceId);
+    const { state, data, priority, attemptsMade, attemptsStarted, attempts, failedReason, errors, queuedAt, processedOn, finishedOn, returnValue } = job;
     return {
-      id: String(job.id),
-      state,
-      data: job.data,
-      priority: job.priority,
-      attemptsMade: job.attemptsMade,
-      attemptsStarted: job.attemptsStarted,
-      attempts: job.opts.attempts ?? 1,
-      failedReason: job.failedReason || null,
-      /** Errors of earlier attempts, oldest first (BullMQ keeps the most recent ones). */
-      errors: job.stacktrace ?? [],
-      queuedAt: job.timestamp,
-      processedOn: job.processedOn ?? null,
-      finishedOn: job.finishedOn ?? null,
-      returnValue: job.returnvalue ?? null,
-      logs: logs.logs,
+      id: job.id, state, data, priority, attemptsMade, attemptsStarted, attempts, failedReason, errors, queuedAt, processedOn, finishedOn, returnValue,
+      logs,
       instance: ref ?? null,
       result: result ?? null,
       audit: audit.map((a) => ({ ...a, details: a.details ? JSON.parse(a.details) : null })),
@@ -236,11 +213,10 @@ export class QueueAdminService {
   /** Puts one failed job back in the queue with fresh attempts. */
   async retry(id: string, actor: Actor): Promise<void> {
     const job = await this.job(id);
-    const state = await job.getState();
-    if (state !== 'failed') throw new JobStateError(`job is ${state}, only failed jobs can be retried`);
-    const previous = { previousReason: job.failedReason || null, attemptsMade: job.attemptsMade };
+    if (job.state !== 'failed') throw new AppError('job_state_conflict', `job is ${job.state}, only failed jobs can be retried`);
+    const previous = { previousReason: job.failedReason, attemptsMade: job.attemptsMade };
     if (typeof job.data?.instanceId === 'number') await this.stats.markRequeued([job.data.instanceId]);
-    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    await this.jobs.retry(id);
     await this.record(actor, 'queue.job_retry', { type: 'job', id }, previous);
   }
 
@@ -248,13 +224,13 @@ export class QueueAdminService {
   async retryAll(actor: Actor, max = 10_000): Promise<{ retried: number; remaining: number }> {
     let retried = 0;
     while (retried < max) {
-      const jobs = (await this.q.getFailed(0, Math.min(499, max - retried - 1))).filter(Boolean);
+      const jobs = await this.jobs.failed(0, Math.min(500, max - retried));
       if (!jobs.length) break;
       await this.stats.markRequeued(jobs.map((j) => j.data?.instanceId).filter((x): x is number => typeof x === 'number'));
       let moved = 0;
       for (const job of jobs) {
         try {
-          await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+          await this.jobs.retry(job.id);
           moved++;
         } catch {
           // Retried or removed by someone else meanwhile.
@@ -263,28 +239,32 @@ export class QueueAdminService {
       retried += moved;
       if (!moved) break;
     }
-    const remaining = await this.q.getFailedCount();
-    await this.record(actor, 'queue.retry_all', { type: 'queue', id: this.q.name }, { retried, remaining });
+    const remaining = await this.jobs.failedCount();
+    await this.record(actor, 'queue.retry_all', { type: 'queue', id: this.jobs.name }, { retried, remaining });
     return { retried, remaining };
   }
 
   /** Removes a job (not one being processed). Its image stays failed in the database. */
   async remove(id: string, actor: Actor): Promise<void> {
     const job = await this.job(id);
-    const state = await job.getState();
-    if (state === 'active') throw new JobStateError('job is being processed; it cannot be removed now');
-    await job.remove();
-    await this.record(actor, 'queue.job_remove', { type: 'job', id }, { state, failedReason: job.failedReason || null });
+    if (job.state === 'active') throw new AppError('job_state_conflict', 'job is being processed; it cannot be removed now');
+    try {
+      await this.jobs.remove(id);
+    } catch (error) {
+      if (error instanceof JobNotInQueueError) throw new AppError('job_not_found', `no job ${id}`);
+      throw error;
+    }
+    await this.record(actor, 'queue.job_remove', { type: 'job', id }, { state: job.state, failedReason: job.failedReason });
   }
 
   async pause(actor: Actor): Promise<void> {
-    await this.q.pause();
-    await this.record(actor, 'queue.pause', { type: 'queue', id: this.q.name });
+    await this.jobs.pause();
+    await this.record(actor, 'queue.pause', { type: 'queue', id: this.jobs.name });
   }
 
   async resume(actor: Actor): Promise<void> {
-    await this.q.resume();
-    await this.record(actor, 'queue.resume', { type: 'queue', id: this.q.name });
+    await this.jobs.resume();
+    await this.record(actor, 'queue.resume', { type: 'queue', id: this.jobs.name });
   }
 
   /**
@@ -293,12 +273,8 @@ export class QueueAdminService {
    * next pass: drain resets Redis, it does not discard images from triage.
    */
   async drain(actor: Actor): Promise<{ removed: number }> {
-    const before = await this.q.getJobCounts('waiting', 'prioritized', 'delayed');
-    await this.q.drain(true);
-    const after = await this.q.getJobCounts('waiting', 'prioritized', 'delayed');
-    const sum = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + Number(b ?? 0), 0);
-    const removed = Math.max(0, sum(before) - sum(after));
-    await this.record(actor, 'queue.drain', { type: 'queue', id: this.q.name }, { removed });
+    const removed = await this.jobs.drain();
+    await this.record(actor, 'queue.drain', { type: 'queue', id: this.jobs.name }, { removed });
     return { removed };
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.js';
-import { classifyJobId, type ClassifyQueue } from '../queue/classify-queue.js';
+import type { ClassifyJobs } from '../queue/classify-queue.js';
 import type { AiResultRepository } from '../repositories/ai-result.repository.js';
 import type { InstanceRepository } from '../repositories/instance.repository.js';
 import type { StorageRepository } from '../repositories/storage.repository.js';
@@ -15,7 +15,7 @@ import type { StorageRepository } from '../repositories/storage.repository.js';
 export class ReconcileService {
   constructor(
     private readonly instances: InstanceRepository,
-    private readonly queue: ClassifyQueue,
+    private readonly jobs: ClassifyJobs,
     private readonly storage: StorageRepository,
     private readonly log: Logger,
     private readonly results?: AiResultRepository,
@@ -29,13 +29,13 @@ export class ReconcileService {
       if (!batch.length) break;
       for (const instance of batch) {
         if (instance.status === 'queued' || instance.status === 'processing') {
-          const job = await this.queue.queue.getJob(classifyJobId(instance.site_id, instance.sop_instance_uid));
+          const job = await this.jobs.find({ siteId: instance.site_id, sopInstanceUid: instance.sop_instance_uid });
           if (job) {
-            if (this.results && (await job.isFailed())) await this.recordFailedJob(instance.id, job.failedReason);
+            if (this.results && job.state === 'failed') await this.recordFailedJob(instance.id, job.failedReason ?? undefined);
             continue;
           }
         }
-        await this.queue.enqueue({ instanceId: instance.id, siteId: instance.site_id, sopInstanceUid: instance.sop_instance_uid, priority: instance.priority });
+        await this.jobs.add({ siteId: instance.site_id, sopInstanceUid: instance.sop_instance_uid }, { instanceId: instance.id, siteId: instance.site_id }, { priority: instance.priority });
         await this.instances.markQueued([instance.id]);
         requeued++;
       }

@@ -105,7 +105,7 @@ export async function runFuzz(opts: {
     figures.apiRssMbStart = rssMb(api.pid);
     const classify = new ClassifyService(
       system.core.repos.instances, system.core.repos.aiResults, system.core.repos.storage, stubModel(),
-      { decode: (bytes) => pool.decode(bytes) }, system.core.redis, system.env.QUEUE_PREFIX, createLogger('silent', 'fuzz'),
+      { decode: (bytes) => pool.decode(bytes) }, system.core.repos.events, createLogger('silent', 'fuzz'),
     );
 
     const finding = (c: FuzzCase, kind: string, detail: string) => {

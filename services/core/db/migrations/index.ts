@@ -3,6 +3,7 @@ import { ingest } from './0001_ingest.js';
 import { aiResults } from './0002_ai_results.js';
 import { access } from './0003_access.js';
 import { worklist } from './0004_worklist.js';
+import { instanceOrigin } from './0005_instance_origin.js';
 import { dimseAeTitles } from './0006_dimse_ae_titles.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -26,6 +27,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0002_ai_results': aiResults(helpers),
     '0003_access': access(helpers),
     '0004_worklist': worklist(helpers),
+    '0005_instance_origin': instanceOrigin(helpers),
     '0006_dimse_ae_titles': dimseAeTitles(helpers),
   };
 }

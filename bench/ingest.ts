@@ -89,7 +89,7 @@ async function main() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-bench-'));
   const port = String(21000 + Math.floor(Math.random() * 5000));
   const dimsePort = Number(port) + 1;
-  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, QUEUE_PREFIX: `ft-bench-${process.pid}`, PORT: port, LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', DIMSE_PORT: String(dimsePort), DIMSE_HOST: '127.0.0.1' };
+  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, QUEUE_PREFIX: `ft-bench-${process.pid}`, PORT: port, LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', MAX_CONCURRENT_UPLOADS_PER_KEY: '64', DIMSE_PORT: String(dimsePort), DIMSE_HOST: '127.0.0.1' };
   const core = await createCore(loadConfig({ ...process.env, ...env }), createLogger('silent', 'bench'));
   await core.services.apiKeys.createSite('bench', 'Bench');
   const { key } = await core.services.apiKeys.createKey('bench', 'bench');

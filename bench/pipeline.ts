@@ -62,7 +62,7 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
 const median = (xs: number[]) => pct([...xs].sort((a, b) => a - b), 50);
 
 async function runOnce(label: string, count: number, rows: number, columns: number, workers: number) {
-  const system: ProcessSystem = await startProcessSystem({ LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', JOB_LOCK_MS: '30000', STALLED_CHECK_MS: '30000' });
+  const system: ProcessSystem = await startProcessSystem({ LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', MAX_CONCURRENT_UPLOADS_PER_KEY: '64', JOB_LOCK_MS: '30000', STALLED_CHECK_MS: '30000' });
   try {
     await system.startApi();
     const workerProcs: import('node:child_process').ChildProcess[] = [];

@@ -1,13 +1,13 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import underPressure from '@fastify/under-pressure';
 import { randomUUID } from 'node:crypto';
 import type { Core } from '../core/core.js';
 import { loggerOptions } from '../core/logger.js';
 import { UploadGate } from './lib/upload-gate.js';
 import cookie from '@fastify/cookie';
 import { createAuthenticate } from './plugins/auth.js';
+import { connectionCap, eventLoopGuard, guardConnections } from './plugins/connection-guard.js';
 import { errorHandler } from './plugins/errors.js';
 import { authRoutes } from './routes/auth.js';
 import { dicomwebReadRoutes } from './routes/dicomweb-read.js';
@@ -17,6 +17,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { stowRoutes } from './routes/stow.js';
 import { eventRoutes } from './routes/events.js';
 import { reviewRoutes } from './routes/reviews.js';
+import { resultsRoutes } from './routes/results.js';
 import { webRoutes } from './routes/web.js';
 import { worklistRoutes } from './routes/worklist.js';
 
@@ -30,14 +31,16 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
     connectionTimeout: limits.idleTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     bodyLimit: 1024 * 1024,
-    trustProxy: core.config.trustProxy,
+    // Only the listed proxies may say who the client is (X-Forwarded-For); nobody when none are listed.
+    trustProxy: core.config.trustProxy.length ? core.config.trustProxy : false,
   });
-
-  await app.register(underPressure, {
-    maxEventLoopDelay: 1_000,
-    retryAfter: 10,
-    message: 'server under load; retry later',
-    exposeStatusRoute: false,
+  // Clients that connect and never finish their headers are cut off early; the connection count is capped.
+  app.server.headersTimeout = limits.headersTimeoutMs;
+  guardConnections(app.server, connectionCap(limits.maxConnections));
+  eventLoopGuard(app, { maxDelayMs: 1_000, retryAfterSec: 10 });
+  // Answers with patient data (or about sessions and jobs) are never kept by a browser or proxy cache.
+  app.addHook('onSend', async (request, reply) => {
+    if (/^\/(api|dicomweb|auth|admin)(\/|$)/.test(request.url) && !reply.hasHeader('Cache-Control')) reply.header('Cache-Control', 'no-store');
   });
 
   await app.register(swagger, {
@@ -59,7 +62,8 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
 
   await app.register(cookie);
   const authenticate = createAuthenticate(core.services.apiKeys, core.services.auth);
-  const gate = new UploadGate(limits.maxConcurrentUploads);
+  const gate = new UploadGate(limits.maxConcurrentUploads, limits.maxConcurrentUploadsPerKey,
+    (key) => core.repos.rateLimits.countUpload(key, limits.uploadsPerKeyPerMinute));
   metricsRoutes(app, core);
   healthRoutes(app, core);
   await app.register(async (uploads) => {
@@ -74,6 +78,7 @@ export async function buildApp(core: Core): Promise<FastifyInstance> {
   await adminRoutes(app, core, authenticate);
   worklistRoutes(app, core, authenticate);
   reviewRoutes(app, core, authenticate);
+  resultsRoutes(app, core, authenticate);
   eventRoutes(app, core, authenticate);
   await webRoutes(app, core);
   return app;

@@ -1,13 +1,26 @@
 import { loadConfig } from '../core/config.js';
 import { createCore } from '../core/core.js';
 import { createLogger } from '../core/logger.js';
+import { DemoService } from '../core/services/demo.service.js';
+import { exitWithSupervisor } from '../supervisor/supervisor.js';
 import { buildApp } from './app.js';
+import { surviveDescriptorExhaustion } from './plugins/connection-guard.js';
 
 /** The API process: HTTP server plus the reconciler that keeps Redis in step with the database. */
 export async function startApi() {
+  process.umask(0o077);
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'api');
+  surviveDescriptorExhaustion(log);
+  exitWithSupervisor();
   const core = await createCore(config, log);
+  const demo = new DemoService(core.services.apiKeys, core.services.auth, core.repos.sites, core.repos.users, core.repos.audit, config.dataDir);
+  if (config.demo) {
+    log.warn('DEMO MODE: demo site, key and users are active; never use with real patients\' data');
+  } else {
+    const retired = await demo.retire();
+    if (retired.users.length || retired.keys.length) log.warn({ users: retired.users, keys: retired.keys }, 'demo mode is off: demo users disabled and demo keys revoked');
+  }
   const app = await buildApp(core);
 
   const reconcile = async () => {
@@ -17,15 +30,17 @@ export async function startApi() {
       log.warn({ err: (err as Error).message }, 'reconcile pass failed; will try again');
     }
   };
-  // Files left by a crash mid-upload: temp files from before this start, orphans past the grace period.
-  const sweep = () => core.services.reconcile.removeOrphanFiles().catch((err) => log.warn({ err: (err as Error).message }, 'orphan sweep failed'));
+  // Files left by a crash mid-upload: orphans past the grace period, and temp files no upload has
+  // written to for two idle timeouts (a live upload writes more often, or is cut off).
+  const sweep = () => core.services.reconcile.removeOrphanFiles(undefined, 2 * config.limits.idleTimeoutMs)
+    .catch((err) => log.warn({ err: (err as Error).message }, 'orphan sweep failed'));
 
   await app.listen({ host: config.host, port: config.port });
   // Both walk everything stored or pending: run them once listening, so a large store does not delay start.
   void sweep();
   void reconcile();
   const timer = setInterval(reconcile, config.reconcileIntervalSec * 1000);
-  const sweeper = setInterval(sweep, 3600_000);
+  const sweeper = setInterval(sweep, 10 * 60_000);
 
   let closing = false;
   const shutdown = async (signal: string) => {

@@ -129,8 +129,8 @@ export async function send(targets: string[], opts: { url: string; key: string; 
       try {
         const { size } = await fsp.stat(file);
         let response = await stowFile(url, opts.key, file, size, opts.priority);
-        // The server sheds load with 503 + Retry-After; wait and try again a few times.
-        for (let attempt = 0; response.status === 503 && attempt < 5; attempt++) {
+        // The server sheds load with 503 (busy) or 429 (this key's share used) + Retry-After; wait and try again a few times.
+        for (let attempt = 0; (response.status === 503 || response.status === 429) && attempt < 5; attempt++) {
           await new Promise((r) => setTimeout(r, 1000 * 2 ** attempt));
           response = await stowFile(url, opts.key, file, size, opts.priority);
         }

@@ -25,6 +25,19 @@ export interface Config {
     idleTimeoutMs: number;
     /** A whole request must finish within this. */
     requestTimeoutMs: number;
+    /** Uploads one API key may have in progress at once (one site cannot take every slot). */
+    maxConcurrentUploadsPerKey: number;
+    /** Uploads one API key may start per minute, counted in Redis across API processes (0 = no limit). */
+    uploadsPerKeyPerMinute: number;
+    /** Open client connections at most (0 = derived from the open-file limit). */
+    maxConnections: number;
+    /** A client must finish sending its request headers within this. */
+    headersTimeoutMs: number;
+    /** Open /api/events streams per user, per site, in all. */
+    maxStreamsPerUser: number;
+    maxStreamsPerSite: number;
+    /** /readyz is not ready when the data disk has less free space than this. */
+    minFreeDiskBytes: number;
   };
   /** The DICOM C-STORE listener (services/dimse); port 0 turns it off. */
   dimse: {
@@ -44,8 +57,20 @@ export interface Config {
   demo: boolean;
   /** Session cookie Secure flag: 'auto' sets it when the request came over HTTPS (see TRUST_PROXY). */
   cookieSecure: 'auto' | boolean;
-  /** Trust X-Forwarded-* from a reverse proxy (TLS terminated in front of us). */
-  trustProxy: boolean;
+  /**
+   * Addresses or CIDR ranges of the reverse proxies whose X-Forwarded-* headers are believed
+   * (TLS terminated in front of us); empty = none. Never "everything": a client could then choose
+   * the address its sign-in attempts are counted under.
+   */
+  trustProxy: string[];
+  /** AI results going back to the hospital (services/results). */
+  results: {
+    /** A study is sent once all its images have results and none arrived for this long. */
+    stableSec: number;
+    /** Delivery attempts before a send shows as failed, and the first back-off (doubling). */
+    sendAttempts: number;
+    sendBackoffMs: number;
+  };
   worker: {
     /** Folder with manifest.json, model.json and weights. */
     modelDir: string;
@@ -87,6 +112,18 @@ export function aeTitle(value: string, name = 'AE title'): string {
   return trimmed;
 }
 
+/** TRUST_PROXY: a comma-separated list of proxy addresses or CIDRs ("127.0.0.1,10.0.0.0/8"). */
+function trustedProxies(value: string | undefined): string[] {
+  const list = (value ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  if (list.length === 1 && ['0', 'false', 'off', 'no'].includes(list[0].toLowerCase())) return [];
+  for (const entry of list) {
+    if (!/^[0-9a-f.:]+(\/\d{1,3})?$/i.test(entry) || entry === '0.0.0.0/0' || entry === '::/0') {
+      throw new Error(`TRUST_PROXY must list proxy addresses or CIDRs (e.g. "172.18.0.0/16"), not "${entry}": trusting every sender would let any client choose its address`);
+    }
+  }
+  return list;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const dataDir = path.resolve(env.DATA_DIR ?? 'data');
   const host = env.HOST ?? '127.0.0.1';
@@ -105,6 +142,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxConcurrentUploads: int(env, 'MAX_CONCURRENT_UPLOADS', 16),
       idleTimeoutMs: int(env, 'UPLOAD_IDLE_TIMEOUT_SEC', 30) * 1000,
       requestTimeoutMs: int(env, 'UPLOAD_TIMEOUT_SEC', 600) * 1000,
+      maxConcurrentUploadsPerKey: Math.max(1, int(env, 'MAX_CONCURRENT_UPLOADS_PER_KEY', Math.ceil(int(env, 'MAX_CONCURRENT_UPLOADS', 16) / 2))),
+      uploadsPerKeyPerMinute: int(env, 'UPLOADS_PER_KEY_PER_MIN', 6000),
+      maxConnections: int(env, 'MAX_CONNECTIONS', 0),
+      headersTimeoutMs: Math.max(1000, int(env, 'HEADERS_TIMEOUT_SEC', 20) * 1000),
+      maxStreamsPerUser: Math.max(1, int(env, 'SSE_MAX_PER_USER', 8)),
+      maxStreamsPerSite: Math.max(1, int(env, 'SSE_MAX_PER_SITE', 200)),
+      minFreeDiskBytes: int(env, 'MIN_FREE_DISK_MB', 256) * MB,
     },
     dimse: {
       port: int(env, 'DIMSE_PORT', 11112),
@@ -118,7 +162,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL ?? 'info',
     demo: env.FT_DEMO === '1' || env.FT_DEMO === 'true',
     cookieSecure: env.COOKIE_SECURE === undefined || env.COOKIE_SECURE === 'auto' ? 'auto' : env.COOKIE_SECURE === 'true' || env.COOKIE_SECURE === '1',
-    trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true',
+    trustProxy: trustedProxies(env.TRUST_PROXY),
+    results: {
+      stableSec: int(env, 'STUDY_STABLE_SEC', 30),
+      sendAttempts: Math.max(1, int(env, 'SEND_ATTEMPTS', 12)),
+      sendBackoffMs: Math.max(100, int(env, 'SEND_BACKOFF_MS', 5_000)),
+    },
     worker: {
       modelDir: path.resolve(env.MODEL_DIR ?? 'models/fracatlas-heatnet-v1'),
       backend: backendFrom(env.INFERENCE_BACKEND),

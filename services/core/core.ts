@@ -10,6 +10,7 @@ import { EventRepository } from './repositories/event.repository.js';
 import { HeartbeatRepository } from './repositories/heartbeat.repository.js';
 import { JobRepository } from './repositories/job.repository.js';
 import { InstanceRepository } from './repositories/instance.repository.js';
+import { RateLimitRepository } from './repositories/rate-limit.repository.js';
 import { PipelineStatsRepository } from './repositories/pipeline-stats.repository.js';
 import { SiteRepository } from './repositories/site.repository.js';
 import { StorageRepository } from './repositories/storage.repository.js';
@@ -47,6 +48,7 @@ export interface Core {
     users: UserRepository;
     aiResults: AiResultRepository;
     aeTitles: AeTitleRepository;
+    rateLimits: RateLimitRepository;
     heartbeats: HeartbeatRepository;
     events: EventRepository;
   };
@@ -89,6 +91,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
   const worklist = new WorklistRepository(database.db);
   const reviews = new ReviewRepository(database.db);
   const aiResults = new AiResultRepository(database.db);
+  const rateLimits = new RateLimitRepository(redis, config.queuePrefix, () => redisConnection(config.redisUrl));
   const heartbeats = new HeartbeatRepository(redis, config.queuePrefix);
   // Subscribing needs a connection of its own, that waits for Redis rather than failing fast.
   const events = new EventRepository(redis, config.queuePrefix, () => redisConnection(config.redisUrl), (message) => log.warn(message));
@@ -100,11 +103,11 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     log,
     database,
     redis,
-    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats, heartbeats, events, aeTitles: new AeTitleRepository(database.db) },
+    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats, heartbeats, events, rateLimits, aeTitles: new AeTitleRepository(database.db) },
     jobs: { classify: classifyJobs },
     services: {
       apiKeys: new ApiKeyService(sites, audit),
-      auth: new AuthService(users, sites, audit),
+      auth: new AuthService(users, sites, audit, rateLimits),
       events: new EventService(events),
       ingest: new IngestService(storage, instances, audit, classifyJobs, log, { maxInflatedBytes: config.limits.maxPartBytes }),
       queueAdmin: new QueueAdminService(classifyJobs, heartbeats, pipelineStats, audit, storage),
@@ -115,6 +118,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     },
     async close() {
       events.close();
+      rateLimits.close();
       await classifyJobs.close().catch(() => {});
       redis.disconnect();
       await database.close();

@@ -11,7 +11,7 @@ import { applyModality, toDisplay, type VoiOptions, type WindowChoice } from './
 
 export { PixelDataError, isPixelDataError, type PixelDataErrorCode } from './errors.js';
 export { letterbox, letterboxGeometry, toOriginal, resize, type GreyImage, type Letterbox } from './letterbox.js';
-export { renderPng } from './png.js';
+export { readGreyPng, renderPng } from './png.js';
 export { SUPPORTED_TRANSFER_SYNTAXES, transferSyntax } from '../dicom/index.js';
 export { MAX_FRAME_PIXELS, MAX_TOTAL_PIXELS } from './dataset.js';
 

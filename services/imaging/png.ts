@@ -1,5 +1,5 @@
 /** 8-bit greyscale PNG thumbnail, pure JS (node:zlib). */
-import { deflateSync } from 'node:zlib';
+import { deflateSync, inflateSync } from 'node:zlib';
 import { resize, type GreyImage } from './letterbox.js';
 
 const CRC_TABLE = (() => {
@@ -52,4 +52,31 @@ export function renderPng(image: GreyImage, maxSize = 256): Buffer {
     chunk('IDAT', deflateSync(raw)),
     chunk('IEND', new Uint8Array(0)),
   ]);
+}
+
+/** Reads back a PNG written by renderPng (8-bit greyscale, unfiltered rows) as intensities in [0, 1]. */
+export function readGreyPng(png: Uint8Array): GreyImage {
+  const buf = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
+  let offset = 8;
+  let width = 0;
+  let height = 0;
+  const idat: Buffer[] = [];
+  while (offset + 8 <= buf.length) {
+    const length = buf.readUInt32BE(offset);
+    const type = buf.toString('latin1', offset + 4, offset + 8);
+    const data = buf.subarray(offset + 8, offset + 8 + length);
+    if (type === 'IHDR') {
+      width = data.readUInt32BE(0);
+      height = data.readUInt32BE(4);
+      if (data[8] !== 8 || data[9] !== 0) throw new Error('readGreyPng reads 8-bit greyscale PNGs only');
+    } else if (type === 'IDAT') idat.push(data);
+    offset += 12 + length;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const out = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) {
+    if (raw[y * (width + 1)] !== 0) throw new Error('readGreyPng reads unfiltered rows only');
+    for (let x = 0; x < width; x++) out[y * width + x] = raw[y * (width + 1) + 1 + x] / 255;
+  }
+  return { width, height, data: out };
 }

@@ -20,7 +20,8 @@ export async function call(url: string, session: Session | undefined, path: stri
 }
 
 export async function addUsers(system: TestSystem) {
-  await system.core.services.auth.createUser({ username: 'ops', password: PASSWORD, role: 'admin', siteIds: ['site-a'] });
+  // ops runs the deployment (pause, drain, bull-board: superadmin); test/admin/scoping.test.ts covers site admins.
+  await system.core.services.auth.createUser({ username: 'ops', password: PASSWORD, role: 'superadmin', siteIds: ['site-a'] });
   await system.core.services.auth.createUser({ username: 'rad', password: PASSWORD, role: 'radiologist', siteIds: ['site-a', 'site-b'] });
 }
 

@@ -7,7 +7,7 @@ import { orthancAvailable, startOrthanc, type OrthancInstance } from '../helpers
 import { startProcessSystem, type ProcessSystem } from '../helpers/processes.js';
 import { freePort } from '../helpers/redis-server.js';
 
-if (!orthancAvailable) console.warn('Orthanc push test skipped: Orthanc or orthanc-dicomweb is not installed (apt install orthanc orthanc-dicomweb)');
+if (!orthancAvailable()) console.warn('Orthanc push test skipped: Orthanc or orthanc-dicomweb is not installed (apt install orthanc orthanc-dicomweb)');
 
 const JPEG_LS = path.resolve(import.meta.dirname, '../../samples/fracatlas/03-leg-fractured-jpeg-ls.dcm');
 
@@ -16,7 +16,7 @@ const JPEG_LS = path.resolve(import.meta.dirname, '../../samples/fracatlas/03-le
  * (DicomWeb.Servers, 73-character boundaries, chunked) into site A's API key, and by C-STORE
  * (DicomModalities) into site B's AE mapping. A study with a report (SR) must succeed whole.
  */
-describe.skipIf(!orthancAvailable)('Orthanc pushes studies to us (STOW-RS and C-STORE)', () => {
+describe.skipIf(!orthancAvailable())('Orthanc pushes studies to us (STOW-RS and C-STORE)', () => {
   let system: ProcessSystem;
   let orthanc: OrthancInstance;
   const image1 = makeDx({ patientId: 'ORTH-1', patientName: 'ORTHANC^PUSH' });

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launch, signIn } from './browser.js';
+import { launch, screenshots, signIn } from './browser.js';
 import { ensureWebBuilt, startViewerSystem, type ViewerSystem } from './viewer-system.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -29,7 +29,7 @@ function canvasStats(page: Page, selector: string) {
 
 const IMAGE = '#viewport canvas.cornerstone-canvas';
 const OVERLAY = '#ai-overlay';
-const RANK: Record<string, number> = { definite: 0, doubt: 1, pending: 2, failed: 3, not_applicable: 3, none: 4 };
+const RANK: Record<string, number> = { definite: 0, doubt: 1, unreadable: 2, pending: 2, failed: 3, not_applicable: 3, none: 4 };
 
 async function waitRendered(page: Page, previous?: string) {
   try {
@@ -68,18 +68,19 @@ describe('radiologist viewer, end to end (API + worker processes, headless Chrom
     const ranks = rows.map((r) => RANK[r.ai]);
     expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
     await page.waitForSelector('#live-state.up');
-    fs.mkdirSync(SHOTS, { recursive: true });
-    await page.screenshot({ path: path.join(SHOTS, 'worklist.png') });
+    await screenshots(page, SHOTS, 'worklist');
   });
 
   it('opens the top study: the image renders, W/L drag changes it, the overlay toggles without touching the image', async () => {
     await page.keyboard.press('Enter');
     await waitRendered(page);
+    await expect.poll(async () => (await canvasStats(page, OVERLAY)).alpha, { timeout: 10_000 }).toBeGreaterThan(0); // heat map / boxes drawn
+    await screenshots(page, SHOTS, 'viewer');
+    await page.waitForFunction(() => (document.querySelector('#viewport canvas.cornerstone-canvas') as HTMLCanvasElement).width === (document.querySelector('#viewport') as HTMLElement).clientWidth);
+    await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
     const first = await canvasStats(page, IMAGE);
     expect(first.lit / first.pixels).toBeGreaterThan(0.1); // a real picture, not a blank canvas
     expect(first.levels).toBeGreaterThan(30);
-    await expect.poll(async () => (await canvasStats(page, OVERLAY)).alpha, { timeout: 10_000 }).toBeGreaterThan(0); // heat map / boxes drawn
-    await page.screenshot({ path: path.join(SHOTS, 'viewer.png') });
 
     // Overlay off (O): nothing on the overlay canvas, and the image canvas is the same as before.
     await page.keyboard.press('o');
@@ -155,7 +156,7 @@ describe('radiologist viewer, end to end (API + worker processes, headless Chrom
     expect(boxes[0].y + boxes[0].height).toBeGreaterThan(image.rows / 2);
   }, 60_000);
 
-  it('the worklist updates live when a result arrives, keeping the selection and the scroll position', async () => {
+  it('the worklist updates live when a result arrives, keeping the selection and the scroll position, and announces the new flag', async () => {
     await page.goto(`${system.url}/#/`);
     await page.waitForSelector('#worklist tr.row');
     await page.setViewportSize({ width: 1440, height: 420 }); // so the list scrolls
@@ -174,6 +175,12 @@ describe('radiologist viewer, end to end (API + worker processes, headless Chrom
     await page.waitForSelector(`#worklist tr.row[data-id="${target.id}"][data-ai="definite"]`, { timeout: 10_000 });
     expect(await page.getAttribute('#worklist tr.selected', 'data-id')).toBe(selected);
     expect(await page.evaluate(() => document.querySelector('#worklist-scroll')!.scrollTop)).toBe(scrollTop);
+    // A newly flagged study is announced quietly, with the count, and in the tab title.
+    expect(await page.textContent('#new-flagged')).toContain('1 new flagged study');
+    expect(await page.title()).toMatch(/^\(1 new flagged\) /);
+    await page.click('#new-flagged');
+    expect(await page.isVisible('#new-flagged')).toBe(false);
+    expect(await page.title()).toBe('fracture-triage — worklist');
     await page.setViewportSize({ width: 1440, height: 900 });
   }, 60_000);
 
@@ -222,7 +229,7 @@ describe('radiologist viewer, end to end (API + worker processes, headless Chrom
     const other = await launch();
     try {
       await signIn(other.page, system.url, 'rad-b');
-      const accessions = await other.page.$$eval('#worklist tr.row td:nth-child(4)', (tds) => tds.map((td) => td.textContent));
+      const accessions = await other.page.$$eval('#worklist tr.row td.accession', (tds) => tds.map((td) => td.textContent));
       expect(accessions).toEqual(['SITE-B-ONLY']);
     } finally {
       await other.close();

@@ -7,7 +7,11 @@ import { freePort } from './redis-server.js';
 /** Where Debian puts Orthanc and its DICOMweb plugin (`orthanc`, `orthanc-dicomweb`). */
 export const ORTHANC_BINARY = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc'].find((p) => fs.existsSync(p));
 export const ORTHANC_DICOMWEB_PLUGIN = ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so'].find((p) => fs.existsSync(p));
-export const orthancAvailable = Boolean(ORTHANC_BINARY && ORTHANC_DICOMWEB_PLUGIN);
+/** Whether Orthanc and its DICOMweb plugin are installed here. */
+export function orthancAvailable(): boolean {
+  return Boolean(ORTHANC_BINARY && ORTHANC_DICOMWEB_PLUGIN);
+}
+export { freePort };
 
 export interface OrthancOptions {
   /** Orthanc's own AE title (default ORTHANC_TEST). */
@@ -16,10 +20,16 @@ export interface OrthancOptions {
   dicomWebServers?: Record<string, { url: string; headers?: Record<string, string> }>;
   /** DicomModalities: name → the C-STORE peer. */
   modalities?: Record<string, { aet: string; host: string; port: number }>;
+  /** A fixed HTTP port (e.g. to bring back a destination that was down); default a free one. */
+  httpPort?: number;
 }
+
+export type OrthancHandle = OrthancInstance;
 
 export interface OrthancInstance {
   httpUrl: string;
+  /** The DICOMweb root: `${httpUrl}/dicom-web`. */
+  dicomWebUrl: string;
   dicomPort: number;
   aet: string;
   /** Orthanc's REST API (JSON in and out); throws on an HTTP error with Orthanc's answer. */
@@ -33,12 +43,12 @@ export interface OrthancInstance {
 /**
  * A private Orthanc (Debian's 1.10 with the DICOMweb plugin) on free ports with a temp config and
  * storage folder. HTTP answers loopback only (RemoteAccessAllowed false); Orthanc 1.10 has no bind
- * address option, and its DICOM port accepts no store or echo from unknown AEs.
+ * address option. Its DICOM port takes C-STOREs from any caller (a PACS our results go to).
  */
 export async function startOrthanc(opts: OrthancOptions = {}): Promise<OrthancInstance> {
   if (!ORTHANC_BINARY || !ORTHANC_DICOMWEB_PLUGIN) throw new Error('Orthanc or its DICOMweb plugin is not installed (apt install orthanc orthanc-dicomweb)');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-orthanc-'));
-  const [httpPort, dicomPort] = [await freePort(), await freePort()];
+  const [httpPort, dicomPort] = [opts.httpPort ?? await freePort(), await freePort()];
   const aet = opts.aet ?? 'ORTHANC_TEST';
   const config = {
     Name: 'fracture-triage-test',
@@ -49,8 +59,6 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<OrthancIn
     DicomAet: aet,
     RemoteAccessAllowed: false,
     AuthenticationEnabled: false,
-    DicomAlwaysAllowEcho: false,
-    DicomAlwaysAllowStore: false,
     StorageCompression: false,
     Plugins: [ORTHANC_DICOMWEB_PLUGIN],
     DicomWeb: {
@@ -88,7 +96,7 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<OrthancIn
   }
 
   return {
-    httpUrl, dicomPort, aet, rest,
+    httpUrl, dicomWebUrl: `${httpUrl}/dicom-web`, dicomPort, aet, rest,
     async runJob(urlPath, body, timeoutMs = 120_000) {
       const { ID } = await rest<{ ID: string }>('POST', urlPath, { ...body, Synchronous: false });
       const end = Date.now() + timeoutMs;

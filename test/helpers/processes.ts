@@ -20,7 +20,8 @@ export interface ProcessSystem {
   core: Core;
   key: string;
   url: string;
-  startApi(): Promise<ChildProcess>;
+  /** `openFiles`: start it under `ulimit -n` (its soft open-file limit), as a constrained host would. */
+  startApi(opts?: { openFiles?: number; env?: Record<string, string> }): Promise<ChildProcess>;
   startWorker(extra?: Record<string, string>): Promise<ChildProcess>;
   /** The DICOM listener (services/dimse/main.ts); set DIMSE_PORT in the env. */
   startDimse(extra?: Record<string, string>): Promise<ChildProcess>;
@@ -66,8 +67,12 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
   const { key } = await core.services.apiKeys.createKey('site-a', 'test');
   const children: ChildProcess[] = [];
   const chunks: string[] = [];
-  const spawnTs = (entry: string, extra: Record<string, string>) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, entry)], { cwd: root, env: { ...process.env, ...fullEnv, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const spawnTs = (entry: string, extra: Record<string, string>, openFiles?: number) => {
+    const command = [process.execPath, '--import', 'tsx', path.join(root, entry)];
+    const options = { cwd: root, env: { ...process.env, ...fullEnv, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[] };
+    const child = openFiles
+      ? spawn('/bin/sh', ['-c', `ulimit -n ${openFiles} && exec "$@"`, 'sh', ...command], options)
+      : spawn(command[0], command.slice(1), options);
     child.stdout!.on('data', (d: Buffer) => chunks.push(d.toString()));
     child.stderr!.on('data', (d: Buffer) => chunks.push(d.toString()));
     children.push(child);
@@ -75,8 +80,8 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
   };
   return {
     env: fullEnv, core, key, url: `http://127.0.0.1:${port}`,
-    async startApi() {
-      const child = spawnTs('services/api/server.ts', {});
+    async startApi(opts = {}) {
+      const child = spawnTs('services/api/server.ts', opts.env ?? {}, opts.openFiles);
       child.stdout!.resume();
       child.stderr!.resume();
       await waitFor(async () => {

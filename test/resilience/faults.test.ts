@@ -38,7 +38,7 @@ describe.skipIf(!process.env.FT_RESILIENCE || !hasModel || !hasRedisServer)('fau
     redis = await startRedis(redisPort);
     system = await startProcessSystem({
       REDIS_URL: `redis://127.0.0.1:${redisPort}`, LOG_LEVEL: 'warn', RECONCILE_INTERVAL_SEC: '2', WORKER_CONCURRENCY: '2',
-      MAX_CONCURRENT_UPLOADS: '32',
+      MAX_CONCURRENT_UPLOADS: '32', MAX_CONCURRENT_UPLOADS_PER_KEY: '32',
     });
     const s = system;
     let api = await s.startApi();

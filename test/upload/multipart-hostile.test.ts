@@ -29,7 +29,7 @@ interface Case {
 describe('malformed and hostile multipart bodies (real HTTP)', () => {
   let system: TestSystem;
   beforeAll(async () => {
-    system = await startSystem({ env: { MAX_REQUEST_MB: '2', MAX_PART_MB: '1', UPLOAD_IDLE_TIMEOUT_SEC: '2', UPLOAD_TIMEOUT_SEC: '4', MAX_CONCURRENT_UPLOADS: '2' } });
+    system = await startSystem({ env: { MAX_REQUEST_MB: '2', MAX_PART_MB: '1', UPLOAD_IDLE_TIMEOUT_SEC: '2', UPLOAD_TIMEOUT_SEC: '4', MAX_CONCURRENT_UPLOADS: '2', MAX_CONCURRENT_UPLOADS_PER_KEY: '2' } });
   });
   afterAll(() => system?.close());
 

@@ -1,15 +1,21 @@
+import type { AiState, Decision } from '../../services/contract/index.js';
+import { priorityName, type PriorityName } from '../../services/contract/priority.js';
+
 export const AI_LABEL = 'AI — decision support only';
 
-export const AI_STATE_TEXT: Record<string, string> = {
+export const AI_STATE_TEXT: Record<AiState, string> = {
   pending: 'AI pending',
   definite: 'Flagged: definite',
   doubt: 'Flagged: doubt',
   none: 'Not flagged',
+  unreadable: 'Unreadable — needs a look',
   failed: 'AI failed',
   not_applicable: 'AI n.a.',
 };
 
-export const DECISION_TEXT: Record<string, string> = {
+export const aiStateText = (state: string) => AI_STATE_TEXT[state as AiState] ?? state;
+
+export const DECISION_TEXT: Record<Decision, string> = {
   agree: 'Agree — fracture present',
   disagree: 'Disagree — no fracture',
   missed: 'AI missed a fracture',
@@ -52,9 +58,15 @@ export function score(value: number | null | undefined): string {
   return value === null || value === undefined ? '—' : value.toFixed(2);
 }
 
-export function priorityText(p: number): string {
-  if (p <= 1) return 'STAT';
-  if (p < 10) return 'urgent';
-  if (p === 10) return 'routine';
-  return 'low';
+const PRIORITY_TEXT: Record<PriorityName, string> = { stat: 'STAT', high: 'High', routine: 'Routine', low: 'Low' };
+
+/** The priority's name (the contract's scale) and its words. */
+export function priority(p: number): { name: PriorityName; text: string } {
+  const name = priorityName(p);
+  return { name, text: PRIORITY_TEXT[name] };
+}
+
+/** "ACC123 (DOE, John)": how a toast names a study. */
+export function studyLabel(study: { accession: string | null; patient: { name: string | null } }): string {
+  return `${study.accession ?? 'study'} (${personName(study.patient.name)})`;
 }

@@ -2,6 +2,7 @@ import './styles.css';
 import { onUnauthorized } from './lib/api.js';
 import { currentUser, loadSession, signOut, type User } from './lib/auth.js';
 import { signInForm } from './lib/sign-in-form.js';
+import { showDemoBanner } from './lib/demo-banner.js';
 import { clear, h } from './lib/dom.js';
 import { AI_LABEL } from './format.js';
 import { WorklistPage } from './worklist.js';
@@ -93,3 +94,5 @@ loadSession().then(() => route()).catch((err) => {
   clear(root);
   root.append(h('p', { class: 'error' }, `Cannot reach the server: ${(err as Error).message}`));
 });
+
+void showDemoBanner();

@@ -1,39 +1,49 @@
 import { api, query } from './lib/api.js';
 import { clear, h } from './lib/dom.js';
 import { subscribe, type LiveConnection } from './lib/events.js';
-import { AI_LABEL, AI_STATE_TEXT, ago, dateTime, dicomDate, dicomTime, personName, priorityText, score } from './format.js';
+import type { BodyParts, WorklistItem, WorklistPage as WorklistPageBody } from '../../services/contract/index.js';
+import { AI_LABEL, aiStateText, ago, dateTime, dicomDate, dicomTime, personName, priority, score } from './format.js';
 
-export interface WorklistItem {
-  id: number;
-  siteId: string;
-  studyUid: string;
-  patient: { name: string | null; id: string | null; age: string | null; sex: string | null };
-  accession: string | null;
-  bodyPart: string | null;
-  description: string | null;
-  studyDate: string | null;
-  studyTime: string | null;
-  receivedAt: number;
-  priority: number;
-  ai: { state: string; complete: boolean; score: number | null };
-  reviewState: 'unreviewed' | 'reviewed';
-  images: number;
-}
+/** A sortable column: its header, how to compare two rows (ascending), and its cell. */
+interface Column { key: string; title: string | (Node | string)[]; className?: string; compare?: (a: WorklistItem, b: WorklistItem) => number; cell(item: WorklistItem): HTMLTableCellElement }
+
+const text = (value: string | null | undefined) => value ?? '';
+const byText = (get: (i: WorklistItem) => string | null | undefined) => (a: WorklistItem, b: WorklistItem) => text(get(a)).localeCompare(text(get(b)));
+/** The AI column sorts most suspicious first (unreadable counts as needing a look, next to flagged). */
+const AI_RANK: Record<string, number> = { definite: 0, doubt: 1, unreadable: 2, pending: 3, failed: 4, not_applicable: 4, none: 5 };
+
+const COLUMNS: Column[] = [
+  { key: 'priority', title: 'Priority', compare: (a, b) => a.priority - b.priority, cell: (i) => { const p = priority(i.priority); return h('td', { class: `prio prio-${p.name}` }, p.text); } },
+  { key: 'ai', title: ['AI ', h('small', { class: 'ai-label' }, '(decision support only)')], className: 'ai-col', compare: (a, b) => (AI_RANK[a.ai.state] ?? 9) - (AI_RANK[b.ai.state] ?? 9),
+    cell: (i) => h('td', { class: 'ai-col', title: i.ai.reason ?? '' }, h('span', { class: `flag flag-${i.ai.state}` }, aiStateText(i.ai.state))) },
+  { key: 'score', title: 'Score', className: 'ai-col', compare: (a, b) => (b.ai.score ?? -1) - (a.ai.score ?? -1), cell: (i) => h('td', { class: 'ai-col num' }, score(i.ai.score)) },
+  { key: 'patient', title: 'Patient', compare: byText((i) => i.patient.name), cell: (i) => h('td', { class: 'patient' }, personName(i.patient.name)) },
+  { key: 'patientId', title: 'Patient ID', compare: byText((i) => i.patient.id), cell: (i) => h('td', {}, i.patient.id ?? '—') },
+  { key: 'ageSex', title: 'Age/Sex', cell: (i) => h('td', {}, [i.patient.age, i.patient.sex].filter(Boolean).join(' / ') || '—') },
+  { key: 'accession', title: 'Accession', compare: byText((i) => i.accession), cell: (i) => h('td', { class: 'accession' }, i.accession ?? '—') },
+  { key: 'bodyPart', title: 'Body part', compare: byText((i) => i.bodyPart), cell: (i) => h('td', {}, i.bodyPart ?? '—') },
+  { key: 'studyTime', title: 'Study time', compare: byText((i) => `${i.studyDate ?? ''}${i.studyTime ?? ''}`), cell: (i) => h('td', {}, `${dicomDate(i.studyDate)} ${dicomTime(i.studyTime)}`) },
+  { key: 'received', title: 'Received', compare: (a, b) => a.receivedAt - b.receivedAt, cell: (i) => h('td', { title: dateTime(i.receivedAt) }, ago(i.receivedAt)) },
+  { key: 'review', title: 'Review', compare: byText((i) => i.reviewState), cell: (i) => h('td', { class: `review review-${i.reviewState}` }, i.reviewState === 'reviewed' ? '✓ reviewed' : 'unreviewed') },
+];
+const FLAGGED = new Set(['definite', 'doubt']);
 
 interface Filter { flag: string; review: string; dateFrom: string; dateTo: string; bodyPart: string; q: string }
 
 const PAGE = 50;
 const FLAG_OPTIONS: [string, string][] = [
   ['', 'All AI states'], ['definite,doubt', 'Flagged (definite or doubt)'], ['definite', 'Flagged: definite'], ['doubt', 'Flagged: doubt'],
+  // 'unreadable' joins these once the server's flag filter accepts it (issue 15, server side).
   ['none', 'Not flagged'], ['pending', 'AI pending'], ['failed', 'AI failed'], ['not_applicable', 'AI n.a.'],
 ];
 
 const dicomFromInput = (value: string) => value.replace(/-/g, '');
 
 /**
- * The worklist: server-side pages in the default order (unreviewed, AI flag level, priority,
- * waiting time), filters, search, keyboard selection, live refresh that keeps the scroll position
- * and the selected study.
+ * The worklist: server-side pages in the server's default order (clinical priority first, then the
+ * AI flag, score, waiting time), columns sortable within the page, filters, search, keyboard
+ * selection, live refresh that keeps the scroll position and the selected study, and a quiet notice
+ * (and tab title) when a newly flagged study arrives.
  */
 export class WorklistPage {
   readonly element: HTMLElement;
@@ -55,6 +65,14 @@ export class WorklistPage {
   private loading: Promise<void> | undefined;
   private visible = true;
   private onKey = (e: KeyboardEvent) => this.key(e);
+  private sort: { key: string; direction: 1 | -1 } | undefined;
+  private headers = new Map<string, HTMLTableCellElement>();
+  /** Studies flagged by the AI since the user last looked at the top of the list. */
+  private newFlagged = new Set<number>();
+  /** The flag each study had when last seen (list or event), so only a new or raised flag is announced. */
+  private knownFlags = new Map<number, string>();
+  private notice = h('button', { type: 'button', class: 'new-flagged', id: 'new-flagged', hidden: true, title: 'Show the top of the list' });
+  private baseTitle: string | undefined;
 
   constructor(private readonly openStudy: (id: number) => void) {
     const flag = h('select', { id: 'filter-flag', 'aria-label': 'AI flag' }, ...FLAG_OPTIONS.map(([v, t]) => h('option', { value: v }, t)));
@@ -75,20 +93,32 @@ export class WorklistPage {
     this.prevButton.addEventListener('click', () => this.page(-1));
     this.nextButton.addEventListener('click', () => this.page(1));
 
-    const table = h('table', { class: 'worklist', id: 'worklist' },
-      h('thead', {}, h('tr', {},
-        ...['Patient', 'Patient ID', 'Age/Sex', 'Accession', 'Body part', 'Study time', 'Received', 'Priority'].map((t) => h('th', {}, t)),
-        h('th', { class: 'ai-col', title: AI_LABEL }, 'AI ', h('small', { class: 'ai-label' }, '(decision support only)')),
-        h('th', { class: 'ai-col' }, 'Score'),
-        h('th', {}, 'Review'))),
-      this.tbody);
+    const headerRow = h('tr', {}, ...COLUMNS.map((c) => {
+      const th = h('th', { class: c.className ?? '', dataset: { key: c.key }, title: c.key === 'ai' ? AI_LABEL : c.compare ? 'Sort' : '' }, ...(typeof c.title === 'string' ? [c.title] : c.title));
+      if (c.compare) {
+        th.classList.add('sortable');
+        th.tabIndex = 0;
+        th.addEventListener('click', () => this.sortBy(c.key));
+        th.addEventListener('keydown', (e) => {
+          if (e.key !== 'Enter' && e.key !== ' ') return;
+          e.preventDefault();
+          e.stopPropagation(); // not the list's Enter (open the selected study)
+          this.sortBy(c.key);
+        });
+      }
+      this.headers.set(c.key, th);
+      return th;
+    }));
+    const table = h('table', { class: 'worklist', id: 'worklist' }, h('thead', {}, headerRow), this.tbody);
+    this.notice.addEventListener('click', () => this.acknowledgeNew(true));
     this.scroller = h('div', { class: 'table-scroll', id: 'worklist-scroll' }, table);
     this.element = h('section', { class: 'worklist-page', id: 'worklist-page' },
-      h('div', { class: 'filters' }, search, flag, review, this.bodyPart, h('label', { class: 'date' }, 'From', from), h('label', { class: 'date' }, 'To', to)),
+      h('div', { class: 'filters' }, search, flag, review, this.bodyPart, h('label', { class: 'date' }, 'From', from), h('label', { class: 'date' }, 'To', to),
+        h('span', { class: 'spacer' }), this.notice),
       this.scroller,
       h('div', { class: 'pager' }, this.prevButton, this.pager, this.nextButton, this.status, h('span', { class: 'spacer' }),
         h('span', { class: 'hint' }, '↑/↓ select · Enter open · / search'), this.live));
-    this.connection = subscribe(() => this.scheduleRefresh(), (up) => { this.live.textContent = up ? '● live' : 'reconnecting…'; this.live.classList.toggle('up', up); });
+    this.connection = subscribe((event) => { this.noticeFlagged(event); this.scheduleRefresh(); }, (up) => { this.live.textContent = up ? '● live' : 'reconnecting…'; this.live.classList.toggle('up', up); });
     document.addEventListener('keydown', this.onKey);
     void this.loadBodyParts();
     void this.load();
@@ -102,8 +132,59 @@ export class WorklistPage {
   show() {
     this.visible = true;
     this.element.hidden = false;
-    document.title = 'fracture-triage — worklist';
+    this.setBaseTitle(undefined);
     void this.load({ keepScroll: true });
+  }
+
+  /** The tab title: the page's own (the viewer's study, or the worklist), with the count of new flagged studies. */
+  setBaseTitle(title: string | undefined) {
+    this.baseTitle = title;
+    this.updateTitle();
+  }
+
+  private updateTitle() {
+    const count = this.newFlagged.size;
+    document.title = `${count ? `(${count} new flagged) ` : ''}${this.baseTitle ?? 'fracture-triage — worklist'}`;
+    this.notice.hidden = count === 0;
+    this.notice.textContent = `● ${count} new flagged ${count === 1 ? 'study' : 'studies'} — show`;
+  }
+
+  /** A study the AI newly flagged, or raised from doubt to definite, is counted for the notice. */
+  private noticeFlagged(event: { type: string; studyId: number; aiFlag?: unknown }) {
+    const flag = String(event.aiFlag);
+    if (event.type !== 'study' || !FLAGGED.has(flag)) return;
+    const before = this.knownFlags.get(event.studyId);
+    this.knownFlags.set(event.studyId, flag);
+    if (before === flag || before === 'definite') return;
+    this.newFlagged.add(event.studyId);
+    this.updateTitle();
+  }
+
+  /** The user has seen the new arrivals: clear the count (and go to the top of the list when asked). */
+  private acknowledgeNew(scrollTop: boolean) {
+    this.newFlagged.clear();
+    this.updateTitle();
+    if (scrollTop) {
+      this.scroller.scrollTop = 0;
+      if (this.items[0]) this.select(this.items[0].id);
+    }
+  }
+
+  private sortBy(key: string) {
+    this.sort = this.sort?.key === key ? (this.sort.direction === 1 ? { key, direction: -1 } : undefined) : { key, direction: 1 };
+    this.applySort();
+    this.render();
+  }
+
+  /** Sorts the loaded page by the chosen column; without one, the server's order stands. */
+  private applySort() {
+    for (const [key, th] of this.headers) th.dataset.sort = this.sort?.key === key ? (this.sort.direction === 1 ? 'asc' : 'desc') : '';
+    const sort = this.sort;
+    const column = sort && COLUMNS.find((c) => c.key === sort.key);
+    if (!sort || !column?.compare) return;
+    const compare = column.compare;
+    this.items = this.items.map((item, index) => ({ item, index }))
+      .sort((a, b) => sort.direction * compare(a.item, b.item) || a.index - b.index).map((x) => x.item);
   }
 
   hide() {
@@ -113,7 +194,7 @@ export class WorklistPage {
 
   private async loadBodyParts() {
     try {
-      const { bodyParts } = await api<{ bodyParts: string[] }>('/api/worklist/body-parts');
+      const { bodyParts } = await api<BodyParts>('/api/worklist/body-parts');
       for (const part of bodyParts) this.bodyPart.append(h('option', { value: part }, part));
     } catch { /* the filter just stays empty */ }
   }
@@ -126,13 +207,17 @@ export class WorklistPage {
   /** Reloads the current page; the scroll position and selection survive (rows are re-rendered in place). */
   load(opts: { keepScroll?: boolean } = {}): Promise<void> {
     const run = async () => {
-      const scrollTop = this.scroller.scrollTop;
       const started = performance.now();
       try {
-        const page = await api<{ total: number; items: WorklistItem[] }>(`/api/worklist${this.params()}`);
+        const page = await api<WorklistPageBody>(`/api/worklist${this.params()}`);
         this.items = page.items;
         this.total = page.total;
+        for (const item of page.items) this.knownFlags.set(item.id, item.ai.state);
+        this.applySort();
         if (!this.items.some((i) => i.id === this.selectedId)) this.selectedId = this.items[0]?.id;
+        // The position is read right before the rows are replaced, not when the request left: the
+        // user may have scrolled while it was in flight (and a slow answer must not undo that).
+        const scrollTop = this.scroller.scrollTop;
         this.render();
         if (opts.keepScroll) this.scroller.scrollTop = scrollTop;
         this.status.textContent = `${Math.round(performance.now() - started)} ms`;
@@ -161,25 +246,14 @@ export class WorklistPage {
   private render() {
     clear(this.tbody);
     if (!this.items.length) {
-      this.tbody.append(h('tr', {}, h('td', { colspan: 11, class: 'empty' }, 'No studies match.')));
+      this.tbody.append(h('tr', {}, h('td', { colspan: COLUMNS.length, class: 'empty' }, 'No studies match.')));
     }
     for (const item of this.items) {
       const row = h('tr', {
         class: `row ai-${item.ai.state} ${item.reviewState}${item.id === this.selectedId ? ' selected' : ''}`,
         dataset: { id: String(item.id), ai: item.ai.state, review: item.reviewState },
         tabIndex: -1,
-      },
-      h('td', { class: 'patient' }, personName(item.patient.name)),
-      h('td', {}, item.patient.id ?? '—'),
-      h('td', {}, [item.patient.age, item.patient.sex].filter(Boolean).join(' / ') || '—'),
-      h('td', {}, item.accession ?? '—'),
-      h('td', {}, item.bodyPart ?? '—'),
-      h('td', {}, `${dicomDate(item.studyDate)} ${dicomTime(item.studyTime)}`),
-      h('td', { title: dateTime(item.receivedAt) }, ago(item.receivedAt)),
-      h('td', { class: `prio prio-${priorityText(item.priority)}` }, priorityText(item.priority)),
-      h('td', { class: 'ai-col' }, h('span', { class: `flag flag-${item.ai.state}` }, AI_STATE_TEXT[item.ai.state] ?? item.ai.state)),
-      h('td', { class: 'ai-col num' }, score(item.ai.score)),
-      h('td', { class: `review review-${item.reviewState}` }, item.reviewState === 'reviewed' ? '✓ reviewed' : 'unreviewed'));
+      }, ...COLUMNS.map((c) => c.cell(item)));
       row.addEventListener('click', () => this.select(item.id));
       row.addEventListener('dblclick', () => this.openStudy(item.id));
       this.tbody.append(row);
@@ -222,30 +296,8 @@ export class WorklistPage {
     }
   }
 
-  /** The study after (+1) or before (-1) this one in the current worklist order, loading the next page if needed. */
-  async neighbour(studyId: number, direction: 1 | -1): Promise<number | undefined> {
-    let index = this.items.findIndex((i) => i.id === studyId);
-    if (index >= 0 && this.items[index + direction]) return this.items[index + direction].id;
-    // Off the loaded page: ask the server for the neighbouring page.
-    const offset = this.offset + (index >= 0 ? index : 0) + direction;
-    if (offset < 0) return undefined;
-    const page = await api<{ items: WorklistItem[] }>(`/api/worklist${this.params({ offset, limit: 1 })}`);
-    index = page.items.findIndex((i) => i.id !== studyId);
-    return index >= 0 ? page.items[index].id : undefined;
-  }
-
-  /** The next study still to be read, in the worklist's order and filters (after a decision). */
-  async nextUnreviewed(currentId: number): Promise<number | undefined> {
-    const page = await api<{ items: WorklistItem[] }>(`/api/worklist${query({
-      flag: this.filter.flag, dateFrom: this.filter.dateFrom, dateTo: this.filter.dateTo, bodyPart: this.filter.bodyPart, q: this.filter.q,
-      review: 'unreviewed', limit: 2, offset: 0,
-    })}`);
-    const next = page.items.find((i) => i.id !== currentId);
-    if (next) this.selectedId = next.id;
-    return next?.id;
-  }
-
   setSelected(id: number) {
     this.selectedId = id;
+    if (this.newFlagged.delete(id)) this.updateTitle();
   }
 }

@@ -61,7 +61,7 @@ export function createAuthenticate(apiKeys: ApiKeyService, auth: AuthService): A
         ? 'send an API key: "Authorization: Bearer ft_…" or "X-API-Key: ft_…"'
         : 'sign in first');
     }
-    if (options.roles && !options.roles.includes(user.role)) {
+    if (options.roles && !hasRole(user.role, options.roles)) {
       return reply.code(403).send({ error: 'Forbidden', message: `needs role ${options.roles.join(' or ')}` });
     }
     if (UNSAFE.has(request.method) && request.headers['x-csrf-token'] !== user.csrfToken) {
@@ -69,6 +69,11 @@ export function createAuthenticate(apiKeys: ApiKeyService, auth: AuthService): A
     }
     request.principal = { type: 'user', id: String(user.userId), ...user };
   };
+}
+
+/** A superadmin may do everything an admin may (and the deployment-wide queue operations besides). */
+export function hasRole(role: UserRole, allowed: UserRole[]): boolean {
+  return allowed.includes(role) || (role === 'superadmin' && allowed.includes('admin'));
 }
 
 function unauthorized(reply: FastifyReply, message: string) {

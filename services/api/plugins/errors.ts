@@ -32,6 +32,11 @@ export function errorHandler(error: FastifyError | AppError | Error, request: Fa
   const err = error as { statusCode?: number; message: string; code?: string };
   const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : undefined;
   if (status) return reply.code(status).send({ error: err.code ?? 'Bad Request', message: err.message });
+  if (err.code === 'SQLITE_FULL' || err.code === 'ENOSPC') {
+    request.log.error({ code: err.code }, 'storage full');
+    reply.header('Retry-After', '60');
+    return reply.code(507).send(errorBody(507, 'the server has no space left to store this; retry later'));
+  }
   request.log.error({ err: error }, 'unhandled error');
   // Storage or database trouble: tell the client to come back.
   return sendAppError(reply, new AppError('unavailable'));

@@ -8,9 +8,10 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { Core } from '../../core/core.js';
-import type { Actor } from '../../core/services/queue-admin.service.js';
-import { SESSION_COOKIE, type Authenticate } from '../plugins/auth.js';
+import type { Actor, JobScope } from '../../core/services/queue-admin.service.js';
+import { SESSION_COOKIE, hasRole, type Authenticate } from '../plugins/auth.js';
 import { webDistDir } from './web.js';
+import { AdminActionsSchema, FailedJobsSchema, OverviewSchema, ThroughputSchema } from '../../contract/index.js';
 
 /** Where the read-only job browser (bull-board) is mounted. */
 export const BULL_BOARD_PATH = '/admin/queues';
@@ -22,6 +23,13 @@ export const BULL_BOARD_PATH = '/admin/queues';
  */
 export async function adminRoutes(app: FastifyInstance, core: Core, authenticate: Authenticate) {
   const adminOnly = authenticate({ session: true, roles: ['admin'] });
+  // Deployment-wide operations (the queue is shared by every site): superadmins only.
+  const superadminOnly = authenticate({ session: true, roles: ['superadmin'] });
+  /** A superadmin sees every site's jobs; an admin, their sites' only. */
+  const scopeOf = (request: FastifyRequest): JobScope => {
+    const p = request.principal!;
+    return p.type === 'user' && p.role === 'superadmin' ? 'all' : p.siteIds;
+  };
   const admin = core.services.queueAdmin;
   const tags = ['Admin'];
   const actor = (request: FastifyRequest): Actor => {
@@ -36,13 +44,14 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
     scope.addHook('onSend', async (_request, reply) => { reply.header('Cache-Control', 'no-store'); });
 
     scope.get('/api/admin/overview', {
-      schema: { tags, summary: 'Queue counts, oldest waiting job, workers, Redis/database health, data disk space' },
+      schema: { tags, summary: 'Queue counts, oldest waiting job, workers, Redis/database health, data disk space', response: { 200: OverviewSchema } },
     }, async () => admin.overview());
 
     scope.get('/api/admin/throughput', {
       schema: {
         tags, summary: 'Results per minute and upload→result latency p50/p95 per minute over the last N minutes (default 60)',
         querystring: { type: 'object', properties: { minutes: { type: 'integer', minimum: 1, maximum: 1440 } } },
+        response: { 200: ThroughputSchema },
       },
     }, async (request) => admin.throughput((request.query as { minutes?: number }).minutes ?? 60));
 
@@ -53,22 +62,23 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
           type: 'object',
           properties: {
             q: { type: 'string', maxLength: 200 },
-            offset: { type: 'integer', minimum: 0 },
+            offset: { type: 'integer', minimum: 0, maximum: 1_000_000 },
             limit: { type: 'integer', minimum: 1, maximum: 500 },
           },
         },
+        response: { 200: FailedJobsSchema },
       },
-    }, async (request) => admin.failedJobs(request.query as { q?: string; offset?: number; limit?: number }));
+    }, async (request) => admin.failedJobs(request.query as { q?: string; offset?: number; limit?: number }, scopeOf(request)));
 
     scope.get('/api/admin/jobs/:id', {
       schema: { tags, summary: "A job's history: attempts, errors, timestamps, logs, stored result, audited actions", params: jobParams },
-    }, async (request) => admin.jobHistory((request.params as { id: string }).id));
+    }, async (request) => admin.jobHistory((request.params as { id: string }).id, scopeOf(request)));
 
     scope.post('/api/admin/jobs/:id/retry', {
       schema: { tags, summary: 'Retry one failed job (fresh attempts); audited', params: jobParams },
     }, async (request) => {
       const { id } = request.params as { id: string };
-      await admin.retry(id, actor(request));
+      await admin.retry(id, actor(request), scopeOf(request));
       return { ok: true, id };
     });
 
@@ -76,27 +86,28 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
       schema: { tags, summary: 'Remove a job (not one in progress); its image stays failed; audited', params: jobParams },
     }, async (request) => {
       const { id } = request.params as { id: string };
-      await admin.remove(id, actor(request));
+      await admin.remove(id, actor(request), scopeOf(request));
       return { ok: true, id };
     });
 
     scope.post('/api/admin/jobs/failed/retry', {
-      schema: { tags, summary: 'Retry every failed job; audited' },
-    }, async (request) => admin.retryAll(actor(request)));
+      schema: { tags, summary: "Retry every failed job (an admin: their sites' jobs); audited" },
+    }, async (request) => admin.retryAll(actor(request), undefined, scopeOf(request)));
 
-    scope.post('/api/admin/queue/pause', { schema: { tags, summary: 'Pause the classify queue (jobs in progress finish); audited' } }, async (request) => {
+    scope.post('/api/admin/queue/pause', { onRequest: superadminOnly, schema: { tags, summary: 'Pause the classify queue for every site (jobs in progress finish); superadmin; audited' } }, async (request) => {
       await admin.pause(actor(request));
       return { ok: true, paused: true };
     });
-    scope.post('/api/admin/queue/resume', { schema: { tags, summary: 'Resume the classify queue; audited' } }, async (request) => {
+    scope.post('/api/admin/queue/resume', { onRequest: superadminOnly, schema: { tags, summary: 'Resume the classify queue; superadmin; audited' } }, async (request) => {
       await admin.resume(actor(request));
       return { ok: true, paused: false };
     });
     scope.post('/api/admin/queue/drain', {
+      onRequest: superadminOnly,
       schema: { tags, summary: 'Remove waiting and delayed jobs (the reconciler re-queues images the database still lists as unfinished); audited' },
     }, async (request) => admin.drain(actor(request)));
 
-    scope.get('/api/admin/actions', { schema: { tags, summary: 'Recent audited queue actions' } }, async () => admin.recentActions());
+    scope.get('/api/admin/actions', { schema: { tags, summary: 'Recent audited queue actions', response: { 200: AdminActionsSchema } } }, async (request) => admin.recentActions(20, scopeOf(request)));
   });
 
   // The dashboard page: code only, no data (that comes from /api/admin/*). Without a session it
@@ -105,7 +116,7 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
     const token = request.cookies?.[SESSION_COOKIE];
     const user = token ? await core.services.auth.session(token) : undefined;
     reply.header('Cache-Control', 'no-store');
-    if (user && user.role !== 'admin') {
+    if (user && !hasRole(user.role, ['admin'])) {
       return reply.code(403).type('text/html; charset=utf-8')
         .send('<!doctype html><meta charset="utf-8"><title>Forbidden</title><h1>403: admins only</h1><p><a href="/">Back to the worklist</a></p>\n');
     }
@@ -114,7 +125,8 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
     return reply.type('text/html; charset=utf-8').send(page);
   });
 
-  // bull-board, read-only: browsing only; changes go through the audited API above.
+  // bull-board, read-only: browsing only; changes go through the audited API above. It shows every
+  // site's jobs, so it is for superadmins only.
   const board = new FastifyAdapter();
   createBullBoard({
     queues: core.services.queueAdmin.browsableQueues().map((queue) => new BullMQAdapter(queue, { readOnlyMode: true })),
@@ -134,7 +146,7 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
   board.setViewsPath(views);
   app.addHook('onClose', async () => { await fs.rm(views, { recursive: true, force: true }); });
   await app.register(async (scope) => {
-    scope.addHook('onRequest', adminOnly);
+    scope.addHook('onRequest', superadminOnly);
     scope.addHook('onSend', async (_request, reply: FastifyReply) => { reply.header('Cache-Control', 'no-store'); });
     await scope.register(board.registerPlugin(), { prefix: BULL_BOARD_PATH });
   });

@@ -2,35 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { SESSION_COOKIE, type Authenticate } from '../plugins/auth.js';
 
-/** At most 10 failed sign-ins per username, and 50 per client address, in 15 minutes. */
-const WINDOW_MS = 15 * 60_000;
-const LIMITS = { user: 10, ip: 50 };
-
-class LoginLimiter {
-  private failures = new Map<string, number[]>();
-
-  blocked(...keys: string[]): number {
-    const now = Date.now();
-    let retryAfter = 0;
-    for (const key of keys) {
-      const recent = (this.failures.get(key) ?? []).filter((t) => now - t < WINDOW_MS);
-      this.failures.set(key, recent);
-      if (recent.length >= (key.startsWith('ip:') ? LIMITS.ip : LIMITS.user)) retryAfter = Math.max(retryAfter, Math.ceil((recent[0] + WINDOW_MS - now) / 1000));
-    }
-    return retryAfter;
-  }
-
-  fail(...keys: string[]) {
-    for (const key of keys) this.failures.set(key, [...(this.failures.get(key) ?? []), Date.now()]);
-  }
-
-  clear(key: string) {
-    this.failures.delete(key);
-  }
-}
-
 export function authRoutes(app: FastifyInstance, core: Core, authenticate: Authenticate) {
-  const limiter = new LoginLimiter();
   const secureCookie = (request: FastifyRequest) => core.config.cookieSecure === 'auto' ? request.protocol === 'https' : core.config.cookieSecure;
   const tags = ['Session'];
 
@@ -41,19 +13,14 @@ export function authRoutes(app: FastifyInstance, core: Core, authenticate: Authe
     },
   }, async (request, reply) => {
     const { username, password } = request.body as { username: string; password: string };
-    const userKey = `u:${username.toLowerCase()}`;
-    const ipKey = `ip:${request.ip}`;
-    const wait = limiter.blocked(userKey, ipKey);
-    if (wait) {
+    // request.ip is the peer, or the client named by a proxy listed in TRUST_PROXY.
+    const result = await core.services.auth.login(username.toLowerCase(), password, request.ip);
+    if (!result.ok && result.reason === 'too-many-attempts') {
+      const wait = Math.ceil(result.retryAfterMs / 1000);
       reply.header('Retry-After', String(wait));
-      return reply.code(429).send({ error: 'Too Many Requests', message: `too many failed sign-ins; try again in ${Math.ceil(wait / 60)} min` });
+      return reply.code(429).send({ error: 'Too Many Requests', message: `too many sign-in attempts; try again in ${wait} s` });
     }
-    const result = await core.services.auth.login(username.toLowerCase(), password);
-    if (!result) {
-      limiter.fail(userKey, ipKey);
-      return reply.code(401).send({ error: 'Unauthorized', message: 'wrong username or password' });
-    }
-    limiter.clear(userKey);
+    if (!result.ok) return reply.code(401).send({ error: 'Unauthorized', message: 'wrong username or password' });
     reply.setCookie(SESSION_COOKIE, result.token, {
       path: '/', httpOnly: true, sameSite: 'strict', secure: secureCookie(request), expires: new Date(Date.now() + 7 * 24 * 3600_000),
     });

@@ -16,22 +16,27 @@ export function healthRoutes(app: FastifyInstance, core: Core) {
   app.get('/readyz', {
     schema: {
       tags: ['Operations'],
-      summary: 'Redis and the database answer; reports live workers and their model',
+      summary: 'Redis and the database answer and the data disk has room; reports live workers, their model and demo mode',
       querystring: { type: 'object', properties: { model: { type: 'string', enum: ['required', 'optional'] } } },
     },
   }, async (request, reply) => {
     const admin = core.services.queueAdmin;
-    const { redis, database } = await admin.health();
+    const [{ redis, database }, space] = await Promise.all([admin.health(), admin.disk()]);
+    // A full data disk cannot store uploads: not ready, so a load balancer sends them elsewhere.
+    const disk = space === null ? 'unknown' : space.freeBytes < core.config.limits.minFreeDiskBytes ? 'full' : 'ok';
     const workers = redis === 'ok' ? await admin.workers().catch(() => null) : null;
     const alive = (workers ?? []).filter((w) => w.alive && w.modelVersion);
     const models = [...new Map(alive.map((w) => [`${w.modelName}@${w.modelVersion}/${w.backend}`, { name: w.modelName, version: w.modelVersion, backend: w.backend }])).values()];
     const model = workers === null ? 'unknown' : alive.length ? 'loaded' : 'no live worker';
     const requireModel = (request.query as { model?: string }).model === 'required';
-    const ready = redis === 'ok' && database === 'ok' && (!requireModel || model === 'loaded');
+    const ready = redis === 'ok' && database === 'ok' && disk !== 'full' && (!requireModel || model === 'loaded');
     return reply.code(ready ? 200 : 503).send({
       status: ready ? 'ready' : 'not ready',
       redis,
       database,
+      disk,
+      /** Demo mode (demo site, key and users): the web app shows a banner. */
+      demo: core.config.demo,
       model,
       models,
       workers: workers === null ? null : { alive: alive.length, total: workers.length },

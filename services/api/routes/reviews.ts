@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { DECISIONS } from '../../core/services/review.service.js';
 import type { Authenticate, Principal } from '../plugins/auth.js';
+import { DecisionResultSchema, ReviewListSchema, ErrorBodySchema } from '../../contract/index.js';
 
 type UserPrincipal = Extract<Principal, { type: 'user' }>;
 
@@ -39,6 +40,7 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
           boxes: { type: ['array', 'null'], maxItems: 20, items: { type: 'object' } },
         },
       },
+      response: { 201: DecisionResultSchema, '4xx': ErrorBodySchema },
     },
   }, async (request, reply) => {
     const p = request.principal as UserPrincipal;
@@ -47,7 +49,7 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
   });
 
   app.get('/api/studies/:id/reviews', {
-    onRequest: authenticate({ session: true, roles: ['radiologist', 'admin'] }), schema: { tags, summary: 'Decision history of a study, newest first', params },
+    onRequest: authenticate({ session: true, roles: ['radiologist', 'admin'] }), schema: { tags, summary: 'Decision history of a study, newest first', params, response: { 200: ReviewListSchema, '4xx': ErrorBodySchema } },
   }, async (request) => {
     const p = request.principal as UserPrincipal;
     const rows = await core.services.reviews.historyFor(p.siteIds, Number((request.params as { id: number }).id));

@@ -6,7 +6,7 @@ import type { IngestContext, IngestOutcome } from '../../core/services/ingest.se
 import { parseMediaType } from '../lib/media-type.js';
 import { ClientTimeoutError, guardClient, limitBytes, receiveMultipart, RequestTooLargeError } from '../lib/receive.js';
 import { stowResponse, type RequestFailure } from '../lib/stow-response.js';
-import type { UploadGate } from '../lib/upload-gate.js';
+import type { GateRefusal, UploadGate } from '../lib/upload-gate.js';
 import type { Authenticate } from '../plugins/auth.js';
 
 const RETRY_AFTER_SEC = 5;
@@ -21,9 +21,9 @@ function requestedPriority(request: FastifyRequest): number | undefined | Error 
   return new Error(`priority must be one of ${Object.keys(PRIORITY).join(', ')}`);
 }
 
-function refuseBusy(reply: FastifyReply) {
-  reply.header('Retry-After', String(RETRY_AFTER_SEC));
-  return reply.code(503).send({ error: 'Service Unavailable', message: `too many uploads in progress; retry after ${RETRY_AFTER_SEC} s` });
+function refuseBusy(reply: FastifyReply, refusal: GateRefusal) {
+  reply.header('Retry-After', String(refusal.retryAfterSec));
+  return reply.code(refusal.status).send({ error: refusal.status === 429 ? 'Too Many Requests' : 'Service Unavailable', message: refusal.message });
 }
 
 /** Real senders' boundaries: Orthanc's is 73 characters (two UUIDs). RFC 2046 says 70; we take up to 256. */
@@ -87,14 +87,15 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     }
     const priority = requestedPriority(request);
     if (priority instanceof Error) return refuse(request, reply, 400, 'bad_priority', priority.message);
-    if (!gate.tryEnter()) return refuseBusy(reply);
+    const refused = await gate.enter(request.principal!.id);
+    if (refused) return refuseBusy(reply, refused);
 
     const ctx: IngestContext = { origin: 'stow', siteId: request.principal!.siteIds[0], actorId: request.principal!.id, expectedStudyUid: (request.params as { study?: string }).study, priority };
     let received: Awaited<ReturnType<typeof receiveMultipart>>;
     try {
       received = await receiveMultipart(app.metrics.countBytes(limitBytes(clientBody(request, startedAt), limits.maxRequestBytes), 'stow'), boundary, ingest, ctx);
     } finally {
-      gate.leave();
+      gate.leave(request.principal!.id);
     }
     const { outcomes, error } = received;
     app.metrics.countOutcomes(outcomes);
@@ -153,7 +154,8 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
       reply.header('Connection', 'close');
       return refuse(request, reply, 413, 'request_too_large', `file larger than the ${Math.round(limits.maxPartBytes / 1024 / 1024)} MB limit`);
     }
-    if (!gate.tryEnter()) return refuseBusy(reply);
+    const refused = await gate.enter(request.principal!.id);
+    if (refused) return refuseBusy(reply, refused);
     let outcome: IngestOutcome;
     try {
       outcome = await ingest.receive(app.metrics.countBytes(limitBytes(clientBody(request, Date.now()), limits.maxPartBytes), 'instances'), {
@@ -169,7 +171,7 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
       reply.header('Connection', 'close');
       return refuse(request, reply, 413, 'request_too_large', `file larger than the ${Math.round(limits.maxPartBytes / 1024 / 1024)} MB limit`);
     } finally {
-      gate.leave();
+      gate.leave(request.principal!.id);
     }
     app.metrics.countOutcomes([outcome]);
     if (outcome.status === 'failed') {

@@ -3,6 +3,7 @@ import type { Core } from '../../core/core.js';
 import { AppError } from '../../core/errors.js';
 import type { WorklistAiState, WorklistFilter, WorklistRow } from '../../core/services/study.service.js';
 import type { Authenticate, Principal } from '../plugins/auth.js';
+import { BodyPartsSchema, StudyAiSchema, StudyDetailSchema, WorklistPageSchema, ErrorBodySchema } from '../../contract/index.js';
 
 type UserPrincipal = Extract<Principal, { type: 'user' }>;
 const user = (request: FastifyRequest) => request.principal as UserPrincipal;
@@ -87,6 +88,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
           limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 }, offset: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 0 },
         },
       },
+      response: { 200: WorklistPageSchema, '4xx': ErrorBodySchema },
     },
   }, async (request, reply) => {
     const q = request.query as Record<string, string | number | undefined>;
@@ -108,12 +110,12 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
     return { total: page.total, offset, limit, items: page.rows.map(worklistItem) };
   });
 
-  app.get('/api/worklist/body-parts', { onRequest: auth, schema: { tags, summary: 'Body parts present in the worklist (filter menu)' } },
+  app.get('/api/worklist/body-parts', { onRequest: auth, schema: { tags, summary: 'Body parts present in the worklist (filter menu)', response: { 200: BodyPartsSchema, '4xx': ErrorBodySchema } } },
     async (request) => ({ bodyParts: await studies.bodyParts(user(request)) }));
 
   app.get('/api/studies/:id', {
     onRequest: auth,
-    schema: { tags, summary: 'Open a study: images, AI results, decision history (audited as study.open)', params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } } },
+    schema: { tags, summary: 'Open a study: images, AI results, decision history (audited as study.open)', params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } }, response: { 200: StudyDetailSchema, '4xx': ErrorBodySchema } },
   }, async (request, reply) => {
     const { study, images, history } = await studies.open(user(request), Number((request.params as { id: number }).id));
     const modelOf = images.find((i) => i.ai_model_version);
@@ -150,7 +152,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
   /** AI results only (no patient data), for an open viewer to refresh when results arrive; not a study open. */
   app.get('/api/studies/:id/ai', {
     onRequest: auth,
-    schema: { tags, summary: 'AI results of an open study (refresh; decision support only)', params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } } },
+    schema: { tags, summary: 'AI results of an open study (refresh; decision support only)', params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } }, response: { 200: StudyAiSchema, '4xx': ErrorBodySchema } },
   }, async (request, reply) => {
     const id = Number((request.params as { id: number }).id);
     const { study, images } = await studies.ai(user(request), id);

@@ -42,8 +42,10 @@ export async function openDatabase(url: string, opts: { schema?: string } = {}):
   }
 
   const file = url.replace(/^sqlite:/, '');
-  if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
   const sqlite = new SQLite(file);
+  // Names, IDs and password hashes: readable by this user only (the WAL files follow the file's mode).
+  if (file !== ':memory:') fs.chmodSync(file, 0o600);
   // WAL + synchronous=FULL: a committed row survives a power cut, which is what lets us say "stored".
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('synchronous = FULL');

@@ -17,6 +17,9 @@ export interface Database {
   sessions: SessionsTable;
   reviews: ReviewsTable;
   ae_titles: AeTitlesTable;
+  result_destinations: ResultDestinationsTable;
+  result_versions: ResultVersionsTable;
+  result_deliveries: ResultDeliveriesTable;
 }
 
 export interface SitesTable {
@@ -33,6 +36,8 @@ export interface ApiKeysTable {
   created_at: number;
   revoked_at: number | null;
   last_used_at: number | null;
+  /** After this (epoch ms) the key gets 401, like a revoked one; null = no expiry. */
+  expires_at: number | null;
 }
 
 export interface StudiesTable {
@@ -152,7 +157,8 @@ export interface AiResultsTable {
   stored_at: number;
 }
 
-export type UserRole = 'radiologist' | 'admin';
+/** superadmin: deployment-wide queue operations (pause, resume, drain, every site's jobs); admin: their sites' jobs. */
+export type UserRole = 'radiologist' | 'admin' | 'superadmin';
 
 export interface UsersTable {
   id: Generated<number>;
@@ -216,3 +222,59 @@ export type Series = Selectable<SeriesTable>;
 export type Instance = Selectable<InstancesTable>;
 export type NewInstance = Insertable<InstancesTable>;
 export type AuditEntry = Insertable<AuditLogTable>;
+
+/** Where a site's AI results are sent (issue 13). Secrets and headers never leave the server. */
+export interface ResultDestinationsTable {
+  id: Generated<number>;
+  site_id: string;
+  name: string;
+  kind: 'stow' | 'dimse' | 'webhook';
+  /** STOW-RS: DICOMweb base URL; webhook: the URL to POST to. */
+  url: string | null;
+  /** JSON object of extra HTTP headers (STOW-RS), e.g. Authorization. */
+  headers: string | null;
+  ae_title: string | null;
+  host: string | null;
+  port: number | null;
+  /** Webhook HMAC-SHA256 key. */
+  secret: string | null;
+  created_at: number;
+}
+
+/** One version of a study's AI output (SR + Secondary Captures); a later image makes the next version. */
+export interface ResultVersionsTable {
+  id: Generated<number>;
+  site_id: string;
+  study_id: number;
+  version: number;
+  content_hash: string;
+  sr_sop_uid: string;
+  sr_series_uid: string;
+  /** JSON: [{ sopInstanceUid, sopClassUid, seriesUid, storageKey, kind: 'sr' | 'sc' }] */
+  objects: string;
+  /** JSON: the webhook / results-API summary (flag, score, model, images). No patient names or IDs. */
+  summary: string;
+  created_at: number;
+}
+
+export type DeliveryStatus = 'queued' | 'retrying' | 'sent' | 'failed';
+
+export interface ResultDeliveriesTable {
+  id: Generated<number>;
+  site_id: string;
+  version_id: number;
+  destination_id: number;
+  status: DeliveryStatus;
+  attempts: Generated<number>;
+  /** Bumped by a manual retry, so the retried job gets a fresh job id. */
+  generation: Generated<number>;
+  last_error: string | null;
+  queued_at: number;
+  sent_at: number | null;
+  latency_ms: number | null;
+  updated_at: number;
+}
+
+export type ResultDestination = Selectable<ResultDestinationsTable>;
+export type ResultVersion = Selectable<ResultVersionsTable>;
+export type ResultDelivery = Selectable<ResultDeliveriesTable>;

@@ -36,9 +36,9 @@ export function classifyJobId(siteId: string, sopInstanceUid: string): string {
   return CLASSIFY_JOBS.jobId({ siteId, sopInstanceUid });
 }
 
-/** Maps a requested priority to BullMQ's (1 = first). */
-export const PRIORITY = { stat: 1, high: 2, routine: 10, low: 20 } as const;
-export type PriorityName = keyof typeof PRIORITY;
+/** Maps a requested priority to BullMQ's (1 = first); the scale is the API contract's. */
+import { PRIORITY } from '../../contract/priority.js';
+export { PRIORITY, priorityName, type PriorityName } from '../../contract/priority.js';
 
 export function priorityFromDicom(requested: string | null): number {
   switch ((requested ?? '').toUpperCase()) {
@@ -54,10 +54,6 @@ export function priorityFromDicom(requested: string | null): number {
     default:
       return PRIORITY.routine;
   }
-}
-
-export function priorityName(value: number): PriorityName {
-  return value <= PRIORITY.stat ? 'stat' : value <= PRIORITY.high ? 'high' : value >= PRIORITY.low ? 'low' : 'routine';
 }
 
 export function redisConnection(url: string, extra: RedisOptions = {}): Redis {

@@ -115,6 +115,11 @@ export class JobRepository<Data, Key> {
     return (await this.queue.getFailed(offset, offset + limit - 1)).filter(Boolean).map(toRecord);
   }
 
+  /** Ids of every failed job, newest failure first (ids only: cheap, for filtering before loading). */
+  failedIds(): Promise<string[]> {
+    return this.queue.getRanges(['failed'], 0, -1, false);
+  }
+
   async logs(id: string, limit = 100): Promise<string[]> {
     return (await this.queue.getJobLogs(id, 0, limit - 1)).logs;
   }

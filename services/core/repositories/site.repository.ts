@@ -18,8 +18,13 @@ export class SiteRepository {
     return this.db.selectFrom('sites').selectAll().orderBy('id').execute();
   }
 
-  async addKey(key: Omit<ApiKey, 'revoked_at' | 'last_used_at'>): Promise<void> {
-    await this.db.insertInto('api_keys').values({ ...key, revoked_at: null, last_used_at: null }).execute();
+  async addKey(key: Omit<ApiKey, 'revoked_at' | 'last_used_at' | 'expires_at'>): Promise<void> {
+    await this.db.insertInto('api_keys').values({ ...key, revoked_at: null, last_used_at: null, expires_at: null }).execute();
+  }
+
+  async setKeyExpiry(id: string, expiresAt: number | null): Promise<boolean> {
+    const result = await this.db.updateTable('api_keys').set({ expires_at: expiresAt }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   getKey(id: string): Promise<ApiKey | undefined> {

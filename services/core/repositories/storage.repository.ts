@@ -3,6 +3,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 
+/** Patient data at rest is for the service's user only (whatever the umask). */
+const PRIVATE_DIR = 0o700;
+const PRIVATE_FILE = 0o600;
+
 /** Free and total space of the filesystem that holds the data folder. */
 export interface DiskUsage {
   path: string;
@@ -38,7 +42,7 @@ export class TempObjectWriter {
 
   static async open(tempDir: string, maxBytes: number): Promise<TempObjectWriter> {
     const tempPath = path.join(tempDir, `${randomUUID()}.part`);
-    return new TempObjectWriter(tempPath, await fsp.open(tempPath, 'wx', 0o600), maxBytes);
+    return new TempObjectWriter(tempPath, await fsp.open(tempPath, 'wx', PRIVATE_FILE), maxBytes);
   }
 
   async write(chunk: Buffer): Promise<void> {
@@ -95,18 +99,20 @@ export class StorageRepository {
     this.derivedDir = path.join(dataDir, 'derived');
   }
 
+  /** Creates the folders, private to this user (0700), and tightens them if an older version made them 0755. */
   async init(): Promise<void> {
-    await fsp.mkdir(this.tempDir, { recursive: true });
-    await fsp.mkdir(this.objectsDir, { recursive: true });
-    await fsp.mkdir(this.derivedDir, { recursive: true });
+    for (const dir of [this.dataDir, this.tempDir, this.objectsDir, this.derivedDir]) {
+      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+      await fsp.chmod(dir, PRIVATE_DIR);
+    }
   }
 
   /** Writes a derived file atomically (temp + rename), e.g. `<site>/<instanceId>/heatmap.png`. */
   async writeDerived(key: string, data: Buffer): Promise<void> {
     const target = this.inside(this.derivedDir, key);
-    await fsp.mkdir(path.dirname(target), { recursive: true });
+    await fsp.mkdir(path.dirname(target), { recursive: true, mode: PRIVATE_DIR });
     const temp = `${target}.${randomUUID()}.tmp`;
-    await fsp.writeFile(temp, data);
+    await fsp.writeFile(temp, data, { mode: PRIVATE_FILE });
     await fsp.rename(temp, target);
   }
 
@@ -149,7 +155,7 @@ export class StorageRepository {
     const key = this.keyFor(siteId, temp.sha256);
     const target = this.pathOf(key);
     const dir = path.dirname(target);
-    await fsp.mkdir(dir, { recursive: true });
+    await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
     await fsp.rename(temp.tempPath, target);
     await fsyncDir(dir);
     return key;

@@ -37,8 +37,11 @@ export class UserRepository {
     await this.db.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', userId).execute();
   }
 
-  async disable(userId: number): Promise<void> {
-    await this.db.updateTable('users').set({ disabled_at: Date.now() }).where('id', '=', userId).execute();
+  async setDisabled(userId: number, disabled: boolean): Promise<void> {
+    await this.db.updateTable('users').set({ disabled_at: disabled ? Date.now() : null }).where('id', '=', userId).execute();
+  }
+
+  async endSessions(userId: number): Promise<void> {
     await this.db.deleteFrom('sessions').where('user_id', '=', userId).execute();
   }
 

@@ -36,12 +36,29 @@ export class ApiKeyService {
     return revoked;
   }
 
+  /** Makes a key stop working at `expiresAt` (epoch ms); false when there is no active key with that id. */
+  async expireKey(id: string, expiresAt: number, actor = 'cli'): Promise<boolean> {
+    const key = await this.sites.getKey(id);
+    const updated = await this.sites.setKeyExpiry(id, expiresAt);
+    if (updated) await this.audit.record({ actor_type: 'system', actor_id: actor, site_id: key?.site_id ?? null, action: 'api_key.expire', target_type: 'api_key', target_id: id, details: { expires_at: expiresAt } });
+    return updated;
+  }
+
+  /** A new key for the same site and label; the old one keeps working until `oldExpiresAt`, so senders can switch over. */
+  async rotateKey(id: string, oldExpiresAt: number): Promise<{ id: string; key: string }> {
+    const old = await this.sites.getKey(id);
+    if (!old || old.revoked_at !== null) throw new Error(`no active key ${id}`);
+    const fresh = await this.createKey(old.site_id, old.label);
+    await this.expireKey(id, Math.min(oldExpiresAt, old.expires_at ?? Infinity));
+    return fresh;
+  }
+
   /** The site a presented key belongs to, or undefined for a malformed, unknown or revoked key. */
   async verify(presented: string): Promise<{ keyId: string; siteId: string } | undefined> {
     const match = /^ft_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/.exec(presented);
     if (!match) return undefined;
     const key = await this.sites.getKey(match[1]);
-    if (!key || key.revoked_at !== null) return undefined;
+    if (!key || key.revoked_at !== null || (key.expires_at !== null && key.expires_at <= Date.now())) return undefined;
     const expected = Buffer.from(key.key_hash, 'hex');
     const actual = Buffer.from(hashSecret(match[2]), 'hex');
     if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) return undefined;

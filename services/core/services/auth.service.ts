@@ -1,6 +1,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { UserRole } from '../db/schema.js';
 import type { AuditRepository } from '../repositories/audit.repository.js';
+import type { RateLimitRepository, SessionsEnded } from '../repositories/rate-limit.repository.js';
 import type { SiteRepository } from '../repositories/site.repository.js';
 import type { UserRepository } from '../repositories/user.repository.js';
 
@@ -32,6 +33,13 @@ const sha256 = (value: string) => createHash('sha256').update(value).digest('hex
 const IDLE_MS = 12 * 3600_000;
 const ABSOLUTE_MS = 7 * 24 * 3600_000;
 
+export const ROLES: readonly UserRole[] = ['radiologist', 'admin', 'superadmin'];
+
+export type LoginOutcome =
+  | { ok: true; token: string; user: SessionUser; expiresAt: number }
+  | { ok: false; reason: 'wrong-credentials' }
+  | { ok: false; reason: 'too-many-attempts'; retryAfterMs: number };
+
 export interface SessionUser {
   userId: number;
   username: string;
@@ -46,12 +54,21 @@ export class AuthService {
   // A hash to check against when the user does not exist, so timing does not reveal usernames.
   private dummyHash: Promise<string> | undefined;
 
-  constructor(private readonly users: UserRepository, private readonly sites: SiteRepository, private readonly audit: AuditRepository) {}
+  constructor(
+    private readonly users: UserRepository,
+    private readonly sites: SiteRepository,
+    private readonly audit: AuditRepository,
+    private readonly limits: RateLimitRepository,
+  ) {}
+
+  private checkPassword(password: string) {
+    if (password.length < 10) throw new Error('password: at least 10 characters');
+  }
 
   async createUser(input: { username: string; displayName?: string; password: string; role: UserRole; siteIds: string[] }) {
     if (!/^[a-z0-9._-]{2,40}$/.test(input.username)) throw new Error('username: 2-40 lowercase letters, digits, dots, dashes or underscores');
-    if (input.password.length < 10) throw new Error('password: at least 10 characters');
-    if (!['radiologist', 'admin'].includes(input.role)) throw new Error('role must be radiologist or admin');
+    this.checkPassword(input.password);
+    if (!ROLES.includes(input.role)) throw new Error(`role must be ${ROLES.join(', ')}`);
     for (const siteId of input.siteIds) if (!(await this.sites.get(siteId))) throw new Error(`no site "${siteId}"`);
     if (await this.users.byUsername(input.username)) throw new Error(`user "${input.username}" already exists`);
     const user = await this.users.create({
@@ -62,22 +79,31 @@ export class AuthService {
     return user;
   }
 
-  /** Checks the password and opens a new session (always a new token: no session fixation). */
-  async login(username: string, password: string): Promise<{ token: string; user: SessionUser; expiresAt: number } | undefined> {
+  /**
+   * Checks the password and opens a new session (always a new token: no session fixation). The
+   * attempt is counted in Redis (per user + address, address, user) before the password is
+   * checked, so a burst of guesses sent together is limited like guesses sent one by one; past
+   * a few failures each further attempt waits longer (back-off, not lock-out).
+   */
+  async login(username: string, password: string, address: string): Promise<LoginOutcome> {
+    const retryAfterMs = await this.limits.reserveSignIn(username, address);
+    // Refused attempts are not audited one by one: a flood must not grow the database.
+    if (retryAfterMs > 0) return { ok: false, reason: 'too-many-attempts', retryAfterMs };
     const user = await this.users.byUsername(username);
     this.dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
     const ok = await verifyPassword(password, user?.password_hash ?? (await this.dummyHash));
     if (!user || !ok || user.disabled_at !== null) {
-      await this.audit.record({ actor_type: 'user', actor_id: user ? String(user.id) : null, action: 'auth.login_failed', details: { known_user: Boolean(user) } });
-      return undefined;
+      await this.audit.record({ actor_type: 'user', actor_id: user ? String(user.id) : null, action: 'auth.login_failed', details: { known_user: Boolean(user), address } });
+      return { ok: false, reason: 'wrong-credentials' };
     }
+    await this.limits.signInSucceeded(username, address);
     const token = randomBytes(32).toString('base64url');
     const csrfToken = randomBytes(24).toString('base64url');
     const expiresAt = Date.now() + IDLE_MS;
     await this.users.createSession({ idHash: sha256(token), userId: user.id, csrfToken, expiresAt });
-    await this.audit.record({ actor_type: 'user', actor_id: String(user.id), action: 'auth.login' });
+    await this.audit.record({ actor_type: 'user', actor_id: String(user.id), action: 'auth.login', details: { address } });
     return {
-      token, expiresAt,
+      ok: true, token, expiresAt,
       user: { userId: user.id, username: user.username, displayName: user.display_name, role: user.role, siteIds: await this.users.siteIds(user.id), csrfToken },
     };
   }
@@ -95,8 +121,47 @@ export class AuthService {
     };
   }
 
+  /** Calls `listener` when sessions end anywhere (sign-out, disable, password reset), so open streams can close. */
+  onSessionsEnded(listener: (ended: SessionsEnded) => void): Promise<() => void> {
+    return this.limits.onSessionsEnded(listener);
+  }
+
+  /** Hash under which a session is stored (and named in sessions-ended events). */
+  static sessionHash(token: string): string {
+    return sha256(token);
+  }
+
   async logout(token: string, userId?: number): Promise<void> {
     await this.users.deleteSession(sha256(token));
+    await this.limits.publishSessionsEnded({ sessionHash: sha256(token) });
     if (userId !== undefined) await this.audit.record({ actor_type: 'user', actor_id: String(userId), action: 'auth.logout' });
+  }
+
+  private async existing(username: string) {
+    const user = await this.users.byUsername(username);
+    if (!user) throw new Error(`no user "${username}"`);
+    return user;
+  }
+
+  /** Sets a new password and ends the user's sessions; `enable` also lifts a disable. */
+  async resetPassword(username: string, password: string, opts: { enable?: boolean; actor?: string } = {}): Promise<void> {
+    this.checkPassword(password);
+    const user = await this.existing(username);
+    await this.users.setPassword(user.id, await hashPassword(password));
+    await this.users.endSessions(user.id);
+    if (opts.enable) await this.users.setDisabled(user.id, false);
+    await this.limits.publishSessionsEnded({ userId: user.id });
+    await this.audit.record({ actor_type: 'system', actor_id: opts.actor ?? 'cli', action: 'user.reset_password', target_type: 'user', target_id: String(user.id), details: { enabled: Boolean(opts.enable) } });
+  }
+
+  /** Disables a user (their sessions end and their open event streams close) or enables them again. */
+  async setDisabled(username: string, disabled: boolean, actor = 'cli'): Promise<void> {
+    const user = await this.existing(username);
+    await this.users.setDisabled(user.id, disabled);
+    if (disabled) {
+      await this.users.endSessions(user.id);
+      await this.limits.publishSessionsEnded({ userId: user.id });
+    }
+    await this.audit.record({ actor_type: 'system', actor_id: actor, action: disabled ? 'user.disable' : 'user.enable', target_type: 'user', target_id: String(user.id) });
   }
 }

@@ -52,6 +52,8 @@ export class ClassifyService {
     private readonly decoder: ImageDecoder,
     private readonly events: EventRepository,
     private readonly log: Logger,
+    /** Told after each stored result (the results queue looks at the study again). */
+    private readonly onResultStored?: (siteId: string, studyId: number) => Promise<void>,
   ) {}
 
   async classify(instanceId: number, timing: ClassifyTiming): Promise<ClassifyOutcome> {
@@ -141,6 +143,9 @@ export class ClassifyService {
     if (studyChanged) {
       await this.events.emit('study', { siteId: study.site_id, studyId: study.id, aiState: study.ai_state, aiFlag: study.ai_flag, aiScore: study.ai_score });
     }
+    await this.onResultStored?.(result.site_id, result.study_id).catch((err) => {
+      this.log.warn({ studyId: result.study_id, err: (err as Error).message }, 'could not schedule the study\'s AI output');
+    });
   }
 }
 

@@ -14,6 +14,18 @@ export interface Actor {
 
 export type QueueCounts = JobCounts;
 
+/**
+ * Whose jobs an admin may see and change: every site's (a superadmin) or those of their sites.
+ * Jobs outside the scope answer as if they did not exist (404), so their ids are not confirmed.
+ */
+export type JobScope = 'all' | readonly string[];
+
+/** Job ids are `sop-<site>-<SOP Instance UID>`; a UID starts with a digit, so "sop-a-" never matches site "a-b"'s jobs. */
+export function jobInScope(jobId: string, scope: JobScope): boolean {
+  if (scope === 'all') return true;
+  return scope.some((site) => jobId.startsWith(`sop-${site}-`) && /\d/.test(jobId.charAt(site.length + 5)));
+}
+
 export interface QueueOverview {
   name: string;
   paused: boolean;
@@ -158,12 +170,12 @@ export class QueueAdminService {
    * Study Instance UID or accession number is exactly `q` (looked up in the database, then their
    * jobs fetched by id).
    */
-  async failedJobs(opts: { q?: string; offset?: number; limit?: number } = {}): Promise<{ total: number; jobs: FailedJob[] }> {
+  async failedJobs(opts: { q?: string; offset?: number; limit?: number } = {}, scope: JobScope = 'all'): Promise<{ total: number; jobs: FailedJob[] }> {
     const offset = Math.max(0, opts.offset ?? 0);
     const limit = Math.min(Math.max(1, opts.limit ?? 50), 500);
     const term = opts.q?.trim();
     if (term) {
-      const refs = await this.stats.findInstances(term);
+      const refs = (await this.stats.findInstances(term)).filter((ref) => scope === 'all' || scope.includes(ref.siteId));
       const found = await Promise.all(refs.map(async (ref) => {
         const job = await this.jobs.find({ siteId: ref.siteId, sopInstanceUid: ref.sopInstanceUid });
         return job?.state === 'failed' ? this.toFailed(job, ref) : undefined;
@@ -171,19 +183,28 @@ export class QueueAdminService {
       const jobs = found.filter((j): j is FailedJob => j !== undefined).sort((a, b) => (b.finishedOn ?? 0) - (a.finishedOn ?? 0));
       return { total: jobs.length, jobs: jobs.slice(offset, offset + limit) };
     }
-    const [total, jobs] = await Promise.all([this.jobs.failedCount(), this.jobs.failed(offset, limit)]);
-    return { total, jobs: await this.withRefs(jobs) };
+    if (scope === 'all') {
+      const [total, jobs] = await Promise.all([this.jobs.failedCount(), this.jobs.failed(offset, limit)]);
+      return { total, jobs: await this.withRefs(jobs) };
+    }
+    // A site admin: the failed ids filtered by site, then only one page of jobs loaded.
+    const ids = (await this.jobs.failedIds()).filter((id) => jobInScope(id, scope));
+    return { total: ids.length, jobs: await this.withRefs(await this.load(ids.slice(offset, offset + limit))) };
   }
 
-  private async job(id: string) {
-    const job = await this.jobs.get(id);
+  private async load(ids: string[]) {
+    return (await Promise.all(ids.map((id) => this.jobs.get(id)))).filter((job) => job !== undefined);
+  }
+
+  private async job(id: string, scope: JobScope = 'all') {
+    const job = jobInScope(id, scope) ? await this.jobs.get(id) : undefined;
     if (!job) throw new AppError('job_not_found', `no job ${id}`);
     return job;
   }
 
   /** A job's history: BullMQ's record (attempts, errors, times, logs), the stored AI result, and audited actions. */
-  async jobHistory(id: string) {
-    const job = await this.job(id);
+  async jobHistory(id: string, scope: JobScope = 'all') {
+    const job = await this.job(id, scope);
     const instanceId = typeof job.data?.instanceId === 'number' ? job.data.instanceId : undefined;
     const [logs, refs, result, audit] = await Promise.all([
       this.jobs.logs(id, 100),
@@ -211,8 +232,8 @@ export class QueueAdminService {
   }
 
   /** Puts one failed job back in the queue with fresh attempts. */
-  async retry(id: string, actor: Actor): Promise<void> {
-    const job = await this.job(id);
+  async retry(id: string, actor: Actor, scope: JobScope = 'all'): Promise<void> {
+    const job = await this.job(id, scope);
     if (job.state !== 'failed') throw new AppError('job_state_conflict', `job is ${job.state}, only failed jobs can be retried`);
     const previous = { previousReason: job.failedReason, attemptsMade: job.attemptsMade };
     if (typeof job.data?.instanceId === 'number') await this.stats.markRequeued([job.data.instanceId]);
@@ -221,10 +242,13 @@ export class QueueAdminService {
   }
 
   /** Retries every failed job (up to `max` in one call); returns how many went back and how many are left. */
-  async retryAll(actor: Actor, max = 10_000): Promise<{ retried: number; remaining: number }> {
+  async retryAll(actor: Actor, max = 10_000, scope: JobScope = 'all'): Promise<{ retried: number; remaining: number }> {
     let retried = 0;
     while (retried < max) {
-      const jobs = await this.jobs.failed(0, Math.min(500, max - retried));
+      const count = Math.min(500, max - retried);
+      const jobs = scope === 'all'
+        ? await this.jobs.failed(0, count)
+        : await this.load((await this.jobs.failedIds()).filter((id) => jobInScope(id, scope)).slice(0, count));
       if (!jobs.length) break;
       await this.stats.markRequeued(jobs.map((j) => j.data?.instanceId).filter((x): x is number => typeof x === 'number'));
       let moved = 0;
@@ -239,14 +263,14 @@ export class QueueAdminService {
       retried += moved;
       if (!moved) break;
     }
-    const remaining = await this.jobs.failedCount();
-    await this.record(actor, 'queue.retry_all', { type: 'queue', id: this.jobs.name }, { retried, remaining });
+    const remaining = scope === 'all' ? await this.jobs.failedCount() : (await this.jobs.failedIds()).filter((id) => jobInScope(id, scope)).length;
+    await this.record(actor, 'queue.retry_all', { type: 'queue', id: this.jobs.name }, { retried, remaining, ...(scope === 'all' ? {} : { sites: scope }) });
     return { retried, remaining };
   }
 
   /** Removes a job (not one being processed). Its image stays failed in the database. */
-  async remove(id: string, actor: Actor): Promise<void> {
-    const job = await this.job(id);
+  async remove(id: string, actor: Actor, scope: JobScope = 'all'): Promise<void> {
+    const job = await this.job(id, scope);
     if (job.state === 'active') throw new AppError('job_state_conflict', 'job is being processed; it cannot be removed now');
     try {
       await this.jobs.remove(id);
@@ -278,7 +302,12 @@ export class QueueAdminService {
     return { removed };
   }
 
-  recentActions(limit = 20) {
-    return this.stats.recentQueueActions(limit).then((rows) => rows.map((a) => ({ ...a, details: a.details ? JSON.parse(a.details) : null })));
+  /** Recent audited queue actions; a site admin sees queue-wide ones and those on their sites' jobs. */
+  async recentActions(limit = 20, scope: JobScope = 'all') {
+    const rows = await this.stats.recentQueueActions(scope === 'all' ? limit : limit * 5);
+    return rows
+      .filter((a) => a.target_type !== 'job' || jobInScope(String(a.target_id), scope))
+      .slice(0, limit)
+      .map((a) => ({ ...a, details: a.details ? JSON.parse(a.details) : null }));
   }
 }

@@ -58,7 +58,7 @@ export class ReconcileService {
   }
 
   /** Removes stored files with no database row, older than `graceMs` (younger ones may be mid-commit). */
-  async removeOrphanFiles(graceMs = 10 * 60_000): Promise<number> {
+  async removeOrphanFiles(graceMs = 10 * 60_000, tempGraceMs = graceMs): Promise<number> {
     let removed = 0;
     const cutoff = Date.now() - graceMs;
     for await (const object of this.storage.listObjects()) {
@@ -67,7 +67,7 @@ export class ReconcileService {
       await this.storage.remove(object.key);
       removed++;
     }
-    removed += await this.storage.sweepTemp(graceMs);
+    removed += await this.storage.sweepTemp(tempGraceMs);
     if (removed) this.log.info({ removed }, 'removed orphan files left by interrupted uploads');
     return removed;
   }

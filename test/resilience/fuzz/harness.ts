@@ -93,7 +93,7 @@ export async function runFuzz(opts: {
   const seeds = await loadSeeds();
   const concurrency = opts.concurrency ?? 4;
   const requestTimeoutMs = opts.requestTimeoutMs ?? 20_000;
-  const system: ProcessSystem = await startProcessSystem({ LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', RECONCILE_INTERVAL_SEC: '3600' });
+  const system: ProcessSystem = await startProcessSystem({ LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', MAX_CONCURRENT_UPLOADS_PER_KEY: '64', RECONCILE_INTERVAL_SEC: '3600' });
   const figures: FuzzFigures = {
     runSeed: opts.runSeed, cases: 0, statuses: {}, accepted: 0, rejectedWithReason: 0, rejectionReasons: {}, serverErrors: 0, hangs: 0,
     crashes: 0, missingReason: 0, wrongReason: 0, pipeline: { classified: 0, outcomes: {} }, apiRssMbStart: 0, apiRssMbMax: 0, testRssMbMax: 0, seconds: 0, findings: [],

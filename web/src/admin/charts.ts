@@ -1,8 +1,8 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import type { MinuteStats } from '../../../services/contract/index.js';
 import { h } from '../lib/dom.js';
 
-export interface MinuteStats { minute: number; results: number; p50Ms: number | null; p95Ms: number | null }
 
 const AXIS = { stroke: '#8b9aa8', grid: { stroke: '#2a3642', width: 1 }, ticks: { stroke: '#2a3642', width: 1 } };
 

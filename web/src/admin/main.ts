@@ -4,40 +4,18 @@ import './admin.css';
 import { api, ApiError, onUnauthorized, query } from '../lib/api.js';
 import { currentUser, loadSession, signOut, type User } from '../lib/auth.js';
 import { signInForm } from '../lib/sign-in-form.js';
+import { showDemoBanner } from '../lib/demo-banner.js';
 import { clear, h } from '../lib/dom.js';
-import { PipelineCharts, type MinuteStats } from './charts.js';
+import type { AdminAction, FailedJob, Overview, Throughput, WorkerStatus } from '../../../services/contract/index.js';
+import { PipelineCharts } from './charts.js';
+import { DeliveriesPanel } from './deliveries.js';
 import { ago, bytes, duration, shortUid, time } from './format.js';
 
 /** How often the dashboard reloads its numbers. */
 const REFRESH_MS = 3_000;
 
-interface Worker {
-  id: string; host: string; pid: number; backend: string; modelName: string; modelVersion: string;
-  concurrency: number; jobsDone: number; jobsFailed: number; startedAt: number; lastHeartbeat: number; alive: boolean;
-}
-interface Overview {
-  at: number;
-  queue: null | {
-    name: string; paused: boolean; waitingTotal: number; oldestWaitingAgeSec: number | null;
-    counts: Record<'waiting' | 'prioritized' | 'active' | 'delayed' | 'completed' | 'failed' | 'waiting-children', number>;
-  };
-  workers: Worker[] | null;
-  health: { redis: 'ok' | 'unreachable'; database: 'ok' | 'unreachable' };
-  disk: null | { path: string; freeBytes: number; totalBytes: number; usedFraction: number };
-  instances: Record<string, number> | null;
-}
-interface StageStats { count: number; p50Ms: number | null; p95Ms: number | null }
-interface Throughput {
-  since: number; until: number; minutes: MinuteStats[];
-  total: { results: number; perMinute: number; p50Ms: number | null; p95Ms: number | null };
-  stages: Record<'queue_wait' | 'decode' | 'inference' | 'store' | 'total' | 'upload_to_result', StageStats>;
-}
-interface FailedJob {
-  id: string; instanceId: number | null; siteId: string | null; failedReason: string; attemptsMade: number; attempts: number;
-  queuedAt: number; processedOn: number | null; finishedOn: number | null;
-  sopInstanceUid: string | null; studyUid: string | null; accessionNumber: string | null;
-}
-interface Action { at: number; actor_type: string; actor_id: string | null; action: string; target_type: string | null; target_id: string | null; details: Record<string, unknown> | null }
+type Action = AdminAction;
+type Worker = WorkerStatus;
 
 const root = document.getElementById('admin')!;
 let dashboard: Dashboard | undefined;
@@ -64,7 +42,7 @@ function showForbidden(user: User) {
 function start() {
   const user = currentUser();
   if (!user) return showLogin();
-  if (user.role !== 'admin') return showForbidden(user);
+  if (user.role !== 'admin' && user.role !== 'superadmin') return showForbidden(user);
   dashboard?.destroy();
   clear(root);
   dashboard = new Dashboard(user);
@@ -91,6 +69,7 @@ class Dashboard {
   private readonly historyBox = h('section', { class: 'panel wide', id: 'job-history', hidden: true });
   private readonly actionsBody = h('tbody', { id: 'recent-actions' });
   private readonly message = h('p', { class: 'notice', id: 'action-message', role: 'status' }, '');
+  private readonly deliveries = new DeliveriesPanel((text, error) => this.say(text, error));
   private busy = false;
   private finished: number | undefined;
 
@@ -127,6 +106,7 @@ class Dashboard {
             h('thead', {}, h('tr', {}, ...['Site', 'SOP Instance UID', 'Study Instance UID', 'Accession', 'Reason', 'Attempts', 'Failed at', ''].map((t) => h('th', {}, t)))),
             this.failedBody))),
         this.historyBox,
+        this.deliveries.element,
         h('section', { class: 'panel wide' }, h('h2', {}, 'Recent queue actions (audited)'),
           h('table', { class: 'data' }, h('thead', {}, h('tr', {}, ...['When', 'Who', 'Action', 'Target', 'Details'].map((t) => h('th', {}, t)))), this.actionsBody))));
   }
@@ -135,7 +115,8 @@ class Dashboard {
     void this.refresh();
     void this.loadCharts();
     void this.loadFailed();
-    this.timer = window.setInterval(() => void this.refresh(), REFRESH_MS);
+    void this.deliveries.load();
+    this.timer = window.setInterval(() => { void this.refresh(); void this.deliveries.load(); }, REFRESH_MS);
     this.chartTimer = window.setInterval(() => void this.loadCharts(), REFRESH_MS * 5);
   }
 
@@ -354,3 +335,5 @@ loadSession().then(() => start()).catch((err) => {
   clear(root);
   root.append(h('p', { class: 'error' }, `Cannot reach the server: ${(err as Error).message}`));
 });
+
+void showDemoBanner();

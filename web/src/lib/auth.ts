@@ -1,12 +1,7 @@
+import type { User } from '../../../services/contract/index.js';
 import { api, ApiError, setCsrfToken } from './api.js';
 
-export interface User {
-  userId: number;
-  username: string;
-  displayName: string;
-  role: 'radiologist' | 'admin';
-  siteIds: string[];
-}
+export type { User };
 
 let current: User | undefined;
 

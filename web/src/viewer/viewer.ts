@@ -1,194 +1,224 @@
+import type { Decision, DecisionRequest, Measurement, StudyAi, StudyDetail, StudyImage } from '../../../services/contract/index.js';
 import { api, ApiError } from '../lib/api.js';
 import { currentUser } from '../lib/auth.js';
 import { clear, h } from '../lib/dom.js';
 import { subscribe, type LiveConnection } from '../lib/events.js';
-import { AI_LABEL, AI_STATE_TEXT, DECISION_TEXT, dateTime, dicomDate, dicomTime, personName, priorityText, score } from '../format.js';
-import type { WorklistItem, WorklistPage } from '../worklist.js';
-import { cornerstone, cornerstoneTools, initCornerstone } from './cornerstone.js';
-import { drawOverlay, loadHeatmap, type AiBox } from './overlay.js';
-import { PRESETS, rangeStats, type RangeStats } from './presets.js';
-import { SHORTCUTS } from './shortcuts.js';
+import { AI_LABEL, DECISION_TEXT, dicomDate, personName, studyLabel } from '../format.js';
+import type { WorklistPage } from '../worklist.js';
+import { bindingFor, DECISION_COMMANDS, helpRows, type Command } from './keymap.js';
+import { defaultLayout, hang, LAYOUTS, layoutById, type Layout } from './layout.js';
+import { drawOverlays, loadHeatmap } from './overlays.js';
+import { DecisionPanel, imageAiText, renderAiPanel, renderStudyInfo, SeriesStrip, type DecisionGate } from './panels.js';
+import { PRESETS } from './presets.js';
+import { imageIdOf, UNDISPLAYABLE, Viewport, type ToolMode, type ViewState } from './viewport.js';
 
-interface ImageAi {
-  status: 'done' | 'failed' | 'not_applicable';
-  probability: number | null;
-  flag: 'none' | 'doubt' | 'definite' | null;
-  boxes: AiBox[];
-  heatmapUrl: string | null;
-  model: { name: string | null; version: string | null };
-  reason: string | null;
+/** What the server can do beyond the basics, read from its OpenAPI document (absent → hidden). */
+interface Features { undo: boolean; measurements: boolean }
+
+let features: Promise<Features> | undefined;
+function serverFeatures(): Promise<Features> {
+  features ??= api<{ paths?: Record<string, Record<string, any>> }>('/openapi.json').then((doc) => {
+    const review = doc.paths?.['/api/studies/{id}/review'] ?? {};
+    const body = review.post?.requestBody?.content?.['application/json']?.schema?.properties ?? {};
+    return { undo: !!review.delete, measurements: 'measurements' in body };
+  }).catch(() => ({
+    // No OpenAPI document (a deployment may hide it): offer undo and learn from the answer; never
+    // send measurements a strict server would refuse the decision for.
+    undo: true, measurements: false,
+  }));
+  return features;
 }
 
-interface StudyImage {
-  id: number;
-  sopInstanceUid: string;
-  seriesNumber: number | null;
-  seriesDescription: string | null;
-  instanceNumber: number | null;
-  modality: string | null;
-  bodyPart: string | null;
-  laterality: string | null;
-  viewPosition: string | null;
-  rows: number;
-  columns: number;
-  photometric: string;
-  url: string;
-  ai: ImageAi | null;
+/** One viewport of the layout, with its corner texts. */
+interface Cell {
+  viewport: Viewport;
+  element: HTMLElement;
+  info: { tl: HTMLElement; tr: HTMLElement; bl: HTMLElement; br: HTMLElement };
 }
 
-interface ReviewEntry {
-  id: number;
-  decision: string;
-  comment: string | null;
-  boxes: AiBox[];
-  user: { username: string; displayName: string };
-  at: number;
-  supersededAt: number | null;
-}
-
-interface StudyDetail {
-  study: WorklistItem;
-  model: { name: string | null; version: string | null } | null;
-  images: StudyImage[];
-  reviews: ReviewEntry[];
-}
-
-const imageIdOf = (image: StudyImage) => `wadouri:${image.url}`;
+const TOOL_OF: Partial<Record<Command, ToolMode>> = { toolWwwc: 'wwwc', toolPan: 'pan', toolLength: 'length', toolAngle: 'angle' };
 
 /**
- * The viewer: one study at a time, cornerstone for the pixels (never altered: the AI overlay is a
- * separate canvas), keyboard first, decisions in the side panel.
+ * The viewer page: one study at a time in a layout of viewports (1 × 1 or 1 × 2, hung frontal left
+ * and lateral right), overlays drawn over the images, keyboard first (keymap.ts), decisions in the
+ * side panel — only on images that were displayed, and reversible.
  */
 export class ViewerPage {
   readonly element: HTMLElement;
-  private viewport: HTMLDivElement;
-  private overlay: HTMLCanvasElement;
-  private info = { tl: h('div', { class: 'info tl' }), tr: h('div', { class: 'info tr' }), bl: h('div', { class: 'info bl', id: 'info-wl' }), br: h('div', { class: 'info br ai-label' }) };
+  private cells: Cell[];
+  private grid = h('div', { class: 'grid layout-1x1', id: 'viewport-grid' });
   private side: HTMLElement;
+  private studyInfo = h('div', { class: 'panel study-info', id: 'study-info' });
   private aiPanel = h('div', { class: 'panel ai-panel', id: 'ai-panel' });
-  private thumbs = h('div', { class: 'panel images', id: 'image-list' });
-  private reviewPanel = h('div', { class: 'panel review', id: 'review-panel' });
-  private historyList = h('ol', { class: 'history', id: 'review-history' });
-  private comment = h('textarea', { id: 'comment', rows: 3, maxLength: 2000, placeholder: 'Optional comment (C)', 'aria-label': 'Comment' });
+  private strip = new SeriesStrip((index) => void this.showInCell(this.active, index));
+  private decisions: DecisionPanel;
   private toast = h('div', { class: 'toast', role: 'status', id: 'toast' });
   private help: HTMLElement;
   private drawHint = h('div', { class: 'draw-hint', hidden: true }, 'Draw a box around each fracture the AI missed (drag). Enter or M saves, Esc cancels.');
   private opacity = h('input', { type: 'range', min: 0, max: 100, value: 45, id: 'overlay-opacity', 'aria-label': 'Heat-map opacity' });
   private overlayToggle = h('input', { type: 'checkbox', id: 'overlay-toggle', checked: true });
+  private heatAllToggle = h('input', { type: 'checkbox', id: 'heat-all-toggle' });
+  private syncToggle = h('input', { type: 'checkbox', id: 'sync-wl' });
+  private layoutSelect = h('select', { id: 'layout', 'aria-label': 'Layout' }, ...LAYOUTS.map((l) => h('option', { value: l.id }, l.label)));
+  private presetSelect = h('select', { id: 'preset', 'aria-label': 'Window preset' }, ...PRESETS.map((p) => h('option', { value: p.key }, `${p.key} ${p.name}`)));
+  private toolButtons = new Map<ToolMode, HTMLButtonElement>();
 
   private detail: StudyDetail | undefined;
   private studyId: number | undefined;
-  private index = 0;
-  private overlayOn = true;
-  private heat: HTMLCanvasElement | undefined;
-  private stats = new Map<string, RangeStats>();
+  private layout: Layout = layoutById('1x1');
+  /** Image index shown in each cell of the layout. */
+  private shown: number[] = [];
+  private active = 0;
+  private tool: ToolMode = 'wwwc';
+  private heat = new Map<number, HTMLCanvasElement | undefined>();
   private drawing = false;
   private busy = false;
   private openedAt = 0;
   private firstRender = false;
-  private enabled = false;
+  private features: Features = { undo: false, measurements: false };
+  /** The studies in the order the worklist listed them when the viewer opened (P/N walk this). */
+  private order: { id: number; reviewed: boolean }[] = [];
+  private decidedHere = new Set<number>();
+  private lastDecision: { studyId: number; label: string } | undefined;
   private live: LiveConnection | undefined;
   private onKey = (e: KeyboardEvent) => this.key(e);
-  private onResize = () => { if (this.enabled) cornerstone.resize(this.viewport, false); };
   private visible = false;
 
   constructor(private readonly worklist: WorklistPage) {
-    initCornerstone();
-    this.viewport = h('div', { class: 'viewport', id: 'viewport', tabIndex: 0, 'aria-label': 'Image' });
-    this.overlay = h('canvas', { class: 'ai-overlay', id: 'ai-overlay' });
-    this.viewport.addEventListener('contextmenu', (e) => e.preventDefault());
+    this.cells = ['viewport', 'viewport-2'].map((id, i) => this.makeCell(id, i));
+    this.grid.append(...this.cells.map((c) => c.element));
+    this.decisions = new DecisionPanel(currentUser()?.role === 'radiologist', (d) => this.command(d), () => void this.undo());
 
-    const tool = (label: string, title: string, action: () => void, id?: string) => {
+    const button = (label: string, title: string, action: () => void, id?: string) => {
       const b = h('button', { type: 'button', title, id }, label);
-      b.addEventListener('click', () => { action(); this.viewport.focus(); });
+      b.addEventListener('click', () => { action(); this.focusActive(); });
       return b;
     };
-    const presetSelect = h('select', { id: 'preset', 'aria-label': 'Window preset' },
-      ...PRESETS.map((p) => h('option', { value: p.key }, `${p.key} ${p.name}`)));
-    presetSelect.addEventListener('change', () => { this.applyPreset(presetSelect.value); this.viewport.focus(); });
+    const toolButton = (mode: ToolMode, label: string, title: string) => {
+      const b = button(label, title, () => this.setTool(mode), `tool-${mode}`);
+      b.classList.add('tool');
+      this.toolButtons.set(mode, b);
+      return b;
+    };
+    this.presetSelect.addEventListener('change', () => { this.applyPreset(this.presetSelect.value); this.focusActive(); });
+    this.layoutSelect.addEventListener('change', () => { void this.setLayout(layoutById(this.layoutSelect.value as Layout['id'])); this.focusActive(); });
     const toolbar = h('div', { class: 'toolbar' },
-      tool('← Worklist', 'Back to the worklist (Esc)', () => this.back(), 'back'),
-      tool('‹ Prev', 'Previous study (P)', () => void this.moveStudy(-1)),
-      tool('Next ›', 'Next study (N)', () => void this.moveStudy(1), 'next-study'),
+      button('← Worklist', 'Back to the worklist (Esc)', () => this.back(), 'back'),
+      button('‹ Prev', 'Previous study (P)', () => this.command('prevStudy'), 'prev-study'),
+      button('Next ›', 'Next study (N)', () => this.command('nextStudy'), 'next-study'),
       h('span', { class: 'sep' }),
-      presetSelect,
-      tool('Zoom +', 'Zoom in (+)', () => this.zoom(1.25)), tool('Zoom −', 'Zoom out (−)', () => this.zoom(0.8)),
-      tool('⟳', 'Rotate right (R)', () => this.rotate(90)), tool('⟲', 'Rotate left (L)', () => this.rotate(-90)),
-      tool('⇋', 'Flip horizontal (H)', () => this.flip('hflip')), tool('⇵', 'Flip vertical (V)', () => this.flip('vflip')),
-      tool('Invert', 'Invert (I)', () => this.invert()), tool('Fit', 'Fit to window (F)', () => this.fit()), tool('Reset', 'Reset (0)', () => this.reset()),
+      this.layoutSelect,
+      h('label', { class: 'toggle', title: 'Synchronise window/level (S)' }, this.syncToggle, ' Sync W/L'),
+      h('span', { class: 'sep' }),
+      toolButton('wwwc', 'W/L', 'Window / level with the left button (W)'),
+      toolButton('pan', 'Pan', 'Pan with the left button, for trackpads (G)'),
+      toolButton('length', 'Length', 'Measure a length (T)'),
+      toolButton('angle', 'Angle', 'Measure an angle (E)'),
+      h('span', { class: 'sep' }),
+      this.presetSelect,
+      button('+', 'Zoom in (+)', () => this.command('zoomIn')), button('−', 'Zoom out (−)', () => this.command('zoomOut')),
+      button('⟳', 'Rotate right (R)', () => this.command('rotateRight')), button('⟲', 'Rotate left (L)', () => this.command('rotateLeft')),
+      button('⇋', 'Flip horizontal (H)', () => this.command('flipH')), button('⇵', 'Flip vertical (V)', () => this.command('flipV')),
+      button('Invert', 'Invert (I)', () => this.command('invert')), button('Fit', 'Fit to window (F)', () => this.command('fit')), button('Reset', 'Reset (0)', () => this.command('reset')),
       h('span', { class: 'spacer' }),
-      tool('? Help', 'Keyboard shortcuts (?)', () => this.toggleHelp(), 'help-button'));
+      button('? Help', 'Keyboard shortcuts (?)', () => this.toggleHelp(), 'help-button'));
 
     this.help = h('div', { class: 'help', id: 'help', hidden: true, role: 'dialog', 'aria-label': 'Keyboard shortcuts' },
       h('h2', {}, 'Keyboard shortcuts'),
-      h('table', {}, h('tbody', {}, ...SHORTCUTS.map(([k, t]) => h('tr', {}, h('th', {}, k), h('td', {}, t))))),
+      h('dl', { class: 'keys' }, ...helpRows().map(([k, t]) => h('div', { class: 'key-row' }, h('dt', {}, k), h('dd', {}, t)))),
       h('p', { class: 'ai-label' }, `${AI_LABEL}. The heat map and boxes are drawn over the image; the image's pixels are never changed.`),
-      h('p', {}, 'Esc or ? closes this panel.'));
+      h('p', {}, 'Decision keys do nothing while this panel is open. Esc or ? closes it.'));
 
-    this.viewport.append(this.overlay, this.info.tl, this.info.tr, this.info.bl, this.info.br, this.drawHint);
-    this.side = h('aside', { class: 'side' }, h('div', { class: 'panel study-info', id: 'study-info' }), this.aiPanel, this.thumbs, this.reviewPanel);
+    this.side = h('aside', { class: 'side' }, this.studyInfo, this.aiPanel, this.decisions.element);
     this.element = h('section', { class: 'viewer-page', id: 'viewer-page', hidden: true },
-      this.side, h('div', { class: 'stage' }, toolbar, this.viewport), this.help, this.toast);
+      this.side, h('div', { class: 'stage' }, toolbar, this.grid, this.strip.element), this.help, this.toast);
 
-    this.overlayToggle.addEventListener('change', () => this.setOverlay(this.overlayToggle.checked));
-    this.opacity.addEventListener('input', () => this.redrawOverlay());
-    this.buildReviewPanel();
+    this.overlayToggle.addEventListener('change', () => this.redrawAll());
+    this.heatAllToggle.addEventListener('change', () => this.redrawAll());
+    this.opacity.addEventListener('input', () => this.redrawAll());
+    this.syncToggle.addEventListener('change', () => this.syncFrom(this.active));
+    this.setTool('wwwc');
   }
 
-  private ensureEnabled() {
-    if (this.enabled) return;
-    cornerstone.enable(this.viewport);
-    const tools = cornerstoneTools;
-    for (const T of [tools.WwwcTool, tools.PanTool, tools.ZoomTool, tools.ZoomMouseWheelTool, tools.RectangleRoiTool]) tools.addToolForElement(this.viewport, T);
-    tools.setToolActiveForElement(this.viewport, 'Wwwc', { mouseButtonMask: 1 });
-    tools.setToolActiveForElement(this.viewport, 'Pan', { mouseButtonMask: 4 });
-    tools.setToolActiveForElement(this.viewport, 'Zoom', { mouseButtonMask: 2 });
-    tools.setToolActiveForElement(this.viewport, 'ZoomMouseWheel', {});
-    tools.setToolPassiveForElement(this.viewport, 'RectangleRoi');
-    // Shift + left drag pans (for trackpads without a middle button).
-    this.viewport.addEventListener('mousedown', (e) => {
-      if (this.drawing) return;
-      tools.setToolActiveForElement(this.viewport, e.shiftKey ? 'Pan' : 'Wwwc', { mouseButtonMask: e.shiftKey ? 5 : 1 });
-    }, true);
-    this.viewport.addEventListener(cornerstone.EVENTS.IMAGE_RENDERED, () => this.rendered());
-    this.enabled = true;
+  private makeCell(id: string, index: number): Cell {
+    const viewport = new Viewport(id);
+    const info = {
+      tl: h('div', { class: 'info tl' }), tr: h('div', { class: 'info tr' }),
+      bl: h('div', { class: 'info bl', id: index === 0 ? 'info-wl' : `info-wl-${index + 1}` }), br: h('div', { class: 'info br ai-label' }),
+    };
+    viewport.element.append(info.tl, info.tr, info.bl, info.br);
+    if (index === 0) viewport.element.append(this.drawHint);
+    const element = h('div', { class: 'cell', dataset: { cell: String(index) } }, viewport.element);
+    const cell: Cell = { viewport, element, info };
+    viewport.onRendered = (view) => this.rendered(index, view);
+    viewport.onAnnotation = () => this.renderMeasurements();
+    viewport.element.addEventListener('mousedown', () => this.activate(index), true);
+    viewport.element.addEventListener('focus', () => this.activate(index));
+    return cell;
+  }
+
+  private visibleCells() {
+    return this.cells.slice(0, this.layout.columns);
+  }
+
+  private focusActive() {
+    this.cells[this.active].viewport.element.focus();
+  }
+
+  private activate(index: number) {
+    if (this.active === index) return;
+    this.active = index;
+    this.cells.forEach((c, i) => c.element.classList.toggle('active', i === index && this.layout.columns > 1));
+    this.strip.mark(this.shown, this.active);
+    if (this.detail) renderAiPanel(this.aiPanel, this.detail, this.imageIn(index), this.aiControls());
   }
 
   async open(studyId: number) {
     this.visible = true;
     this.element.hidden = false;
     document.addEventListener('keydown', this.onKey);
-    window.addEventListener('resize', this.onResize);
     this.live ??= subscribe((event) => { if (event.studyId === this.studyId && event.type !== 'review') void this.refreshAi(); });
-    this.ensureEnabled();
-    // The canvas may have been sized while the viewer was hidden (0×0): size it to the element again.
-    cornerstone.resize(this.viewport, true);
+    for (const c of this.visibleCells()) c.viewport.enable();
     if (studyId === this.studyId && this.detail) return;
+    if (!this.order.some((s) => s.id === studyId)) {
+      this.order = this.worklist.items.map((i) => ({ id: i.id, reviewed: i.reviewState === 'reviewed' }));
+      this.decidedHere.clear();
+    }
     this.studyId = studyId;
     this.detail = undefined;
-    this.index = 0;
     this.openedAt = performance.now();
     this.firstRender = false;
-    this.viewport.dataset.rendered = '';
     this.stopDrawing(false);
-    this.comment.value = '';
+    this.decisions.comment.value = '';
     this.worklist.setSelected(studyId);
+    this.updateGate();
+    let detail: StudyDetail;
     try {
-      const detail = await api<StudyDetail>(`/api/studies/${studyId}`);
-      if (this.studyId !== studyId) return;
-      this.detail = detail;
+      [detail, this.features] = await Promise.all([api<StudyDetail>(`/api/studies/${studyId}`), serverFeatures()]);
     } catch (err) {
-      this.showToast(err instanceof ApiError && err.status === 404 ? 'No such study (or not one of your sites).' : `Could not open: ${(err as Error).message}`, true);
+      this.showToast(err instanceof ApiError && err.status === 404 ? 'No such study (or not one of your sites).' : `Could not open the study: ${(err as Error).message}`, { error: true });
       return;
     }
-    document.title = `fracture-triage — ${this.detail.study.accession ?? 'study'}`;
-    this.renderStudyInfo();
-    this.renderAiPanel();
-    this.renderThumbs();
-    this.renderHistory();
-    await this.showImage(0);
-    this.viewport.focus();
+    if (this.studyId !== studyId) return;
+    this.detail = detail;
+    this.heat.clear();
+    this.worklist.setBaseTitle(`fracture-triage — ${detail.study.accession ?? 'study'}`);
+    renderStudyInfo(this.studyInfo, detail.study);
+    this.decisions.renderHistory(detail.reviews, this.features.undo);
+    if (!detail.images.length) {
+      this.showToast('This study has no images.', { error: true });
+      return;
+    }
+    this.strip.render(detail.images, (image, canvas) => {
+      // Thumbnails after the first image is up, so they never delay it.
+      void this.firstPixels.then(() => this.cells[0].viewport.thumbnail(imageIdOf(image.url), canvas));
+    });
+    this.active = 0;
+    await this.setLayout(defaultLayout(detail.images), true);
+    this.focusActive();
   }
+
+  private firstPixels: Promise<void> = Promise.resolve();
 
   close() {
     if (!this.visible) return;
@@ -196,253 +226,201 @@ export class ViewerPage {
     this.element.hidden = true;
     this.help.hidden = true;
     document.removeEventListener('keydown', this.onKey);
-    window.removeEventListener('resize', this.onResize);
     this.live?.close();
     this.live = undefined;
     this.studyId = undefined;
     this.detail = undefined;
-    this.viewport.dataset.rendered = '';
+    this.order = [];
+    for (const c of this.cells) c.viewport.clear();
+    this.worklist.setBaseTitle(undefined);
   }
 
-  // --- images ---
+  // --- layout and images ---
 
-  private get image(): StudyImage | undefined {
-    return this.detail?.images[this.index];
-  }
-
-  private async showImage(index: number) {
-    const detail = this.detail;
-    if (!detail || !detail.images.length) {
-      this.showToast('This study has no images.', true);
-      return;
-    }
-    this.index = (index + detail.images.length) % detail.images.length;
-    const image = detail.images[this.index];
-    const imageId = imageIdOf(image);
-    for (const [i, b] of [...this.thumbs.querySelectorAll('button')].entries()) b.classList.toggle('current', i === this.index);
-    this.heat = undefined;
-    try {
-      const loaded = await cornerstone.loadAndCacheImage(imageId);
-      if (this.image !== image) return;
-      if (!this.stats.has(imageId)) this.stats.set(imageId, rangeStats(loaded.getPixelData(), loaded.invert === true || image.photometric === 'MONOCHROME1'));
-      this.viewport.dataset.imageId = imageId;
-      // Each image starts from its own defaults (its VOI, MONOCHROME1 inversion), never the last image's.
-      cornerstone.displayImage(this.viewport, loaded, cornerstone.getDefaultViewportForImage(this.viewport, loaded));
-      cornerstone.fitToWindow(this.viewport);
-      (this.element.querySelector('#preset') as HTMLSelectElement).value = '1';
-    } catch (err) {
-      this.showToast(`Could not display the image: ${errorText(err)}`, true);
-      return;
-    }
-    if (image.ai?.heatmapUrl) {
-      loadHeatmap(image.ai.heatmapUrl).then((heat) => {
-        if (this.image === image) {
-          this.heat = heat;
-          this.redrawOverlay();
-        }
-      });
-    }
+  private async setLayout(layout: Layout, rehang = false) {
+    const changed = layout.id !== this.layout.id;
+    this.layout = layout;
+    this.layoutSelect.value = layout.id;
+    this.grid.className = `grid layout-${layout.id}`;
+    if (this.active >= layout.columns) this.active = 0;
+    this.cells.forEach((c, i) => {
+      c.element.hidden = i >= layout.columns;
+      c.element.classList.toggle('active', i === this.active && layout.columns > 1);
+    });
+    const images = this.detail?.images ?? [];
+    if (rehang || changed) this.shown = hang(images, layout);
+    for (const [i, c] of this.cells.entries()) if (i >= this.shown.length || i >= layout.columns) c.viewport.clear();
+    for (const c of this.visibleCells()) c.viewport.enable();
+    const shown = Promise.all(this.shown.map((index, cell) => this.showInCell(cell, index)));
+    this.firstPixels = shown.then(() => undefined);
+    await shown;
     // Prefetch the study's other images so the next one is one key away.
-    for (const other of detail.images) if (other !== image) cornerstone.loadAndCacheImage(imageIdOf(other)).catch(() => undefined);
+    for (const [i, image] of images.entries()) if (!this.shown.includes(i)) this.cells[0].viewport.prefetch(imageIdOf(image.url));
   }
 
-  private rendered() {
-    const vp = cornerstone.getViewport(this.viewport);
-    const drawn: string | undefined = cornerstone.getEnabledElement(this.viewport).image?.imageId;
-    if (!vp || !drawn) return;
-    // The current image of the open study is on the canvas (tests and bench:viewer wait on this).
-    // A late render of the previous study's image (resize, W/L) must not count: it is ignored.
-    if (!this.image || drawn !== imageIdOf(this.image)) return;
-    this.viewport.dataset.rendered = drawn;
-    if (!this.firstRender) {
+  private imageIn(cell: number): StudyImage | undefined {
+    const index = this.shown[cell];
+    return index === undefined ? undefined : this.detail?.images[index];
+  }
+
+  private async showInCell(cell: number, index: number) {
+    const detail = this.detail;
+    if (!detail?.images.length || cell >= this.layout.columns) return;
+    const count = detail.images.length;
+    index = ((index % count) + count) % count;
+    this.shown[cell] = index;
+    const image = detail.images[index];
+    this.strip.mark(this.shown, this.active);
+    if (cell === this.active) renderAiPanel(this.aiPanel, detail, image, this.aiControls());
+    const viewport = this.cells[cell].viewport;
+    const shown = viewport.show(imageIdOf(image.url));
+    this.updateGate();
+    const outcome = await shown;
+    if (outcome === 'stale' || this.detail !== detail) return;
+    this.updateGate();
+    this.renderMeasurements();
+    if (outcome === 'failed') {
+      this.renderInfo(cell);
+      this.showToast(UNDISPLAYABLE, { error: true });
+      return;
+    }
+    if (cell === 0) this.presetSelect.value = '1';
+    if (image.ai?.heatmapUrl && !this.heat.has(image.id)) {
+      const heat = await loadHeatmap(image.ai.heatmapUrl);
+      this.heat.set(image.id, heat);
+      this.redrawAll();
+    }
+  }
+
+  private rendered(cell: number, view: ViewState) {
+    const image = this.imageIn(cell);
+    if (!image) return;
+    if (cell === 0 && !this.firstRender) {
       this.firstRender = true;
-      this.viewport.dataset.firstRenderMs = String(Math.round(performance.now() - this.openedAt));
+      this.cells[0].viewport.element.dataset.firstRenderMs = String(Math.round(performance.now() - this.openedAt));
     }
-    this.viewport.dataset.ww = String(Math.round(vp.voi.windowWidth));
-    this.viewport.dataset.wc = String(Math.round(vp.voi.windowCenter));
-    this.renderInfo(vp);
-    this.redrawOverlay();
+    this.renderInfo(cell, view);
+    this.redraw(cell);
+    this.updateGate();
+    if (this.syncToggle.checked) this.syncFrom(cell);
   }
 
-  private redrawOverlay() {
-    if (!this.enabled || !this.image) return;
-    const ai = this.image.ai;
-    drawOverlay(this.viewport, this.overlay, {
-      visible: this.overlayOn && ai?.status === 'done',
-      opacity: Number(this.opacity.value) / 100,
-      heat: this.heat,
-      boxes: ai?.boxes ?? [],
-    });
-    this.viewport.dataset.overlay = this.overlayOn ? 'on' : 'off';
-  }
-
-  private setOverlay(on: boolean) {
-    this.overlayOn = on;
-    this.overlayToggle.checked = on;
-    this.redrawOverlay();
-    this.renderInfo(cornerstone.getViewport(this.viewport));
-  }
-
-  // --- viewport operations ---
-
-  private update(change: (vp: any) => void) {
-    const vp = cornerstone.getViewport(this.viewport);
-    if (!vp) return;
-    change(vp);
-    cornerstone.setViewport(this.viewport, vp);
-  }
-
-  private zoom(factor: number) { this.update((vp) => { vp.scale = Math.min(40, Math.max(0.05, vp.scale * factor)); }); }
-  private rotate(deg: number) { this.update((vp) => { vp.rotation = ((vp.rotation + deg) % 360 + 360) % 360; }); }
-  private flip(which: 'hflip' | 'vflip') { this.update((vp) => { vp[which] = !vp[which]; }); }
-  private invert() { this.update((vp) => { vp.invert = !vp.invert; }); }
-  private fit() { cornerstone.fitToWindow(this.viewport); }
-  private reset() { cornerstone.reset(this.viewport); cornerstone.fitToWindow(this.viewport); }
-
-  private applyPreset(key: string) {
-    const preset = PRESETS.find((p) => p.key === key);
-    const imageId = this.viewport.dataset.imageId;
-    if (!preset || !imageId) return;
-    const select = this.element.querySelector('#preset') as HTMLSelectElement;
-    select.value = key;
-    const stats = this.stats.get(imageId);
-    const result = stats ? preset.compute(stats) : 'default';
-    if (result === 'default') {
-      const enabled = cornerstone.getEnabledElement(this.viewport);
-      const def = cornerstone.getDefaultViewportForImage(this.viewport, enabled.image);
-      this.update((vp) => { vp.voi = { ...def.voi }; });
-    } else {
-      this.update((vp) => { vp.voi = { windowWidth: result.windowWidth, windowCenter: result.windowCenter }; });
+  /** With sync on, the other viewports take this one's window/level (only when different: no loop). */
+  private syncFrom(cell: number) {
+    if (!this.syncToggle.checked) return;
+    const voi = this.cells[cell].viewport.view()?.voi;
+    if (!voi) return;
+    for (const [i, c] of this.visibleCells().entries()) {
+      const other = c.viewport.view()?.voi;
+      if (i !== cell && other && (Math.round(other.windowWidth) !== Math.round(voi.windowWidth) || Math.round(other.windowCenter) !== Math.round(voi.windowCenter))) c.viewport.setVoi(voi);
     }
   }
 
-  // --- panels ---
-
-  private renderStudyInfo() {
-    const panel = this.side.querySelector('#study-info')!;
-    clear(panel);
-    const s = this.detail!.study;
-    panel.append(
-      h('h2', { class: 'patient-name' }, personName(s.patient.name)),
-      h('dl', {},
-        h('dt', {}, 'Patient ID'), h('dd', {}, s.patient.id ?? '—'),
-        h('dt', {}, 'Age / sex'), h('dd', {}, [s.patient.age, s.patient.sex].filter(Boolean).join(' / ') || '—'),
-        h('dt', {}, 'Accession'), h('dd', {}, s.accession ?? '—'),
-        h('dt', {}, 'Study'), h('dd', {}, `${dicomDate(s.studyDate)} ${dicomTime(s.studyTime)}`),
-        h('dt', {}, 'Received'), h('dd', {}, dateTime(s.receivedAt)),
-        h('dt', {}, 'Body part'), h('dd', {}, s.bodyPart ?? '—'),
-        h('dt', {}, 'Priority'), h('dd', {}, priorityText(s.priority)),
-        s.description ? h('dt', {}, 'Description') : null, s.description ? h('dd', {}, s.description) : null));
-  }
-
-  private renderAiPanel() {
-    clear(this.aiPanel);
-    const d = this.detail!;
-    const state = d.study.ai.state;
-    const image = this.image ?? d.images[0];
-    const model = d.model ? `${d.model.name ?? 'model'} ${d.model.version ?? ''}`.trim() : '—';
-    const toggle = h('label', { class: 'toggle' }, this.overlayToggle, ' Overlay (O)');
-    this.aiPanel.append(
-      h('div', { class: 'ai-label strong', id: 'ai-label' }, AI_LABEL),
-      h('div', { class: `flag big flag-${state}`, id: 'ai-state' }, AI_STATE_TEXT[state] ?? state),
-      h('dl', {},
-        h('dt', {}, 'Study score'), h('dd', { id: 'ai-score' }, score(d.study.ai.score)),
-        h('dt', {}, 'This image'), h('dd', {}, image?.ai ? (image.ai.status === 'done' ? `${score(image.ai.probability)} (${image.ai.flag ?? 'none'})` : image.ai.status.replace('_', ' ')) : 'pending'),
-        h('dt', {}, 'Model'), h('dd', { id: 'ai-model' }, model)),
-      toggle,
+  private aiControls(): Node[] {
+    return [
+      h('label', { class: 'toggle' }, this.overlayToggle, ' AI overlay (O)'),
+      h('label', { class: 'toggle', title: 'The heat map is drawn on flagged images only unless this is on' }, this.heatAllToggle, ' Heat map on every image'),
       h('label', { class: 'opacity' }, 'Heat-map opacity', this.opacity),
-      h('p', { class: 'legend' }, h('span', { class: 'box-solid' }, '▭ solid'), ' definite · ', h('span', { class: 'box-dotted' }, '┄ dotted'), ' doubt'),
-      image?.ai?.reason ? h('p', { class: 'muted' }, `No score: ${image.ai.reason}`) : '');
+    ];
   }
 
-  private renderThumbs() {
-    clear(this.thumbs);
-    const images = this.detail!.images;
-    this.thumbs.append(h('h3', {}, `Images (${images.length})`, images.length > 1 ? h('small', {}, ' → / ← to switch') : null));
-    images.forEach((img, i) => {
-      const b = h('button', { type: 'button', class: i === this.index ? 'current' : '', title: img.sopInstanceUid },
-        `${i + 1}. ${[img.bodyPart, img.viewPosition, img.laterality].filter(Boolean).join(' ') || img.modality || 'image'}`,
-        img.ai?.flag && img.ai.flag !== 'none' ? h('span', { class: `flag flag-${img.ai.flag}` }, ` ${img.ai.flag}`) : null);
-      b.addEventListener('click', () => void this.showImage(i).then(() => { this.renderAiPanel(); this.viewport.focus(); }));
-      this.thumbs.append(b);
-    });
+  private redrawAll() {
+    for (let i = 0; i < this.layout.columns; i++) this.redraw(i);
   }
 
-  private buildReviewPanel() {
-    const button = (decision: string, key: string) => {
-      const b = h('button', { type: 'button', class: `decide decide-${decision}`, id: `decide-${decision}`, title: `${DECISION_TEXT[decision]} (${key})` },
-        h('kbd', {}, key), ` ${DECISION_TEXT[decision]}`);
-      b.addEventListener('click', () => {
-        // Focus back on the image, so Space/Enter never re-press a decision button on the next study.
-        this.viewport.focus();
-        if (decision === 'missed') this.startOrFinishMissed();
-        else void this.decide(decision);
-      });
-      if (currentUser()?.role !== 'radiologist') {
-        b.disabled = true;
-        b.title = 'Decisions are recorded by radiologists';
-      }
-      return b;
-    };
-    this.reviewPanel.append(
-      h('h3', {}, 'Your decision'),
-      button('agree', 'A'), button('disagree', 'D'), button('missed', 'M'), button('uncertain', 'U'),
-      this.comment,
-      h('h3', {}, 'History'),
-      this.historyList);
+  private redraw(cell: number) {
+    const { viewport } = this.cells[cell];
+    const image = this.imageIn(cell);
+    const geometry = viewport.geometry();
+    const current = this.detail?.reviews.find((r) => !r.supersededAt && !r.undoneAt);
+    drawOverlays(viewport.overlay, image && geometry ? {
+      image, geometry,
+      aiOn: this.overlayToggle.checked,
+      heatOnAll: this.heatAllToggle.checked,
+      opacity: Number(this.opacity.value) / 100,
+      heat: this.heat.get(image.id),
+      savedBoxes: (current?.boxes ?? []).filter((b) => b.instanceId === image.id),
+      savedMeasurements: (current?.measurements ?? []).filter((m) => m.imageId === image.id),
+      patientOrientation: viewport.attribute('x00200020'),
+    } : undefined);
+    viewport.element.dataset.overlay = this.overlayToggle.checked ? 'on' : 'off';
   }
 
-  private renderHistory() {
-    clear(this.historyList);
-    const reviews = this.detail?.reviews ?? [];
-    if (!reviews.length) this.historyList.append(h('li', { class: 'muted' }, 'No decision yet.'));
-    for (const r of reviews) {
-      this.historyList.append(h('li', { class: r.supersededAt ? 'superseded' : 'current' },
-        h('strong', {}, DECISION_TEXT[r.decision] ?? r.decision),
-        ` — ${r.user.displayName}, ${dateTime(r.at)}`,
-        r.boxes.length ? ` · ${r.boxes.length} box${r.boxes.length > 1 ? 'es' : ''}` : '',
-        r.supersededAt ? ' (changed)' : '',
-        r.comment ? h('div', { class: 'comment' }, r.comment) : null));
-    }
-  }
-
-  private renderInfo(vp: any) {
+  private renderInfo(cell: number, view = this.cells[cell].viewport.view()) {
     const d = this.detail;
-    const image = this.image;
-    if (!d || !image || !vp) return;
+    const image = this.imageIn(cell);
+    const { info } = this.cells[cell];
+    if (!d || !image) return;
     const s = d.study;
     const set = (el: HTMLElement, lines: string[]) => { clear(el); for (const l of lines) el.append(h('div', {}, l)); };
-    set(this.info.tl, [personName(s.patient.name), `${s.patient.id ?? ''}  ${[s.patient.age, s.patient.sex].filter(Boolean).join(' ')}`, `Acc ${s.accession ?? '—'}  ${dicomDate(s.studyDate)}`]);
-    set(this.info.tr, [[image.bodyPart, image.viewPosition].filter(Boolean).join(' ') || (image.modality ?? ''), `Laterality ${image.laterality ?? '—'}`, `View ${image.viewPosition ?? '—'}`, `Image ${this.index + 1}/${d.images.length}`]);
-    const transform = [vp.rotation ? `rot ${vp.rotation}°` : '', vp.hflip ? 'flip H' : '', vp.vflip ? 'flip V' : '', vp.invert ? 'inverted' : ''].filter(Boolean).join(' · ');
-    set(this.info.bl, [`W ${Math.round(vp.voi.windowWidth)}  L ${Math.round(vp.voi.windowCenter)}`, `Zoom ${Math.round(vp.scale * 100)}%`, transform]);
-    const ai = image.ai;
-    set(this.info.br, [
-      AI_LABEL,
-      ai?.status === 'done' ? `score ${score(ai.probability)} · ${ai.flag ?? 'none'} · overlay ${this.overlayOn ? 'on' : 'off'} (O)` : `AI ${ai ? ai.status.replace('_', ' ') : 'pending'}`,
-      ai?.model.version ? `${ai.model.name ?? 'model'} ${ai.model.version}` : '',
-    ].filter(Boolean));
+    set(info.tl, cell === 0 ? [personName(s.patient.name), `${s.patient.id ?? ''}  ${[s.patient.age, s.patient.sex].filter(Boolean).join(' ')}`, `Acc ${s.accession ?? '—'}  ${dicomDate(s.studyDate)}`] : []);
+    set(info.tr, [`Series ${image.seriesNumber ?? '—'}${image.seriesDescription ? ` · ${image.seriesDescription}` : ''}`,
+      [image.bodyPart, image.viewPosition, image.laterality].filter(Boolean).join(' ') || (image.modality ?? ''), `Image ${this.shown[cell] + 1}/${d.images.length}`]);
+    if (view) {
+      const transform = [view.rotation ? `rot ${view.rotation}°` : '', view.hflip ? 'flip H' : '', view.vflip ? 'flip V' : '', view.invert ? 'inverted' : ''].filter(Boolean).join(' · ');
+      set(info.bl, [`W ${Math.round(view.voi.windowWidth)}  L ${Math.round(view.voi.windowCenter)}`, `Zoom ${Math.round(view.scale * 100)}%`, transform]);
+    } else set(info.bl, []);
+    set(info.br, [AI_LABEL, `AI: ${imageAiText(image)} · overlay ${this.overlayToggle.checked ? 'on' : 'off'} (O)`,
+      image.ai?.model.version ? `${image.ai.model.name ?? 'model'} ${image.ai.model.version}` : ''].filter(Boolean));
+  }
+
+  private renderMeasurements() {
+    const items = this.visibleCells().flatMap((c, i) => {
+      const image = this.imageIn(i);
+      return image ? Viewport.measurementsOn(imageIdOf(image.url)).map((m) => ({ ...m, label: `image ${this.shown[i] + 1}` })) : [];
+    });
+    this.decisions.renderMeasurements(items);
   }
 
   private async refreshAi() {
     const id = this.studyId;
     if (!id) return;
     try {
-      const fresh = await api<{ study: WorklistItem; model: StudyDetail['model']; images: { id: number; ai: ImageAi | null }[] }>(`/api/studies/${id}/ai`);
+      const fresh = await api<StudyAi>(`/api/studies/${id}/ai`);
       if (this.studyId !== id || !this.detail) return;
       this.detail.study = { ...this.detail.study, ai: fresh.study.ai, reviewState: fresh.study.reviewState };
       this.detail.model = fresh.model;
       for (const img of this.detail.images) img.ai = fresh.images.find((f) => f.id === img.id)?.ai ?? img.ai;
-      const image = this.image;
-      if (image?.ai?.heatmapUrl && !this.heat) this.heat = await loadHeatmap(image.ai.heatmapUrl);
-      this.renderAiPanel();
-      this.renderThumbs();
-      this.redrawOverlay();
-      this.renderInfo(cornerstone.getViewport(this.viewport));
-    } catch { /* next event retries */ }
+      for (const img of this.detail.images) if (img.ai?.heatmapUrl && !this.heat.get(img.id)) this.heat.set(img.id, await loadHeatmap(img.ai.heatmapUrl));
+      renderAiPanel(this.aiPanel, this.detail, this.imageIn(this.active), this.aiControls());
+      for (let i = 0; i < this.layout.columns; i++) this.renderInfo(i);
+      this.redrawAll();
+    } catch { /* the next event retries */ }
+  }
+
+  // --- tools ---
+
+  private setTool(mode: ToolMode) {
+    this.tool = mode;
+    for (const c of this.cells) c.viewport.setTool(mode);
+    for (const [m, b] of this.toolButtons) b.classList.toggle('on', m === mode);
+  }
+
+  private applyPreset(key: string) {
+    const preset = PRESETS.find((p) => p.key === key);
+    const viewport = this.cells[this.active].viewport;
+    const stats = viewport.rangeStats();
+    if (!preset || !stats) return;
+    this.presetSelect.value = key;
+    const result = preset.compute(stats);
+    viewport.setVoi(result);
   }
 
   // --- decisions ---
+
+  /** Whether a decision may be recorded now: the study open, every shown image displayed, no help over it. */
+  private gate(): DecisionGate {
+    if (!this.detail) return { open: false, reason: 'The study is still opening…' };
+    if (!this.help.hidden) return { open: false, reason: 'Close the help (Esc) to record a decision.' };
+    const cells = this.visibleCells().slice(0, Math.max(1, this.shown.length));
+    if (cells.some((c) => c.viewport.state === 'failed')) return { open: false, reason: `${UNDISPLAYABLE} No decision can be recorded here.` };
+    if (cells.some((c) => c.viewport.state !== 'rendered')) return { open: false, reason: 'Waiting for the image to display…' };
+    return { open: true };
+  }
+
+  private updateGate() {
+    this.decisions.setGate(this.gate());
+  }
 
   private startOrFinishMissed() {
     if (this.drawing) void this.decide('missed');
@@ -452,73 +430,107 @@ export class ViewerPage {
   private startDrawing() {
     this.drawing = true;
     this.drawHint.hidden = false;
-    this.viewport.classList.add('drawing');
-    cornerstoneTools.setToolActiveForElement(this.viewport, 'RectangleRoi', { mouseButtonMask: 1 });
+    for (const c of this.cells) c.viewport.element.classList.add('drawing');
+    for (const c of this.cells) c.viewport.setTool('box');
     this.showToast('Draw the missed fracture(s), then Enter or M to save.');
   }
 
-  private stopDrawing(clearBoxes: boolean) {
-    if (!this.enabled) return;
+  private stopDrawing(clearDrawings: boolean) {
     this.drawing = false;
     this.drawHint.hidden = true;
-    this.viewport.classList.remove('drawing');
-    cornerstoneTools.setToolPassiveForElement(this.viewport, 'RectangleRoi');
-    cornerstoneTools.setToolActiveForElement(this.viewport, 'Wwwc', { mouseButtonMask: 1 });
-    if (clearBoxes) {
-      cornerstoneTools.globalImageIdSpecificToolStateManager.restoreToolState({});
-      cornerstone.updateImage(this.viewport);
+    for (const c of this.cells) c.viewport.element.classList.remove('drawing');
+    this.setTool(this.tool);
+    if (clearDrawings) {
+      Viewport.clearDrawings();
+      for (const c of this.visibleCells()) c.viewport.redraw();
+      this.renderMeasurements();
     }
   }
 
-  /** Boxes the radiologist drew (RectangleRoi), per image, in original pixel coordinates. */
-  private drawnBoxes() {
-    const state = cornerstoneTools.globalImageIdSpecificToolStateManager.saveToolState() as Record<string, { RectangleRoi?: { data: any[] } }>;
-    const boxes: { x: number; y: number; width: number; height: number; instanceId: number }[] = [];
-    for (const image of this.detail?.images ?? []) {
-      for (const item of state[imageIdOf(image)]?.RectangleRoi?.data ?? []) {
-        const { start, end } = item.handles;
-        const x = Math.max(0, Math.min(start.x, end.x));
-        const y = Math.max(0, Math.min(start.y, end.y));
-        const width = Math.abs(end.x - start.x);
-        const height = Math.abs(end.y - start.y);
-        if (width >= 1 && height >= 1) boxes.push({ x, y, width, height, instanceId: image.id });
-      }
-    }
-    return boxes;
-  }
-
-  private async decide(decision: string) {
+  private async decide(decision: Decision) {
     const studyId = this.studyId;
-    if (!studyId || this.busy) return;
+    const detail = this.detail;
+    if (!studyId || !detail || this.busy) return;
+    const gate = this.gate();
+    if (!gate.open) {
+      this.showToast(gate.reason, { error: true });
+      return;
+    }
     if (currentUser()?.role !== 'radiologist') {
-      this.showToast('Only radiologists record decisions.', true);
+      this.showToast('Only radiologists record decisions.', { error: true });
       return;
     }
     this.busy = true;
     try {
-      const boxes = decision === 'missed' ? this.drawnBoxes() : undefined;
-      await api(`/api/studies/${studyId}/review`, { method: 'POST', body: { decision, comment: this.comment.value.trim() || null, ...(boxes ? { boxes } : {}) } });
+      const body: DecisionRequest = { decision, comment: this.decisions.comment.value.trim() || null };
+      if (decision === 'missed') body.boxes = detail.images.flatMap((image) => Viewport.boxesOn(imageIdOf(image.url)).map((b) => ({ ...b, instanceId: image.id })));
+      const measurements: Measurement[] = detail.images.flatMap((image) => Viewport.measurementsOn(imageIdOf(image.url)).map((m) => ({ ...m, imageId: image.id })));
+      if (measurements.length && this.features.measurements) body.measurements = measurements;
+      await api(`/api/studies/${studyId}/review`, { method: 'POST', body });
+      const label = studyLabel(detail.study);
+      this.lastDecision = { studyId, label };
+      this.decidedHere.add(studyId);
       this.stopDrawing(true);
-      this.showToast(`Saved: ${DECISION_TEXT[decision]}`);
+      const unsaved = measurements.length && !this.features.measurements ? ' (measurements are not kept by this server)' : '';
+      this.showToast(`Saved for ${label}: ${DECISION_TEXT[decision]}${unsaved}`, { action: this.features.undo ? { label: 'Undo (Z)', run: () => void this.undo() } : undefined, long: true });
       void this.worklist.load({ keepScroll: true });
-      const next = await this.worklist.nextUnreviewed(studyId);
+      const next = this.nextToRead(studyId);
       if (next !== undefined) location.hash = `#/study/${next}`;
       else {
-        this.showToast('Saved. No more unreviewed studies.');
+        this.showToast(`Saved for ${label}. No more unreviewed studies in this list.`, { long: true });
         this.back();
       }
     } catch (err) {
-      this.showToast(`Not saved: ${(err as Error).message}`, true);
+      this.showToast(`Not saved: ${(err as Error).message}`, { error: true });
     } finally {
       this.busy = false;
     }
   }
 
-  private async moveStudy(direction: 1 | -1) {
+  /** The next study of the opening order that is still to be read. */
+  private nextToRead(after: number): number | undefined {
+    const at = this.order.findIndex((s) => s.id === after);
+    return this.order.slice(at + 1).find((s) => !s.reviewed && !this.decidedHere.has(s.id))?.id;
+  }
+
+  /** Withdraws the last decision (the server keeps it in the history and the audit) and goes back to that study. */
+  private async undo() {
+    const last = this.lastDecision ?? (this.detail && this.decisions.element.dataset.decision ? { studyId: this.studyId!, label: studyLabel(this.detail.study) } : undefined);
+    if (!this.features.undo) {
+      this.showToast('Undo is not available on this server; another decision key changes the decision.', { error: true });
+      return;
+    }
+    if (!last) {
+      this.showToast('No decision to undo.');
+      return;
+    }
+    try {
+      await api(`/api/studies/${last.studyId}/review`, { method: 'DELETE' });
+      this.lastDecision = undefined;
+      this.decidedHere.delete(last.studyId);
+      this.showToast(`Undone for ${last.label}.`);
+      void this.worklist.load({ keepScroll: true });
+      if (last.studyId === this.studyId) this.studyId = undefined; // reload its history
+      if (location.hash === `#/study/${last.studyId}`) await this.open(last.studyId);
+      else location.hash = `#/study/${last.studyId}`;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404 && /^Route DELETE/.test(err.message)) {
+        this.features = { ...this.features, undo: false };
+        features = Promise.resolve(this.features);
+        if (this.detail) this.decisions.renderHistory(this.detail.reviews, false);
+        this.showToast('Undo is not available on this server; another decision key changes the decision.', { error: true });
+        return;
+      }
+      this.showToast(`Not undone: ${(err as Error).message}`, { error: true });
+    }
+  }
+
+  private moveStudy(direction: 1 | -1) {
     if (!this.studyId) return;
-    const id = await this.worklist.neighbour(this.studyId, direction).catch(() => undefined);
-    if (id !== undefined) location.hash = `#/study/${id}`;
-    else this.showToast(direction > 0 ? 'This is the last study.' : 'This is the first study.');
+    const at = this.order.findIndex((s) => s.id === this.studyId);
+    const next = at >= 0 ? this.order[at + direction] : undefined;
+    if (next) location.hash = `#/study/${next.id}`;
+    else this.showToast(direction > 0 ? 'This is the last study of the list.' : 'This is the first study of the list.');
   }
 
   private back() {
@@ -527,66 +539,102 @@ export class ViewerPage {
 
   private toggleHelp(force?: boolean) {
     this.help.hidden = force === undefined ? !this.help.hidden : !force;
+    this.updateGate();
   }
 
   private toastTimer: number | undefined;
-  private showToast(message: string, error = false) {
-    this.toast.textContent = message;
-    this.toast.classList.toggle('error', error);
+  private showToast(message: string, opts: { error?: boolean; long?: boolean; action?: { label: string; run: () => void } } = {}) {
+    clear(this.toast);
+    this.toast.append(h('span', {}, message));
+    if (opts.action) {
+      const { run } = opts.action;
+      const b = h('button', { type: 'button', class: 'toast-action', id: 'toast-undo' }, opts.action.label);
+      b.addEventListener('click', () => { run(); this.focusActive(); });
+      this.toast.append(b);
+    }
+    this.toast.classList.toggle('error', !!opts.error);
+    this.toast.classList.toggle('actionable', !!opts.action);
     this.toast.classList.add('show');
     clearTimeout(this.toastTimer);
-    this.toastTimer = window.setTimeout(() => this.toast.classList.remove('show'), 2500);
+    this.toastTimer = window.setTimeout(() => this.toast.classList.remove('show'), opts.long || opts.action ? 6000 : 2500);
+  }
+
+  // --- keys ---
+
+  private command(command: Command, key?: string) {
+    const viewport = this.cells[this.active].viewport;
+    if (DECISION_COMMANDS.has(command)) {
+      const gate = this.gate();
+      if (!gate.open) {
+        this.showToast(gate.reason, { error: true });
+        return;
+      }
+    }
+    const tool = TOOL_OF[command];
+    if (tool) {
+      this.setTool(tool);
+      return;
+    }
+    switch (command) {
+      case 'nextStudy': return this.moveStudy(1);
+      case 'prevStudy': return this.moveStudy(-1);
+      case 'nextImage': return void this.showInCell(this.active, (this.shown[this.active] ?? 0) + 1);
+      case 'prevImage': return void this.showInCell(this.active, (this.shown[this.active] ?? 0) - 1);
+      case 'toggleLayout': return void this.setLayout(layoutById(this.layout.id === '1x1' ? '1x2' : '1x1'));
+      case 'toggleSync':
+        this.syncToggle.checked = !this.syncToggle.checked;
+        this.syncFrom(this.active);
+        return this.showToast(`Window/level sync ${this.syncToggle.checked ? 'on' : 'off'}`);
+      case 'toggleOverlay':
+        this.overlayToggle.checked = !this.overlayToggle.checked;
+        this.redrawAll();
+        for (let i = 0; i < this.layout.columns; i++) this.renderInfo(i);
+        return;
+      case 'agree': case 'disagree': case 'uncertain': return void this.decide(command);
+      case 'missed': return this.startOrFinishMissed();
+      case 'saveMissed': if (this.drawing) void this.decide('missed'); return;
+      case 'undo': return void this.undo();
+      case 'comment': return this.decisions.comment.focus();
+      case 'clearDrawings': {
+        const image = this.imageIn(this.active);
+        if (image) Viewport.clearDrawings(imageIdOf(image.url));
+        viewport.redraw();
+        return this.renderMeasurements();
+      }
+      case 'preset': return this.applyPreset(key ?? '1');
+      case 'zoomIn': return viewport.zoomBy(1.25);
+      case 'zoomOut': return viewport.zoomBy(0.8);
+      case 'rotateRight': return viewport.rotate(90);
+      case 'rotateLeft': return viewport.rotate(-90);
+      case 'flipH': return viewport.flip('hflip');
+      case 'flipV': return viewport.flip('vflip');
+      case 'invert': return viewport.invert();
+      case 'fit': return viewport.fit();
+      case 'reset': return viewport.reset();
+      case 'help': return this.toggleHelp();
+      case 'escape':
+        if (!this.help.hidden) return this.toggleHelp(false);
+        if (this.drawing) return this.stopDrawing(true);
+        return this.back();
+      default:
+    }
   }
 
   private key(e: KeyboardEvent) {
     if (!this.visible || e.ctrlKey || e.metaKey || e.altKey) return;
     const target = e.target as HTMLElement;
-    if (target === this.comment) {
-      if (e.key === 'Escape') this.viewport.focus();
+    if (target === this.decisions.comment) {
+      if (e.key === 'Escape') this.focusActive();
       return;
     }
     if (target.closest('input[type=text], input[type=search], input[type=range], textarea, select')) return;
     if (target.closest('button') && (e.key === 'Enter' || e.key === ' ')) return; // the button's own action
-    const key = e.key;
-    const handled = (() => {
-      switch (key) {
-        case '?': this.toggleHelp(); return true;
-        case 'Escape':
-          if (!this.help.hidden) this.toggleHelp(false);
-          else if (this.drawing) this.stopDrawing(true);
-          else this.back();
-          return true;
-        case 'n': case 'N': case 'PageDown': void this.moveStudy(1); return true;
-        case 'p': case 'P': case 'PageUp': void this.moveStudy(-1); return true;
-        case 'ArrowRight': case ' ': void this.showImage(this.index + 1).then(() => this.renderAiPanel()); return true;
-        case 'ArrowLeft': case 'Backspace': void this.showImage(this.index - 1).then(() => this.renderAiPanel()); return true;
-        case 'o': case 'O': this.setOverlay(!this.overlayOn); return true;
-        case 'a': case 'A': void this.decide('agree'); return true;
-        case 'd': case 'D': void this.decide('disagree'); return true;
-        case 'u': case 'U': void this.decide('uncertain'); return true;
-        case 'm': case 'M': this.startOrFinishMissed(); return true;
-        case 'Enter': if (this.drawing) { void this.decide('missed'); return true; } return false;
-        case 'c': case 'C': this.comment.focus(); return true;
-        case '+': case '=': this.zoom(1.25); return true;
-        case '-': case '_': this.zoom(0.8); return true;
-        case 'r': case 'R': this.rotate(90); return true;
-        case 'l': case 'L': this.rotate(-90); return true;
-        case 'h': case 'H': this.flip('hflip'); return true;
-        case 'v': case 'V': this.flip('vflip'); return true;
-        case 'i': case 'I': this.invert(); return true;
-        case 'f': case 'F': this.fit(); return true;
-        case '0': this.reset(); return true;
-        default:
-          if (PRESETS.some((p) => p.key === key)) { this.applyPreset(key); return true; }
-          return false;
-      }
-    })();
-    if (handled) e.preventDefault();
+    const binding = bindingFor(e.key);
+    if (!binding) return;
+    e.preventDefault();
+    // The help overlay covers the image: only closing it works while it is open.
+    if (!this.help.hidden && binding.command !== 'help' && binding.command !== 'escape') return;
+    if (binding.command === 'saveMissed' && !this.drawing) return;
+    this.command(binding.command, e.key);
   }
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  if (err && typeof err === 'object' && 'error' in err) return String((err as { error: unknown }).error);
-  return String(err);
 }

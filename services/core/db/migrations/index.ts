@@ -5,6 +5,8 @@ import { access } from './0003_access.js';
 import { worklist } from './0004_worklist.js';
 import { instanceOrigin } from './0005_instance_origin.js';
 import { dimseAeTitles } from './0006_dimse_ae_titles.js';
+import { resultsOut } from './0007_results_out.js';
+import { keyExpiry } from './0008_key_expiry.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -29,5 +31,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0004_worklist': worklist(helpers),
     '0005_instance_origin': instanceOrigin(helpers),
     '0006_dimse_ae_titles': dimseAeTitles(helpers),
+    '0007_results_out': resultsOut(helpers),
+    '0008_key_expiry': keyExpiry(helpers),
   };
 }

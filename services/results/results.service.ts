@@ -1,0 +1,230 @@
+import type { Logger } from '../core/logger.js';
+import type { StorageRepository } from '../core/repositories/storage.repository.js';
+import type { ResultDelivery, ResultDestination, ResultVersion } from '../core/db/schema.js';
+import { readGreyPng, type DecodedImage } from '../imaging/index.js';
+import { studyAttributesFrom, toPart10 } from './dicom-out.js';
+import { recordSend } from './metrics.js';
+import type { ResultsQueue } from './results-queue.js';
+import type { ResultsRepository } from './results.repository.js';
+import { buildSecondaryCapture, renderMarkedUp, scIdentity, SECONDARY_CAPTURE } from './secondary-capture.js';
+import { sendCStore } from './senders/dimse-sender.js';
+import { sendStow } from './senders/stow-sender.js';
+import type { OutgoingObject } from './senders/types.js';
+import { sendWebhook } from './senders/webhook-sender.js';
+import { buildStructuredReport, COMPREHENSIVE_SR, DISCLAIMER, srIdentity } from './structured-report.js';
+import { contentHash, type StudyReport } from './study-report.js';
+
+export interface StoredOutput { kind: 'sr' | 'sc'; sopInstanceUid: string; sopClassUid: string; seriesUid: string; storageKey: string; sourceSopInstanceUid?: string }
+
+/** The webhook body and the results API's answer for a study (documented in docs/results.md). */
+export interface ResultSummary {
+  event: 'ai-result';
+  schemaVersion: 1;
+  site: string;
+  studyInstanceUid: string;
+  accessionNumber: string | null;
+  version: number;
+  supersedesVersion: number | null;
+  flag: string | null;
+  score: number | null;
+  model: { name: string; version: string };
+  images: { sopInstanceUid: string; status: string; flag: string | null; probability: number | null; reason: string | null; boxes: number }[];
+  srSopInstanceUid: string;
+  secondaryCaptureSopInstanceUids: string[];
+  viewerUrl: string;
+  createdAt: string;
+  disclaimer: string;
+}
+
+export type PrepareOutcome =
+  | { outcome: 'gone' | 'incomplete' }
+  | { outcome: 'waiting'; waitMs: number }
+  | { outcome: 'unchanged' | 'new-version'; version: ResultVersion; deliveries: number };
+
+export interface ResultsSettings {
+  /** A study is sent once no image arrived for this long (STUDY_STABLE_SEC). */
+  stableMs: number;
+  /** Base of the viewer links in webhooks. */
+  publicUrl: string;
+}
+
+/**
+ * AI results going back to the hospital: builds a study's SR and Secondary Captures once every
+ * image has a result and the study has been quiet for `stableMs`, keeps each content as a
+ * numbered version (a later image → a new version whose SR names the previous one as
+ * predecessor), and sends each version once to every destination of the site.
+ * What is sent is the AI's output only; the radiologist's decision never leaves as a diagnosis.
+ */
+export class ResultsService {
+  constructor(
+    private readonly repo: ResultsRepository,
+    private readonly storage: StorageRepository,
+    private readonly queue: ResultsQueue,
+    private readonly decode: (bytes: Uint8Array) => Promise<DecodedImage>,
+    private readonly settings: ResultsSettings,
+    private readonly log: Logger,
+  ) {}
+
+  /** Called whenever an image result is stored: the study is looked at again once it can be stable. */
+  studyChanged(siteId: string, studyId: number): Promise<void> {
+    return this.queue.schedulePrepare(siteId, studyId, this.settings.stableMs);
+  }
+
+  async prepare(studyId: number, now = Date.now()): Promise<PrepareOutcome> {
+    const readiness = await this.repo.studyReadiness(studyId);
+    if (!readiness) return { outcome: 'gone' };
+    // An image still without a result will schedule the study again when its result is stored.
+    if (!readiness.complete) return { outcome: 'incomplete' };
+    const waitMs = readiness.lastReceivedAt + this.settings.stableMs - now;
+    if (waitMs > 0) return { outcome: 'waiting', waitMs };
+
+    const report = (await this.repo.studyReport(studyId, undefined))!;
+    // A PACS that forwards the whole study back to us sends our own SR/SC too: never report on them.
+    const ours = await this.repo.ownObjectUids(studyId);
+    report.images = report.images.filter((i) => !ours.has(i.sopInstanceUid));
+    if (!report.images.length) return { outcome: 'gone' };
+    const hash = contentHash(report);
+    const latest = await this.repo.latestVersion(studyId);
+    if (latest?.content_hash === hash) return { outcome: 'unchanged', version: latest, deliveries: await this.queueDeliveries(latest) };
+
+    const createdAt = Date.now();
+    const objects = await this.buildObjects(report, hash, latest, createdAt);
+    const sr = objects.find((o) => o.kind === 'sr')!;
+    const versionNumber = (latest?.version ?? 0) + 1;
+    const summary = this.summary(report, versionNumber, latest?.version ?? null, objects, createdAt);
+    const version = await this.repo.insertVersion({
+      site_id: report.siteId, study_id: studyId, version: versionNumber, content_hash: hash, sr_sop_uid: sr.sopInstanceUid,
+      sr_series_uid: sr.seriesUid, objects: JSON.stringify(objects), summary: JSON.stringify(summary), created_at: createdAt,
+    });
+    // Another run stored the same content meanwhile: the objects written are the same bytes' UIDs.
+    if (!version) return { outcome: 'unchanged', version: (await this.repo.latestVersion(studyId))!, deliveries: 0 };
+    this.log.info({ studyId, version: versionNumber, objects: objects.length }, 'study AI output version created');
+    return { outcome: 'new-version', version, deliveries: await this.queueDeliveries(version) };
+  }
+
+  private async queueDeliveries(version: ResultVersion): Promise<number> {
+    const created = await this.repo.createDeliveries(version);
+    for (const delivery of created) await this.queue.enqueueDelivery(delivery.site_id, delivery.id, delivery.generation);
+    return created.length;
+  }
+
+  private async buildObjects(report: StudyReport, hash: string, latest: ResultVersion | undefined, createdAt: number): Promise<StoredOutput[]> {
+    const outputs: StoredOutput[] = [];
+    const sourceBytes = async (storageKey: string) => this.storage.readFile(storageKey);
+    const first = report.images[0];
+    const studyAttributes = await studyAttributesFrom(await sourceBytes(first.storageKey));
+
+    const identity = srIdentity(report, hash);
+    const predecessor = latest ? { sopInstanceUid: latest.sr_sop_uid, seriesUid: latest.sr_series_uid } : undefined;
+    const sr = buildStructuredReport(report, { ...identity, version: (latest?.version ?? 0) + 1, createdAt, predecessor }, studyAttributes);
+    outputs.push(await this.store(report.siteId, 'sr', identity.sopInstanceUid, COMPREHENSIVE_SR, identity.seriesUid, toPart10(sr)));
+
+    let instanceNumber = 0;
+    for (const image of report.images) {
+      instanceNumber++;
+      if (image.status !== 'done') continue;
+      const bytes = await sourceBytes(image.storageKey);
+      const decoded = await this.decode(bytes);
+      const heatmap = image.heatmapKey ? readGreyPng(await this.storage.readDerived(image.heatmapKey)) : null;
+      const pixels = renderMarkedUp(decoded.display, image, heatmap);
+      const id = scIdentity(report, image);
+      const sc = buildSecondaryCapture({ report, image, pixels, decoded, ...id, instanceNumber, createdAt, studyAttributes: await studyAttributesFrom(bytes) });
+      outputs.push({ ...(await this.store(report.siteId, 'sc', id.sopInstanceUid, SECONDARY_CAPTURE, id.seriesUid, toPart10(sc))), sourceSopInstanceUid: image.sopInstanceUid });
+    }
+    return outputs;
+  }
+
+  private async store(siteId: string, kind: 'sr' | 'sc', sopInstanceUid: string, sopClassUid: string, seriesUid: string, bytes: Buffer): Promise<StoredOutput> {
+    const storageKey = `${siteId}/results/${sopInstanceUid}.dcm`;
+    await this.storage.writeDerived(storageKey, bytes);
+    return { kind, sopInstanceUid, sopClassUid, seriesUid, storageKey };
+  }
+
+  private summary(report: StudyReport, version: number, supersedes: number | null, objects: StoredOutput[], createdAt: number): ResultSummary {
+    return {
+      event: 'ai-result', schemaVersion: 1, site: report.siteId, studyInstanceUid: report.studyUid, accessionNumber: report.accessionNumber,
+      version, supersedesVersion: supersedes, flag: report.studyFlag, score: report.studyScore, model: report.algorithm,
+      images: report.images.map((i) => ({ sopInstanceUid: i.sopInstanceUid, status: i.status, flag: i.flag, probability: i.probability, reason: i.reason, boxes: i.boxes.length })),
+      srSopInstanceUid: objects.find((o) => o.kind === 'sr')!.sopInstanceUid,
+      secondaryCaptureSopInstanceUids: objects.filter((o) => o.kind === 'sc').map((o) => o.sopInstanceUid),
+      viewerUrl: `${this.settings.publicUrl}/#/study/${report.studyId}`,
+      createdAt: new Date(createdAt).toISOString(),
+      disclaimer: DISCLAIMER,
+    };
+  }
+
+  /**
+   * Sends one version to one destination. A delivery already sent is not sent again (a job that
+   * runs twice); a failed attempt is recorded with its reason and thrown, so the queue retries it.
+   */
+  async deliver(deliveryId: number, attempt: number, maxAttempts: number): Promise<'sent' | 'already-sent' | 'dropped'> {
+    const delivery = await this.repo.delivery(deliveryId);
+    if (!delivery || delivery.status === 'sent') return 'already-sent';
+    const destination = await this.repo.destination(delivery.destination_id);
+    if (!destination) {
+      await this.repo.markDelivery(deliveryId, { status: 'failed', lastError: 'the destination was removed' });
+      return 'dropped';
+    }
+    const version = (await this.repo.version(delivery.version_id))!;
+    const started = Date.now();
+    try {
+      await this.send(destination, version);
+    } catch (error) {
+      const reason = (error as Error).message;
+      recordSend(destination.kind, 'failed', (Date.now() - started) / 1000);
+      await this.repo.markDelivery(deliveryId, { status: attempt >= maxAttempts ? 'failed' : 'retrying', attempts: attempt, lastError: reason });
+      this.log.warn({ deliveryId, destination: destination.name, attempt, err: reason }, 'result delivery failed');
+      throw error;
+    }
+    const latencyMs = Date.now() - started;
+    recordSend(destination.kind, 'sent', latencyMs / 1000);
+    await this.repo.markDelivery(deliveryId, { status: 'sent', attempts: attempt, lastError: null, sentAt: Date.now(), latencyMs });
+    return 'sent';
+  }
+
+  private async send(destination: ResultDestination, version: ResultVersion): Promise<void> {
+    if (destination.kind === 'webhook') {
+      await sendWebhook(destination.url!, destination.secret, JSON.parse(version.summary));
+      return;
+    }
+    const stored = JSON.parse(version.objects) as StoredOutput[];
+    const objects: OutgoingObject[] = await Promise.all(stored.map(async (o) => ({
+      sopInstanceUid: o.sopInstanceUid, sopClassUid: o.sopClassUid, bytes: await this.storage.readDerived(o.storageKey),
+    })));
+    const summary = JSON.parse(version.summary) as ResultSummary;
+    if (destination.kind === 'stow') {
+      await sendStow(destination.url!, destination.headers ? JSON.parse(destination.headers) : {}, summary.studyInstanceUid, objects);
+    } else {
+      await sendCStore({ aeTitle: destination.ae_title!, host: destination.host!, port: destination.port! }, objects);
+    }
+  }
+
+  /**
+   * The results API: a site's studies by Study Instance UID or accession number, each with its
+   * latest AI output (the webhook body) and the state of its deliveries.
+   */
+  async studyResults(siteId: string, by: { studyUid?: string; accession?: string }) {
+    const studies = await this.repo.studiesFor(siteId, by);
+    return Promise.all(studies.map(async (study) => {
+      const latest = await this.repo.latestVersion(study.id);
+      return {
+        studyInstanceUid: study.study_uid, accessionNumber: study.accession_number, aiState: study.ai_state, flag: study.ai_flag, score: study.ai_score,
+        result: latest ? (JSON.parse(latest.summary) as ResultSummary) : null,
+        deliveries: latest ? (await this.repo.deliveriesOfVersion(latest.id)) : [],
+        disclaimer: DISCLAIMER,
+      };
+    }));
+  }
+
+  /** The admin page's view: counts and mean latency by state, and the latest deliveries. */
+  async deliveries(filter: { status?: ResultDelivery['status']; limit?: number }) {
+    return { stats: await this.repo.deliveryStats(), deliveries: await this.repo.listDeliveries({ status: filter.status, limit: filter.limit ?? 100 }) };
+  }
+
+  /** A failed or retrying delivery sent again now (admin page). */
+  async retryDelivery(deliveryId: number): Promise<ResultDelivery | undefined> {
+    const delivery = await this.repo.requeueDelivery(deliveryId);
+    if (delivery && delivery.status === 'queued') await this.queue.enqueueDelivery(delivery.site_id, delivery.id, delivery.generation);
+    return delivery;
+  }
+}

@@ -20,6 +20,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { dxImage, writeDicom } from '../test/helpers/dicom.js';
 import { startProcessSystem, waitFor, type ProcessSystem } from '../test/helpers/processes.js';
+import { DEFAULT_MODEL_DIR } from '../services/inference/defaultModel.js';
 
 const { values } = parseArgs({
   options: {
@@ -214,7 +215,7 @@ async function main() {
       results.push(await runOnce(label, count, rows, columns, workers));
     }
   }
-  const manifest = JSON.parse(fs.readFileSync(`${process.env.MODEL_DIR ?? 'models/fracatlas-heatnet-v1'}/manifest.json`, 'utf8'));
+  const manifest = JSON.parse(fs.readFileSync(`${process.env.MODEL_DIR ?? DEFAULT_MODEL_DIR}/manifest.json`, 'utf8'));
   const lines = [
     '# Pipeline benchmark',
     '',

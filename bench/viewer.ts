@@ -166,9 +166,9 @@ API time measured in the browser (\`fetch\` to parsed JSON), ${RUNS} runs each:
 
 Page load (navigation start until the first 50 rows are drawn, signed in): ${fmt(loadTimes)}.
 
-The worklist is paginated on the server (50 rows a page, ordered in SQL: unreviewed, AI flag
-level, priority, waiting time); the database sorts the site's rows for each page (the index on
-\`studies (site_id, review_state, ai_flag, …)\` serves the site and filter lookups, not the
+The worklist is paginated on the server (50 rows a page, ordered in SQL: unreviewed, clinical
+priority, AI flag level, score, waiting time; or by an allow-listed \`sort\` column); the database
+sorts the site's rows for each page (the indexes on \`studies (site_id, review_state, …)\` serve the site and filter lookups, not the
 ordering, which uses CASE ranks). The browser never holds more than a page.
 `;
   fs.mkdirSync(path.join(root, 'docs/benchmarks'), { recursive: true });

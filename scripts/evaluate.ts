@@ -1,8 +1,12 @@
 /**
  * Evaluates the fracture model (TF.js) on a folder of images with a FracAtlas-style labels.csv.
  *
- *   npm run evaluate -- <labels.csv> <images dir> [--model models/fracatlas-heatnet-v1]
- *                       [--split val|all] [--out metrics.json] [--backend auto|node|wasm|cpu]
+ *   npm run evaluate -- <labels.csv> <images dir> [--model models/fracatlas-mnv2-v2]
+ *                       [--split val|all] [--holdout <csv> --part test] [--out metrics.json]
+ *                       [--backend auto|node|wasm|cpu]
+ *
+ * --holdout: a CSV with columns image_id, part (training/splits/fracatlas-val-v2.csv); with
+ * --part, only the images of that part are evaluated (model v2's untouched test part).
  *
  * Required columns: image_id, fractured. Optional: split (default: the `val` rows when the column
  * exists), body_part, source_truncated, boxes_yolo (normalised "cx cy w h", ';'-separated).
@@ -18,7 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import jpeg from 'jpeg-js';
 import { letterbox } from '../services/imaging/letterbox.js';
-import { loadFractureModel, type Backend } from '../services/inference/index.js';
+import { DEFAULT_MODEL_DIR, loadFractureModel, type Backend } from '../services/inference/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -42,7 +46,7 @@ function parseArgs(argv: string[]) {
     } else pos.push(a);
   }
   if (pos.length < 2) {
-    console.error('usage: npm run evaluate -- <labels.csv> <images dir> [--model dir] [--split val|all] [--out file] [--backend b]');
+    console.error('usage: npm run evaluate -- <labels.csv> <images dir> [--model dir] [--split val|all] [--holdout csv --part name] [--out file] [--backend b]');
     process.exit(2);
   }
   return { labels: pos[0], images: pos[1], opt };
@@ -177,12 +181,15 @@ const r4 = (v: unknown): unknown =>
 // ------------------------------------------------------------------ main
 async function main() {
   const { labels, images, opt } = parseArgs(process.argv.slice(2));
-  const modelDir = path.resolve(opt.model ?? path.join(ROOT, 'models', 'fracatlas-heatnet-v1'));
+  const modelDir = path.resolve(opt.model ?? path.join(ROOT, DEFAULT_MODEL_DIR));
   const all = parseCsv(await readFile(labels, 'utf8'));
+  if (!!opt.holdout !== !!opt.part) throw new Error('--holdout and --part go together');
+  const holdout = opt.holdout ? new Map(parseCsv(await readFile(opt.holdout, 'utf8')).map((r) => [r.image_id, r.part])) : undefined;
   const hasSplit = all.length > 0 && 'split' in all[0];
   const split = opt.split ?? (hasSplit && all.some((r) => r.split === 'val') ? 'val' : 'all');
   const rows: Row[] = all
     .filter((r) => split === 'all' || r.split === split)
+    .filter((r) => !holdout || holdout.get(r.image_id) === opt.part)
     .map((r) => ({
       image_id: r.image_id,
       fractured: Number(r.fractured),
@@ -195,7 +202,8 @@ async function main() {
   const model = await loadFractureModel(modelDir, { backend: (opt.backend as Backend) ?? 'auto' });
   const S = model.inputSize;
   const stride = model.manifest.heatmap.stride;
-  console.error(`model ${model.name} ${model.version} on ${model.backend}; ${rows.length} images (split: ${split})`);
+  if (rows.length === 0) throw new Error('no images selected (check --split / --holdout / --part)');
+  console.error(`model ${model.name} ${model.version} on ${model.backend}; ${rows.length} images (split: ${split}${opt.part ? `, part: ${opt.part}` : ''})`);
 
   const y: number[] = [], p: number[] = [], raw: number[] = [];
   const used: Row[] = [];
@@ -258,6 +266,7 @@ async function main() {
     model: { name: model.name, version: model.version, backend: model.backend, dir: path.relative(ROOT, modelDir) },
     data: {
       labels: path.resolve(labels), images: path.resolve(images), split,
+      holdout: opt.holdout ? { file: path.relative(ROOT, path.resolve(opt.holdout)), part: opt.part } : null,
       n: y.length, fractured: y.filter((v) => v === 1).length, decodeFailures: failures,
     },
     command: `npm run evaluate -- ${process.argv.slice(2).join(' ')}`,
@@ -298,6 +307,10 @@ async function main() {
       `definite sens ${od.definite.sensitivity} spec ${od.definite.specificity}; ECE ${out.ece.value}; ` +
       `localisation ${out.localisation.rate}; sens@spec0.85 ${out.sensitivityAtSpecificity085}; failures ${failures.length}`,
   );
+  for (const [part, v] of Object.entries(out.perBodyPart) as [string, { n: number; fractured: number; auroc: number; doubt: { sensitivity: number | null; specificity: number | null } }][]) {
+    console.error(`  ${part}: n ${v.n} (${v.fractured} fractured) AUROC ${v.auroc} doubt sens ${v.doubt.sensitivity} spec ${v.doubt.specificity}`);
+  }
+  console.error(`mean inference ${out.timing.meanInferenceMs} ms/image (${model.backend})`);
   model.dispose();
 }
 

@@ -1,6 +1,7 @@
-"""Writes a HeatNet (PyTorch) as a TF.js layers model: model.json + weights.bin.
+"""Writes a GraphNet (PyTorch) as a TF.js layers model: model.json + weights.bin.
 
-The topology is generated from model.ARCH, the same spec HeatNet is built from. BatchNorm is
+The topology is generated from the model's graph spec (model.arch), the same spec the PyTorch
+module is built from (HeatNet: model.ARCH; v2: mobilenet_v2.build_arch). BatchNorm is
 folded into the convolutions; weights are transposed to TF layouts (conv [kh, kw, in, out],
 dense [in, out]); float32 little-endian.
 """
@@ -12,7 +13,7 @@ import os
 import numpy as np
 import torch
 
-from model import ARCH, OUTPUTS, HeatNet
+from model import GraphNet, activation_of
 
 
 def _fold(unit) -> tuple[np.ndarray, np.ndarray]:
@@ -32,11 +33,14 @@ def _layer(cls: str, name: str, inbound: list[str], **config) -> dict:
             "inbound_nodes": [[[i, 0, 0, {}] for i in inbound]] if inbound else []}
 
 
-def export(model: HeatNet, size: int, out_dir: str, model_name: str = "heatnet") -> dict:
+def export(model: GraphNet, size: int, out_dir: str, model_name: str = "heatnet", float16: bool = False) -> dict:
     model = model.eval()
     layers = [_layer("InputLayer", "input", [], batch_input_shape=[None, size, size, 1], sparse=False)]
     weights: list[tuple[str, np.ndarray]] = []
-    for name, kind, ins, p in ARCH:
+    used = model.needed(set(), model.outputs)  # only what the outputs depend on
+    for name, kind, ins, p in model.arch:
+        if name not in used:
+            continue
         if kind == "conv":
             src = ins[0]
             if p["s"] == 2:
@@ -45,11 +49,22 @@ def export(model: HeatNet, size: int, out_dir: str, model_name: str = "heatnet")
                 src = f"{name}_pad"
             unit = model.layers[name]
             k, b = _fold(unit)
-            layers.append(_layer("Conv2D", name, [src], filters=p["out"], kernel_size=[p["k"], p["k"]],
-                                 strides=[p["s"], p["s"]], padding="valid" if p["s"] == 2 else "same",
-                                 data_format="channels_last", dilation_rate=[1, 1],
-                                 activation="relu" if p.get("relu", True) else "linear", use_bias=True))
-            weights += [(f"{name}/kernel", k), (f"{name}/bias", b)]
+            common = dict(kernel_size=[p["k"], p["k"]], strides=[p["s"], p["s"]],
+                          padding="valid" if p["s"] == 2 else "same", data_format="channels_last",
+                          dilation_rate=[1, 1], activation=activation_of(p), use_bias=True)
+            if p.get("depthwise") or common["activation"] == "relu6":
+                # one fused op in TF.js (services/inference/fusedConv.ts): tfjs-layers fuses neither
+                # depthwise convolutions nor ReLU6. PyTorch depthwise [C, 1, kh, kw] -> permuted
+                # [kh, kw, 1, C] -> TF [kh, kw, C, 1].
+                dw = bool(p.get("depthwise"))
+                layers.append(_layer("FusedConv2D", name, [src], filters=p["out"], depthwise=dw,
+                                     kernel_size=common["kernel_size"], strides=common["strides"],
+                                     padding=common["padding"], activation=common["activation"]))
+                weights += [(f"{name}/depthwise_kernel", np.ascontiguousarray(k.transpose(0, 1, 3, 2))) if dw
+                            else (f"{name}/kernel", k), (f"{name}/bias", b)]
+            else:
+                layers.append(_layer("Conv2D", name, [src], filters=p["out"], **common))
+                weights += [(f"{name}/kernel", k), (f"{name}/bias", b)]
         elif kind == "add":
             if p.get("relu"):
                 layers.append(_layer("Add", f"{name}_add", ins))
@@ -76,16 +91,19 @@ def export(model: HeatNet, size: int, out_dir: str, model_name: str = "heatnet")
     topology = {
         "class_name": "Model",
         "config": {"name": model_name, "layers": layers, "input_layers": [["input", 0, 0]],
-                   "output_layers": [[o, 0, 0] for o in OUTPUTS]},
+                   "output_layers": [[o, 0, 0] for o in model.outputs]},
         "keras_version": "2.13.1",
         "backend": "tensorflow",
     }
     os.makedirs(out_dir, exist_ok=True)
-    blob = b"".join(np.ascontiguousarray(w, dtype="<f4").tobytes() for _, w in weights)
+    # float16: stored as IEEE half and widened to float32 by TF.js at load (weight "quantization")
+    dtype = "<f2" if float16 else "<f4"
+    blob = b"".join(np.ascontiguousarray(w, dtype=dtype).tobytes() for _, w in weights)
     with open(os.path.join(out_dir, "weights.bin"), "wb") as f:
         f.write(blob)
+    quant = {"quantization": {"dtype": "float16"}} if float16 else {}
     manifest = [{"paths": ["weights.bin"],
-                 "weights": [{"name": n, "shape": list(w.shape), "dtype": "float32"} for n, w in weights]}]
+                 "weights": [{"name": n, "shape": list(w.shape), "dtype": "float32", **quant} for n, w in weights]}]
     with open(os.path.join(out_dir, "model.json"), "w") as f:
         json.dump({"format": "layers-model", "generatedBy": "fracture-triage training/export_tfjs.py",
                    "convertedBy": None, "modelTopology": topology, "weightsManifest": manifest}, f)

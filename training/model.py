@@ -56,11 +56,11 @@ OUTPUTS = ["heat", "cls"]
 HEATMAP_STRIDE = 8
 
 
-def channels() -> dict[str, int]:
-    ch = {"input": 1}
-    for name, kind, ins, p in ARCH:
+def channels(arch=None, in_channels: int = 1) -> dict[str, int]:
+    ch = {"input": in_channels}
+    for name, kind, ins, p in arch or ARCH:
         if kind in ("conv", "dense"):
-            ch[name] = p["out"]
+            ch[name] = ch[ins[0]] if p.get("depthwise") else p["out"]
         elif kind == "concat":
             ch[name] = sum(ch[i] for i in ins)
         else:
@@ -68,12 +68,29 @@ def channels() -> dict[str, int]:
     return ch
 
 
+def activation_of(p: dict) -> str:
+    """'relu' (default), 'relu6' or 'linear'; the v1 spec says relu=False for linear."""
+    return p.get("act", "relu" if p.get("relu", True) else "linear")
+
+
+def apply_activation(x, act: str):
+    if act == "relu":
+        return F.relu(x)
+    if act == "relu6":
+        return F.relu6(x)
+    return x
+
+
 class ConvUnit(nn.Module):
-    def __init__(self, cin: int, cout: int, k: int, s: int, bn: bool = True, relu: bool = True):
+    """Convolution (+ BatchNorm) + activation. depthwise=True: one 3x3 filter per channel
+    (out == in), as Keras DepthwiseConv2D with depth_multiplier 1."""
+
+    def __init__(self, cin: int, cout: int, k: int, s: int, bn: bool = True, act: str = "relu",
+                 depthwise: bool = False):
         super().__init__()
-        self.k, self.s, self.relu = k, s, relu
+        self.k, self.s, self.act = k, s, act
         pad = 0 if s == 2 else k // 2
-        self.conv = nn.Conv2d(cin, cout, k, stride=s, padding=pad, bias=not bn)
+        self.conv = nn.Conv2d(cin, cout, k, stride=s, padding=pad, bias=not bn, groups=cin if depthwise else 1)
         self.bn = nn.BatchNorm2d(cout) if bn else None
 
     def forward(self, x):
@@ -82,27 +99,52 @@ class ConvUnit(nn.Module):
         x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x)
-        return F.relu(x) if self.relu else x
+        return apply_activation(x, self.act)
 
 
-class HeatNet(nn.Module):
-    def __init__(self):
+class GraphNet(nn.Module):
+    """Runs a graph spec (list of (name, kind, inputs, params), topologically ordered).
+
+    forward(x) runs the whole graph. forward(given={...}) starts from cached activations: only
+    the nodes the outputs need beyond those in `given` are computed."""
+
+    def __init__(self, arch, outputs, in_channels: int = 1):
         super().__init__()
-        ch = channels()
+        self.arch, self.outputs = arch, outputs
+        ch = channels(arch, in_channels)
         self.layers = nn.ModuleDict()
         self.dropout = {}
-        for name, kind, ins, p in ARCH:
+        for name, kind, ins, p in arch:
             if kind == "conv":
-                self.layers[name] = ConvUnit(ch[ins[0]], p["out"], p["k"], p["s"], p.get("bn", True), p.get("relu", True))
+                self.layers[name] = ConvUnit(ch[ins[0]], ch[name], p["k"], p["s"], p.get("bn", True),
+                                             activation_of(p), p.get("depthwise", False))
             elif kind == "dense":
                 self.layers[name] = nn.Linear(ch[ins[0]], p["out"])
                 self.dropout[name] = p.get("dropout", 0.0)
         # heat-map prior: fractures cover a small share of cells
-        nn.init.constant_(self.layers["heat"].conv.bias, -4.0)
+        if "heat" in self.layers:
+            nn.init.constant_(self.layers["heat"].conv.bias, -4.0)
 
-    def forward(self, x):
-        t = {"input": x}
-        for name, kind, ins, p in ARCH:
+    def needed(self, given: set[str], outputs: list[str]) -> set[str]:
+        """Nodes to compute for `outputs` when the nodes in `given` are supplied."""
+        spec = {name: ins for name, _, ins, _ in self.arch}
+        need, todo = set(), list(outputs)
+        while todo:
+            n = todo.pop()
+            if n in need or n in given or n == "input":
+                continue
+            need.add(n)
+            todo += spec[n]
+        return need
+
+    def forward(self, x=None, given: dict | None = None, stop_at: str | None = None):
+        t = dict(given or {})
+        if x is not None:
+            t["input"] = x
+        need = self.needed(set(t), [stop_at] if stop_at else self.outputs)
+        for name, kind, ins, p in self.arch:
+            if name not in need:
+                continue
             a = [t[i] for i in ins]
             if kind == "conv":
                 y = self.layers[name](a[0])
@@ -123,7 +165,14 @@ class HeatNet(nn.Module):
             else:
                 raise ValueError(kind)
             t[name] = y
-        return t["heat"], t["cls"]
+            if name == stop_at:
+                return y
+        return tuple(t[o] for o in self.outputs)
+
+
+class HeatNet(GraphNet):
+    def __init__(self):
+        super().__init__(ARCH, OUTPUTS)
 
 
 def pool_heat(heat_logits: torch.Tensor, k: int = 8) -> torch.Tensor:

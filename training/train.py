@@ -77,12 +77,13 @@ def predict(model, imgs: np.ndarray, mean: float, std: float, batch: int = 32):
     return np.concatenate(heats), np.concatenate(clss)
 
 
-def scores_from(heat: np.ndarray, cls: np.ndarray) -> dict[str, np.ndarray]:
-    pooled = pool_heat(torch.from_numpy(heat).unsqueeze(1)).numpy()
+def scores_from(heat: np.ndarray, cls: np.ndarray, topk: int = 8) -> dict[str, np.ndarray]:
+    pooled = pool_heat(torch.from_numpy(heat).unsqueeze(1), topk).numpy()
     return {"cls": cls, "heat_topk": pooled, "mean": (cls + pooled) / 2}
 
 
-def localisation(heat: np.ndarray, boxes_px: list, y: np.ndarray) -> float | None:
+def localisation(heat: np.ndarray, boxes_px: list, y: np.ndarray, stride: int = HEATMAP_STRIDE) -> float | None:
+    """Share of fractured images whose heat-map maximum (cell centre) lies inside a fracture box."""
     hits, n = 0, 0
     hs = heat.shape[-1]
     for i in np.nonzero(y == 1)[0]:
@@ -90,7 +91,7 @@ def localisation(heat: np.ndarray, boxes_px: list, y: np.ndarray) -> float | Non
             continue
         n += 1
         k = int(np.argmax(heat[i]))
-        cy, cx = (k // hs + 0.5) * HEATMAP_STRIDE, (k % hs + 0.5) * HEATMAP_STRIDE
+        cy, cx = (k // hs + 0.5) * stride, (k % hs + 0.5) * stride
         if any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in boxes_px[i]):
             hits += 1
     return hits / n if n else None

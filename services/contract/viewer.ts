@@ -32,6 +32,8 @@ export const WorklistItemSchema = Type.Object({
     score: Nullable(Type.Number()),
     /** Why the AI could not read the study ("unreadable", "failed"), when it says. */
     reason: Type.Optional(Nullable(Type.String())),
+    /** Why an image of the study is "unreadable" (plain words), else null. */
+    unreadableReason: Type.Optional(Nullable(Type.String())),
   }),
   reviewState: StringEnum(['unreviewed', 'reviewed'] as const),
   images: Type.Integer(),
@@ -67,6 +69,8 @@ export const ImageAiSchema = Type.Object({
   heatmapUrl: Nullable(Type.String()),
   model: ModelSchema,
   reason: Nullable(Type.String()),
+  /** The reason when status is "unreadable", else null. */
+  unreadableReason: Type.Optional(Nullable(Type.String())),
 });
 export type ImageAi = Static<typeof ImageAiSchema>;
 
@@ -105,8 +109,9 @@ export const MeasurementSchema = Type.Object({
   points: Type.Array(Type.Object({ x: Type.Number(), y: Type.Number() }), { minItems: 2, maxItems: 4 }),
   value: Type.Number(),
   unit: StringEnum(['mm', 'px', 'deg'] as const),
-  /** The image's instance id (as in StudyImage.id). */
+  /** The image's instance id (as in StudyImage.id); the server returns both names. */
   imageId: Type.Integer(),
+  instanceId: Type.Optional(Type.Integer()),
 });
 export type Measurement = Static<typeof MeasurementSchema>;
 
@@ -119,6 +124,8 @@ export const ReviewEntrySchema = Type.Object({
   user: Type.Object({ id: Type.Integer(), username: Type.String(), displayName: Type.String() }),
   at: Type.Number({ description: 'epoch ms' }),
   supersededAt: Nullable(Type.Number()),
+  /** The images the radiologist had rendered when deciding. */
+  shownInstanceIds: Type.Optional(Type.Array(Type.Integer())),
   /** Set when the decision was withdrawn (undo); history is kept. */
   undoneAt: Type.Optional(Nullable(Type.Number())),
 });

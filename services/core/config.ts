@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { DEFAULT_MODEL_DIR } from '../inference/defaultModel.js';
 
 /**
  * All configuration comes from the environment, read once. Defaults run the whole system on one
@@ -38,6 +39,18 @@ export interface Config {
     maxStreamsPerSite: number;
     /** /readyz is not ready when the data disk has less free space than this. */
     minFreeDiskBytes: number;
+  };
+  /** The DICOM C-STORE listener (services/dimse); port 0 turns it off. */
+  dimse: {
+    port: number;
+    host: string;
+    aeTitle: string;
+    /** Associations open at once; more are rejected with "local limit exceeded" (transient). */
+    maxAssociations: number;
+    /** Instances being stored at once over all associations; the rest wait their turn. */
+    maxConcurrentStores: number;
+    /** Prometheus /metrics of the listener process (0 = off). */
+    metricsPort: number;
   };
   /** Seconds between reconciler passes (re-queue stored images Redis forgot). */
   reconcileIntervalSec: number;
@@ -91,6 +104,15 @@ function backendFrom(value: string | undefined): Config['worker']['backend'] {
   throw new Error(`INFERENCE_BACKEND must be auto, node, wasm or cpu, got "${value}"`);
 }
 
+/** An AE title: 1-16 characters of the default repertoire, no backslash, not only spaces (PS3.5 §6.2). */
+export function aeTitle(value: string, name = 'AE title'): string {
+  const trimmed = value.trim();
+  if (!trimmed || trimmed.length > 16 || !/^[\x20-\x7e]+$/.test(trimmed) || trimmed.includes('\\')) {
+    throw new Error(`${name} must be 1-16 printable ASCII characters without a backslash, got "${value}"`);
+  }
+  return trimmed;
+}
+
 /** TRUST_PROXY: a comma-separated list of proxy addresses or CIDRs ("127.0.0.1,10.0.0.0/8"). */
 function trustedProxies(value: string | undefined): string[] {
   const list = (value ?? '').split(',').map((x) => x.trim()).filter(Boolean);
@@ -129,6 +151,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxStreamsPerSite: Math.max(1, int(env, 'SSE_MAX_PER_SITE', 200)),
       minFreeDiskBytes: int(env, 'MIN_FREE_DISK_MB', 256) * MB,
     },
+    dimse: {
+      port: int(env, 'DIMSE_PORT', 11112),
+      host: env.DIMSE_HOST ?? host,
+      aeTitle: aeTitle(env.DIMSE_AE_TITLE ?? 'FRACTURE_TRIAGE', 'DIMSE_AE_TITLE'),
+      maxAssociations: Math.max(1, int(env, 'DIMSE_MAX_ASSOCIATIONS', 16)),
+      maxConcurrentStores: Math.max(1, int(env, 'DIMSE_MAX_CONCURRENT_STORES', 8)),
+      metricsPort: int(env, 'DIMSE_METRICS_PORT', 0),
+    },
     reconcileIntervalSec: int(env, 'RECONCILE_INTERVAL_SEC', 30),
     logLevel: env.LOG_LEVEL ?? 'info',
     demo: env.FT_DEMO === '1' || env.FT_DEMO === 'true',
@@ -140,7 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sendBackoffMs: Math.max(100, int(env, 'SEND_BACKOFF_MS', 5_000)),
     },
     worker: {
-      modelDir: path.resolve(env.MODEL_DIR ?? 'models/fracatlas-heatnet-v1'),
+      modelDir: path.resolve(env.MODEL_DIR ?? DEFAULT_MODEL_DIR),
       backend: backendFrom(env.INFERENCE_BACKEND),
       concurrency: Math.max(1, int(env, 'WORKER_CONCURRENCY', 2)),
       decodeThreads: Math.max(1, int(env, 'DECODE_THREADS', 1)),

@@ -10,6 +10,7 @@ export const ERROR_CATALOGUE = {
   forbidden: { httpStatus: 403, retryable: false, message: 'not allowed' },
   study_not_found: { httpStatus: 404, retryable: false, message: 'no such study' },
   image_not_found: { httpStatus: 404, retryable: false, message: 'no such image' },
+  review_not_found: { httpStatus: 404, retryable: false, message: 'the study has no decision to undo' },
   heatmap_not_found: { httpStatus: 404, retryable: false, message: 'no heat map for this image' },
   job_not_found: { httpStatus: 404, retryable: false, message: 'no such job' },
   not_acceptable: { httpStatus: 406, retryable: false, message: 'cannot answer in a media type the client accepts' },

@@ -16,6 +16,8 @@ export interface RawFrame {
   height: number;
   /** Original pixels per decoded pixel along each axis (1, 2, 4…); decoded (x, y) covers original (x·r … x·r+r). */
   reduction: number;
+  /** Damage the decoder reported while still returning pixels (premature end of data, corrupt segment). */
+  warnings: string[];
 }
 
 export interface FrameDecodeOptions {
@@ -35,11 +37,12 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array, opts: Fram
   let reduction = 1;
   const codec = info.transferSyntax.codec;
   if (codec === 'native' || codec === 'deflate') {
-    return { values: nativeValues(info, bytes), decoder: info.transferSyntax.bigEndian ? 'native big endian' : 'native little endian', width: columns, height: rows, reduction };
+    return { values: nativeValues(info, bytes), decoder: info.transferSyntax.bigEndian ? 'native big endian' : 'native little endian', warnings: [], width: columns, height: rows, reduction };
   }
   if (bytes.length === 0) throw new PixelDataError('corrupt-pixel-data', 'frame has zero length');
   let samples: Samples;
   let decoder: string;
+  let warnings: string[] = [];
   let shift = 0;
   let mask = true;
   switch (codec) {
@@ -51,7 +54,7 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array, opts: Fram
       break;
     case 'jpeg-lossless': {
       checkHeader(findSof(bytes), info, 'JPEG Lossless');
-      samples = decodeJpegLossless(bytes, rows, columns, info.bitsAllocated);
+      ({ samples, warnings } = decodeJpegLossless(bytes, rows, columns, info.bitsAllocated));
       decoder = 'jpeg-lossless-decoder-js';
       break;
     }
@@ -62,11 +65,13 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array, opts: Fram
         checkSize(d.width, d.height, columns, rows, 'JPEG');
         if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG frame has ${d.components} components in a greyscale image`);
         samples = d.samples;
+        warnings = d.warnings;
         decoder = '@cornerstonejs/codec-libjpeg-turbo-8bit';
       } else {
         const d = decodeJpegDct(bytes);
         checkSize(d.width, d.height, columns, rows, 'JPEG');
         samples = d.samples;
+        warnings = d.warnings;
         decoder = 'jpeg-dct (built in, IJG islow IDCT, 12-bit)';
       }
       break;
@@ -79,6 +84,7 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array, opts: Fram
       checkSize(d.width, d.height, columns, rows, 'JPEG-LS');
       if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG-LS frame has ${d.components} components in a greyscale image`);
       samples = d.samples;
+      warnings = d.warnings;
       decoder = '@cornerstonejs/codec-charls';
       break;
     }
@@ -95,6 +101,7 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array, opts: Fram
       checkSize(d.width, d.height, columns, rows, 'JPEG 2000');
       if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG 2000 frame has ${d.components} components in a greyscale image`);
       samples = d.samples;
+      warnings = d.warnings;
       decoder = level > 0 ? `@cornerstonejs/codec-openjpeg (resolution reduced ${reduction}×)` : '@cornerstonejs/codec-openjpeg';
       // The codestream carries its own signedness and precision; trust its values.
       mask = !(d.signed && info.pixelRepresentation === 1);
@@ -108,7 +115,7 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array, opts: Fram
   const values = new Int32Array(n);
   if (mask) toStored(samples, values, info.bitsStored, shift, info.pixelRepresentation === 1);
   else for (let i = 0; i < n; i++) values[i] = samples[i];
-  return { values, decoder, width: columns, height: rows, reduction };
+  return { values, decoder, warnings, width: columns, height: rows, reduction };
 }
 
 /**

@@ -12,6 +12,7 @@ import { applyModality, toDisplay, type VoiOptions, type WindowChoice } from './
 export { PixelDataError, isPixelDataError, type PixelDataErrorCode } from './errors.js';
 export { inOriginalPixels, letterbox, letterboxGeometry, toOriginal, resize, type GreyImage, type Letterbox } from './letterbox.js';
 export { readGreyPng, renderPng } from './png.js';
+export { checkPlausibility, type PlausibilityVerdict } from './plausibility.js';
 export { SUPPORTED_TRANSFER_SYNTAXES, transferSyntax } from '../dicom/index.js';
 export { MAX_FRAME_PIXELS, MAX_TOTAL_PIXELS } from './dataset.js';
 
@@ -45,6 +46,8 @@ export interface DecodedImage {
   transferSyntaxUid: string;
   /** Every transform applied, in order, for the record. */
   transforms: string[];
+  /** Damage the decoder reported while still returning pixels; the worker treats these as errors (see plausibility.ts). */
+  warnings: string[];
 }
 
 export interface RawDecoded {
@@ -53,6 +56,7 @@ export interface RawDecoded {
   /** Stored pixel values before any LUT (sign-extended from bits stored). */
   values: Int32Array;
   decoder: string;
+  warnings: string[];
   /** Size of `values` and the reduction from the original (see RawFrame). */
   width: number;
   height: number;
@@ -67,7 +71,7 @@ export async function decodeRaw(bytes: Uint8Array, opts: { frame?: number; maxIn
     throw new PixelDataError('frame-out-of-range', `frame ${frameIndex} requested, the instance has ${parsed.info.frames}`);
   try {
     const raw = await decodeFrame(parsed.info, parsed.frameBytes(frameIndex), { minLongSide: opts.minLongSide });
-    return { info: parsed.info, frameIndex, values: raw.values, decoder: raw.decoder, width: raw.width, height: raw.height, reduction: raw.reduction };
+    return { info: parsed.info, frameIndex, values: raw.values, decoder: raw.decoder, warnings: raw.warnings, width: raw.width, height: raw.height, reduction: raw.reduction };
   } catch (e) {
     if (e instanceof PixelDataError) throw e;
     // Anything else from a codec is still the file's problem: never let it escape untyped.
@@ -96,5 +100,6 @@ export async function decodeInstance(bytes: Uint8Array, opts: DecodeOptions = {}
     pixelRepresentation: info.pixelRepresentation,
     transferSyntaxUid: info.transferSyntax.uid,
     transforms,
+    warnings: raw.warnings,
   };
 }

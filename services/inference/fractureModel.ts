@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { selectBackend, tf, type Backend } from './backend.js';
 import { extractBoxes, type Box } from './boxes.js';
+import './fusedConv.js'; // registers the FusedConv2D layer class model v2 uses
 
 export type { Backend } from './backend.js';
 export type { Box } from './boxes.js';

@@ -115,7 +115,7 @@ function studyStatement(report: StudyReport): DicomItem[] {
   const scored = report.images.filter((i) => i.status === 'done');
   const items: DicomItem[] = [];
   const overall = scored.length ? (report.images.some((i) => i.flag === 'definite') ? 'definite' : report.images.some((i) => i.flag === 'doubt') ? 'doubt' : 'none')
-    : report.images.some((i) => i.status === 'failed') ? 'failed' : 'not_applicable';
+    : report.images.some((i) => i.status === 'failed' || i.status === 'unreadable') ? 'failed' : 'not_applicable';
   items.push(coded('CONTAINS', C.flagLevel, FLAG_CODES[overall]));
   if (overall === 'none') {
     items.push(text('CONTAINS', C.finding, `No fracture found by the AI on ${scored.length} of ${report.images.length} image(s). This does not rule out a fracture.`));

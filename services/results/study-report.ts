@@ -14,7 +14,7 @@ export interface ReportImage {
   seriesUid: string;
   rows: number;
   columns: number;
-  status: 'done' | 'failed' | 'not_applicable';
+  status: 'done' | 'unreadable' | 'failed' | 'not_applicable';
   flag: ImageFlag | null;
   probability: number | null;
   /** Why there is no score (failed = unreadable, not_applicable). */

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MODEL_DIR } from '../../services/inference/defaultModel.js';
 import { multipart } from '../helpers/dicom.js';
 import { startSystem, stow, type TestSystem } from '../helpers/system.js';
 import { addUsers, corruptJpegLossless, PASSWORD, waitFor } from './helpers.js';
@@ -11,7 +12,7 @@ import { writeTinyModel } from './tiny-model.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const CHROMIUM = '/usr/bin/chromium';
-const shippedModel = path.join(root, 'models/fracatlas-heatnet-v1');
+const shippedModel = path.join(root, DEFAULT_MODEL_DIR);
 const samples = path.join(root, 'samples/fracatlas');
 
 /**

@@ -34,9 +34,10 @@ describe('API contract (services/contract)', () => {
     it('worklist, study, AI refresh and decisions validate against their schemas', async () => {
       const check = (schema: Parameters<typeof Value.Check>[0], body: unknown) => expect([...Value.Errors(schema, body)].map((e) => `${e.path}: ${e.message}`)).toEqual([]);
       check(WorklistPageSchema, (await api(system, rad, '/api/worklist')).json);
-      check(StudyDetailSchema, (await api(system, rad, `/api/studies/${studyId}`)).json);
+      const detail = (await api(system, rad, `/api/studies/${studyId}`)).json;
+      check(StudyDetailSchema, detail);
       check(StudyAiSchema, (await api(system, rad, `/api/studies/${studyId}/ai`)).json);
-      const decided = await api(system, rad, `/api/studies/${studyId}/review`, { method: 'POST', body: { decision: 'agree', comment: null } });
+      const decided = await api(system, rad, `/api/studies/${studyId}/review`, { method: 'POST', body: { decision: 'agree', comment: null, shownInstanceIds: [detail.images[0].id] } });
       expect(decided.status).toBe(201);
       check(DecisionResultSchema, decided.json);
       check(ReviewListSchema, (await api(system, rad, `/api/studies/${studyId}/reviews`)).json);

@@ -6,10 +6,11 @@ import path from 'node:path';
 import { loadConfig } from '../../services/core/config.js';
 import { createCore, type Core } from '../../services/core/core.js';
 import { createLogger } from '../../services/core/logger.js';
+import { DEFAULT_MODEL_DIR } from '../../services/inference/defaultModel.js';
 import { REDIS_URL } from './system.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
-export const MODEL_DIR = process.env.MODEL_DIR ?? path.join(root, 'models/fracatlas-heatnet-v1');
+export const MODEL_DIR = process.env.MODEL_DIR ?? path.join(root, DEFAULT_MODEL_DIR);
 
 /**
  * The real system as separate processes (API and classify workers), sharing a temp data folder,
@@ -23,6 +24,8 @@ export interface ProcessSystem {
   /** `openFiles`: start it under `ulimit -n` (its soft open-file limit), as a constrained host would. */
   startApi(opts?: { openFiles?: number; env?: Record<string, string> }): Promise<ChildProcess>;
   startWorker(extra?: Record<string, string>): Promise<ChildProcess>;
+  /** The DICOM listener (services/dimse/main.ts); set DIMSE_PORT in the env. */
+  startDimse(extra?: Record<string, string>): Promise<ChildProcess>;
   /** Everything the processes wrote to stdout and stderr so far. */
   output(): string;
   stop(): Promise<void>;
@@ -91,6 +94,13 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
     async startWorker(extra = {}) {
       const child = spawnTs('services/worker/main.ts', extra);
       await waitForLine(child, 'classify worker started');
+      child.stdout!.resume();
+      child.stderr!.resume();
+      return child;
+    },
+    async startDimse(extra = {}) {
+      const child = spawnTs('services/dimse/main.ts', extra);
+      await waitForLine(child, 'DICOM listener started');
       child.stdout!.resume();
       child.stderr!.resume();
       return child;

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_MODEL_DIR } from '../../services/inference/defaultModel.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The shipped model; FRACTURE_MODEL_DIR overrides (e.g. a smoke-run export). */
-export const MODEL_DIR = process.env.FRACTURE_MODEL_DIR ?? path.join(root, 'models', 'fracatlas-heatnet-v1');
+export const MODEL_DIR = process.env.FRACTURE_MODEL_DIR ?? path.join(root, DEFAULT_MODEL_DIR);
 
 export interface ParityFixture {
   n: number;

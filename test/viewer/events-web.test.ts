@@ -50,8 +50,9 @@ describe('live events and the web app', () => {
       // No wait: the stream answers only once its subscription is in place.
       await system.core.redis.publish(channel, JSON.stringify({ type: 'study', siteId: 'site-b', studyId: 99, aiState: 'complete', aiFlag: 'definite', aiScore: 0.9 }));
       await system.core.redis.publish(channel, JSON.stringify({ type: 'result', siteId: 'site-a', studyId: 5, instanceId: 6, status: 'done', flag: 'doubt', probability: 0.6 }));
-      const { id } = await addStudy(system, 'a');
-      const decided = await api(system, radA, `/api/studies/${id}/review`, { method: 'POST', body: { decision: 'disagree' } });
+      const { id, dx } = await addStudy(system, 'a');
+      const shown = (await system.core.repos.instances.findBySop('site-a', dx.sopInstanceUid))!.id;
+      const decided = await api(system, radA, `/api/studies/${id}/review`, { method: 'POST', body: { decision: 'disagree', shownInstanceIds: [shown] } });
       expect(decided.status).toBe(201);
       await system.core.redis.publish(channel, JSON.stringify({ type: 'study', siteId: 'site-a', studyId: id, aiState: 'complete', aiFlag: 'none', aiScore: 0.1 }));
     };

@@ -1,4 +1,4 @@
-import type { AiFlag } from '../../services/core/db/schema.js';
+import type { StudyAiFlag } from '../../services/core/db/schema.js';
 import { makeDx, multipart } from '../helpers/dicom.js';
 import { stow, type TestSystem } from '../helpers/system.js';
 
@@ -30,7 +30,7 @@ export async function addStudy(system: TestSystem, site: 'a' | 'b', opts: { pati
 }
 
 /** What the worker does when a study's results are in (until the worker runs in these tests). */
-export async function setAi(system: TestSystem, studyId: number, flag: AiFlag | 'failed' | 'not_applicable' | null, score: number | null) {
+export async function setAi(system: TestSystem, studyId: number, flag: StudyAiFlag | null, score: number | null) {
   await system.core.database.db.updateTable('studies')
     .set({ ai_state: flag === null ? 'pending' : 'complete', ai_flag: flag, ai_score: score }).where('id', '=', studyId).execute();
 }

@@ -11,6 +11,11 @@ for (const db of await databases()) {
     let radB: Session;
     let studyId: number;
     let otherId: number;
+    /** The instance of study a (site A), of study b (site B) and of a second site-A study. */
+    let shownA: number;
+    let shownB: number;
+    let shownA2: number;
+    let secondA: number;
 
     beforeAll(async () => {
       system = await startSystem({ db });
@@ -28,7 +33,13 @@ for (const db of await databases()) {
         heatmap_key: null, reason: null, queued_at: null, started_at: null, decoded_at: null, inferred_at: null, stored_at: Date.now(),
       }).execute();
       await setAi(system, studyId, 'doubt', 0.72);
-      otherId = (await addStudy(system, 'b')).id;
+      shownA = instance!.id;
+      const b = await addStudy(system, 'b');
+      otherId = b.id;
+      shownB = (await system.core.repos.instances.findBySop('site-b', b.dx.sopInstanceUid))!.id;
+      const a2 = await addStudy(system, 'a');
+      secondA = a2.id;
+      shownA2 = (await system.core.repos.instances.findBySop('site-a', a2.dx.sopInstanceUid))!.id;
       rad = await login(system, 'rad-a');
       rad2 = await login(system, 'rad-a2');
       admin = await login(system, 'admin-a');
@@ -36,7 +47,9 @@ for (const db of await databases()) {
     });
     afterAll(() => system?.close());
 
-    const decide = (session: Session, id: number, body: unknown, csrf = true) => api(system, session, `/api/studies/${id}/review`, { method: 'POST', body, csrf });
+    /** A decision as the viewer sends it: with the images it rendered (the study's own unless given). */
+    const decide = (session: Session, id: number, body: Record<string, unknown>, csrf = true) =>
+      api(system, session, `/api/studies/${id}/review`, { method: 'POST', body: { shownInstanceIds: [id === otherId ? shownB : id === secondA ? shownA2 : shownA], ...body }, csrf });
 
     it('needs the CSRF header, a radiologist, and a valid decision', async () => {
       expect((await decide(rad, studyId, { decision: 'agree' }, false)).status).toBe(403);
@@ -47,17 +60,42 @@ for (const db of await databases()) {
       expect((await api(system, rad, `/api/studies/${studyId}/reviews`)).json.reviews).toEqual([]);
     });
 
+    it('refuses a decision that names no image on screen, or images outside the study or site, with the reason', async () => {
+      const refused = [
+        [{ decision: 'agree', shownInstanceIds: [] }, /at least one/],
+        [{ decision: 'agree', shownInstanceIds: undefined }, /at least one/],
+        [{ decision: 'agree', shownInstanceIds: ['1'] }, /positive integers/],
+        [{ decision: 'agree', shownInstanceIds: [shownB] }, new RegExp(`image ${shownB} is not an image of this study`)], // another site's image
+        [{ decision: 'agree', shownInstanceIds: [shownA, shownA2] }, /not an image of this study/], // another study of the same site
+        [{ decision: 'missed', boxes: [{ x: 1, y: 1, width: 2, height: 2, instanceId: shownB }] }, /boxes: instanceId .* not an image of this study/],
+        [{ decision: 'missed', boxes: [{ x: 1, y: 1, width: 2, height: 2, instanceId: shownA2 }] }, /boxes: instanceId/],
+        [{ decision: 'agree', measurements: [{ kind: 'length', points: [[0, 0], [3, 4]], value: 5, unit: 'mm', instanceId: shownB }] }, /measurements\[0\]\.instanceId/],
+        [{ decision: 'agree', measurements: [{ kind: 'length', points: [[0, 0]], value: 5, unit: 'mm', instanceId: shownA }] }, /2 points/],
+        [{ decision: 'agree', measurements: [{ kind: 'angle', points: [[0, 0], [1, 1], [2, 0]], value: 90, unit: 'mm', instanceId: shownA }] }, /unit must be deg/],
+        [{ decision: 'agree', measurements: [{ kind: 'area', points: [[0, 0], [1, 1]], value: 1, unit: 'mm', instanceId: shownA }] }, /kind/],
+      ] as const;
+      for (const [body, reason] of refused) {
+        const res = await api(system, rad, `/api/studies/${studyId}/review`, { method: 'POST', body: 'shownInstanceIds' in body ? body : { shownInstanceIds: [shownA], ...body } });
+        expect(res.status, JSON.stringify(body)).toBe(400);
+        expect(res.json.message).toMatch(reason);
+      }
+      expect((await api(system, rad, `/api/studies/${studyId}/reviews`)).json.reviews).toEqual([]);
+      const study = await system.core.database.db.selectFrom('studies').select('review_state').where('id', '=', studyId).executeTakeFirstOrThrow();
+      expect(study.review_state).toBe('unreviewed');
+    });
+
     it('records a decision, keeps the history when it changes, marks the study reviewed, audits each', async () => {
       const first = await decide(rad, studyId, { decision: 'agree', comment: 'clear distal radius fracture' });
       expect(first.status).toBe(201);
       const worklist = await api(system, rad, '/api/worklist');
       expect(worklist.json.items.find((i: any) => i.id === studyId).reviewState).toBe('reviewed');
 
-      const second = await decide(rad2, studyId, { decision: 'missed', comment: 'second one at the ulna', boxes: [{ x: 10.04, y: 20, width: 5, height: 6, instanceId: 7 }] });
+      const second = await decide(rad2, studyId, { decision: 'missed', comment: 'second one at the ulna', boxes: [{ x: 10.04, y: 20, width: 5, height: 6, instanceId: shownA }] });
       expect(second.status).toBe(201);
       const history = (await api(system, rad, `/api/studies/${studyId}/reviews`)).json.reviews;
       expect(history.map((r: any) => [r.decision, r.user.username, r.supersededAt === null])).toEqual([['missed', 'rad-a2', true], ['agree', 'rad-a', false]]);
-      expect(history[0].boxes).toEqual([{ x: 10, y: 20, width: 5, height: 6, instanceId: 7 }]);
+      expect(history[0].boxes).toEqual([{ x: 10, y: 20, width: 5, height: 6, instanceId: shownA }]);
+      expect(history[0].shownInstanceIds).toEqual([shownA]);
       expect(history[1].comment).toBe('clear distal radius fracture');
 
       const audit = await system.core.repos.audit.list({ action: 'review.decide' });
@@ -92,6 +130,41 @@ for (const db of await databases()) {
       await decide(rad, studyId, { decision: 'uncertain', comment: '=HYPERLINK("http://x")' });
       const csv = await api(system, admin, '/api/reviews/export?format=csv');
       expect(csv.text).toContain(`"'=HYPERLINK(""http://x"")"`);
+    });
+
+    it('undoes a decision and changes it, keeping every step in the history and the audit; measurements come back with the study', async () => {
+      const id = secondA;
+      const measurements = [
+        { kind: 'length', points: [{ x: 1, y: 2 }, { x: 4, y: 6 }], value: 5.0004, unit: 'mm', instanceId: shownA2 },
+        { kind: 'angle', points: [[0, 0], [10, 0], [10, 10]], value: 90, unit: 'deg', instanceId: shownA2 },
+      ];
+      expect((await decide(rad, id, { decision: 'disagree', measurements })).status).toBe(201);
+      const undo = (session: Session, csrf = true) => api(system, session, `/api/studies/${id}/review`, { method: 'DELETE', csrf });
+      expect((await undo(rad, false)).status).toBe(403);
+      expect((await undo(radB)).status).toBe(404); // another site's study
+      const undone = await undo(rad2);
+      expect(undone.status).toBe(200);
+      expect(undone.json).toMatchObject({ undone: { decision: 'disagree' }, reviewState: 'unreviewed' });
+      expect((await undo(rad)).status).toBe(404); // nothing left to undo
+      let study = (await api(system, rad, `/api/studies/${id}`)).json;
+      expect(study.study.reviewState).toBe('unreviewed');
+      expect(study.reviews).toHaveLength(1);
+      expect(study.reviews[0]).toMatchObject({ decision: 'disagree', undoneAt: expect.any(Number), supersededAt: expect.any(Number) });
+      expect(study.reviews[0].measurements).toEqual([
+        { kind: 'length', points: [{ x: 1, y: 2 }, { x: 4, y: 6 }], value: 5, unit: 'mm', instanceId: shownA2, imageId: shownA2 },
+        { kind: 'angle', points: [{ x: 0, y: 0 }, { x: 10, y: 0 }, { x: 10, y: 10 }], value: 90, unit: 'deg', instanceId: shownA2, imageId: shownA2 },
+      ]);
+
+      expect((await decide(rad, id, { decision: 'agree' })).status).toBe(201);
+      expect((await decide(rad, id, { decision: 'uncertain' })).status).toBe(201); // a change supersedes
+      study = (await api(system, rad, `/api/studies/${id}`)).json;
+      expect(study.study.reviewState).toBe('reviewed');
+      expect(study.reviews.map((r: any) => [r.decision, r.supersededAt === null, r.undoneAt === null])).toEqual([
+        ['uncertain', true, true], ['agree', false, true], ['disagree', false, false],
+      ]);
+      const audited = (await system.core.repos.audit.list({ limit: 500 }))
+        .filter((e) => e.target_id === String(id) && e.action.startsWith('review.')).map((e) => [e.action, JSON.parse(e.details!).decision]).reverse();
+      expect(audited).toEqual([['review.decide', 'disagree'], ['review.undo', 'disagree'], ['review.decide', 'agree'], ['review.decide', 'uncertain']]);
     });
 
     it("does not export another site's decisions", async () => {

@@ -76,6 +76,20 @@ for (const db of await databases()) {
       expect(second.items.map((i) => i.id)).toEqual([ids.doubt, ids.pending]);
     });
 
+    it('sorts by an allow-listed column, keeps the clinical order as tiebreak, and pages stably', async () => {
+      const byScore = (await list(radA, '?sort=-score')).items;
+      expect(byScore.map((i) => i.id)).toEqual([ids.definiteRoutine, ids.definiteStat, ids.doubt, ids.none, ids.pending, ids.failed]); // no score last
+      expect((await list(radA, '?sort=score')).items.map((i) => i.id)).toEqual([ids.none, ids.doubt, ids.definiteStat, ids.definiteRoutine, ids.pending, ids.failed]);
+      expect((await list(radA, '?sort=patient')).items.map((i) => i.patient.name)).toEqual(['DEF^ROUTINE', 'DEF^STAT', 'Doubt^Dora', 'FAILED^ONE', 'NONE^ROUTINE', 'PENDING^ONE']);
+      expect((await list(radA, '?sort=-waiting')).items.map((i) => i.id)).toEqual([ids.definiteStat, ids.definiteRoutine, ids.failed, ids.doubt, ids.pending, ids.none]);
+      const paged = [];
+      for (let offset = 0; offset < 6; offset += 2) paged.push(...(await list(radA, `?sort=ai&limit=2&offset=${offset}`)).items.map((i) => i.id));
+      expect(paged).toEqual((await list(radA, '?sort=ai')).items.map((i) => i.id));
+      for (const bad of ['bogus', 'patient_name', '-', 'score;drop table studies', '--score']) {
+        expect((await api(system, radA, `/api/worklist?sort=${encodeURIComponent(bad)}`)).status).toBe(400);
+      }
+    });
+
     it("never shows a radiologist of site A site B's studies, images or decisions (and the reverse)", async () => {
       const b = await list(radB);
       expect(b.items.map((i) => i.id)).toEqual([ids.siteB]);
@@ -119,6 +133,31 @@ for (const db of await databases()) {
       const opened = await system.core.repos.audit.list({ action: 'study.open', siteId: 'site-a' });
       expect(opened.some((e) => e.target_id === String(id))).toBe(true);
       expect(JSON.stringify(opened)).not.toContain('OPEN^ME');
+    });
+
+    it('lists a STAT study the AI did not flag above every routine study, and an unreadable one as needing a look, never as clear', async () => {
+      const statClear = (await addStudy(system, 'a', { patientName: 'STAT^CLEAR', bodyPart: 'HAND', priority: 'stat' })).id;
+      await setAi(system, statClear, 'none', 0.01);
+      const unreadable = await addStudy(system, 'a', { patientName: 'UNREADABLE^ONE', bodyPart: 'HAND' });
+      const instance = await system.core.repos.instances.findBySop('site-a', unreadable.dx.sopInstanceUid);
+      // The roll-up the worker does (services/core/repositories/ai-result.repository.ts), with the reason it records.
+      await system.core.repos.aiResults.store({
+        instance_id: instance!.id, site_id: 'site-a', study_id: unreadable.id, status: 'unreadable', model_name: 'm', model_version: '1', backend: 'cpu',
+        reason: 'the image is almost blank (99 % of it is one grey level): likely damaged or empty, not read by the AI', stored_at: Date.now(),
+      });
+      const items = (await list(radA, '?limit=100')).items;
+      const at = (id: number) => items.findIndex((i) => i.id === id);
+      const routine = items.filter((i) => i.priority > 1);
+      expect(routine.length).toBeGreaterThan(0);
+      for (const r of routine) expect(at(statClear)).toBeLessThan(at(r.id));
+      const row = items.find((i) => i.id === unreadable.id);
+      expect(row.ai).toMatchObject({ state: 'unreadable', score: null, unreadableReason: expect.stringMatching(/almost blank/) });
+      // Needing a look: above every routine study the AI found nothing in.
+      for (const r of routine.filter((i) => i.ai.state === 'none')) expect(at(unreadable.id)).toBeLessThan(at(r.id));
+      expect((await list(radA, '?flag=unreadable')).items.map((i) => i.id)).toEqual([unreadable.id]);
+      const opened = await api(system, radA, `/api/studies/${unreadable.id}`);
+      expect(opened.json.study.ai).toMatchObject({ state: 'unreadable', unreadableReason: expect.stringMatching(/almost blank/) });
+      expect(opened.json.images[0].ai).toMatchObject({ status: 'unreadable', flag: null, probability: null, unreadableReason: expect.stringMatching(/almost blank/) });
     });
 
     it('stays fast with 10,000 studies (server-side pagination)', async () => {

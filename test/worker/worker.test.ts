@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseInstance } from '../../services/dicom/index.js';
 import { ingestDirect } from '../helpers/ingest.js';
-import { corruptJpegLossless, makeDx } from '../helpers/dicom.js';
+import { corruptJpegLossless, makeDx, scrambledJpegLossless } from '../helpers/dicom.js';
 import { exited, MODEL_DIR, startProcessSystem, waitFor, type ProcessSystem } from '../helpers/processes.js';
 
 const samples = path.resolve(import.meta.dirname, '../../samples');
@@ -28,6 +28,7 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
     for (const file of files) expect((await ingestDirect(s.core, fs.readFileSync(file))).status).toBe('stored');
     const rows = await waitFor(async () => { const r = await results(s); return r.length === files.length && r; }, 120_000, 'a result per image');
     expect(rows.filter((r) => r.status === 'failed')).toEqual([]);
+    expect(rows.filter((r) => r.status === 'unreadable')).toEqual([]); // no sample is called unreadable
     const notApplicable = rows.filter((r) => r.status === 'not_applicable');
     expect(notApplicable).toHaveLength(1);
     expect(notApplicable[0].reason).toMatch(/CHEST/);
@@ -37,6 +38,13 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
       expect(['none', 'doubt', 'definite']).toContain(r.flag);
       expect(r.model_version).toBeTruthy();
       expect(r.started_at! <= r.decoded_at! && r.decoded_at! <= r.inferred_at! && r.inferred_at! <= r.stored_at).toBe(true);
+      // Boxes agree with the image: at most 3, none on a not-flagged image, never louder than its flag, no number.
+      const boxes = JSON.parse(r.boxes!) as Record<string, unknown>[];
+      expect(boxes.length).toBeLessThanOrEqual(3);
+      if (r.flag === 'none') expect(boxes).toEqual([]);
+      if (r.flag === 'doubt') expect(boxes.every((b) => b.level === 'doubt')).toBe(true);
+      if (r.flag === 'definite') expect(boxes.some((b) => b.level === 'definite')).toBe(true);
+      for (const b of boxes) expect(Object.keys(b).sort()).toEqual(['height', 'level', 'width', 'x', 'y']);
       const png = await s.core.repos.storage.readDerived(r.heatmap_key!);
       expect(png.subarray(1, 4).toString()).toBe('PNG');
     }
@@ -108,6 +116,35 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
     const instance = await s.core.repos.instances.get(rows[0].instance_id);
     expect(instance?.status).toBe('failed');
   }, 120_000);
+
+  it('records a scrambled JPEG Lossless image and a blank image as unreadable, with the reason and no score; their studies need a look', async () => {
+    system = await startProcessSystem();
+    const s = system;
+    await s.startWorker();
+    const scrambled = await scrambledJpegLossless();
+    const blank = makeDx({ rows: 256, columns: 256, pixels: new Uint16Array(256 * 256).fill(1200) }).bytes;
+    // A readable image in the blank one's study: the study must still not read as "none".
+    const blankStudy = (await parseInstance(blank)).studyInstanceUid;
+    const clear = makeDx({ rows: 256, columns: 256, studyUid: blankStudy }).bytes;
+    for (const bytes of [scrambled, blank, clear]) expect((await ingestDirect(s.core, bytes)).status).toBe('stored');
+    const rows = await waitFor(async () => { const r = await results(s); return r.length === 3 && r; }, 120_000, 'three results');
+    const bySop = async (bytes: Buffer) => {
+      const instance = await s.core.repos.instances.findBySop('site-a', (await parseInstance(bytes)).sopInstanceUid);
+      return rows.find((r) => r.instance_id === instance!.id)!;
+    };
+    const scrambledResult = await bySop(scrambled);
+    expect(scrambledResult).toMatchObject({ status: 'unreadable', probability: null, flag: null, boxes: null, heatmap_key: null });
+    expect(scrambledResult.reason).toMatch(/damaged.*premature end of data segment/);
+    const blankResult = await bySop(blank);
+    expect(blankResult).toMatchObject({ status: 'unreadable', probability: null, flag: null });
+    expect(blankResult.reason).toMatch(/almost blank/);
+    expect((await bySop(clear)).status).toBe('done');
+    const studies = await s.core.database.db.selectFrom('studies').select(['id', 'ai_state', 'ai_flag']).execute();
+    expect(studies.map((st) => [st.ai_state, st.ai_flag])).toEqual([['complete', 'unreadable'], ['complete', 'unreadable']]);
+    // Not a failure: nothing to retry, the job completed with its answer.
+    expect((await s.core.jobs.classify.queue.getJobCounts('failed')).failed).toBe(0);
+    expect((await s.core.repos.instances.get(scrambledResult.instance_id))?.status).toBe('done');
+  }, 180_000);
 
   it('loses no job when a worker is stopped with jobs in flight', async () => {
     system = await startProcessSystem({ WORKER_CONCURRENCY: '2' });

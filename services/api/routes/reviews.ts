@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Core } from '../../core/core.js';
-import { DECISIONS } from '../../core/services/review.service.js';
+import type { Review } from '../../core/db/schema.js';
+import { DECISIONS, type DecisionInput } from '../../core/services/review.service.js';
 import type { Authenticate, Principal } from '../plugins/auth.js';
 import { DecisionResultSchema, ReviewListSchema, ErrorBodySchema } from '../../contract/index.js';
 
@@ -11,6 +12,16 @@ const EXPORT_COLUMNS = [
   'decision', 'comment', 'review_boxes', 'reviewer', 'decided_at', 'superseded_at',
   'ai_status', 'ai_probability', 'ai_flag', 'ai_boxes', 'model_name', 'model_version', 'study_ai_flag', 'study_ai_score',
 ] as const;
+
+const parsed = (json: string | null) => (json ? JSON.parse(json) as unknown[] : []);
+
+/** A decision as the study and history APIs return it. */
+export function reviewView(r: Review & { username: string; display_name: string }) {
+  return {
+    id: r.id, decision: r.decision, comment: r.comment, boxes: parsed(r.boxes), measurements: parsed(r.measurements), shownInstanceIds: parsed(r.shown_instance_ids),
+    user: { id: r.user_id, username: r.username, displayName: r.display_name }, at: r.created_at, supersededAt: r.superseded_at, undoneAt: r.undone_at,
+  };
+}
 
 function csvCell(value: unknown): string {
   if (value === null || value === undefined) return '';
@@ -31,21 +42,38 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
   app.post('/api/studies/:id/review', {
     onRequest: authenticate({ session: true, roles: ['radiologist'] }),
     schema: {
-      tags, summary: 'Record a decision on a study (supersedes the previous one; history kept; audited)', params,
+      tags, summary: 'Record a decision on a study, naming the images that were on screen (supersedes the previous one; history kept; audited)', params,
       body: {
         type: 'object', required: ['decision'], additionalProperties: false,
         properties: {
           decision: { type: 'string', enum: DECISIONS },
           comment: { type: ['string', 'null'], maxLength: 2000 },
           boxes: { type: ['array', 'null'], maxItems: 20, items: { type: 'object' } },
+          // Checked in the service (at least one, all of this study) so the refusal says why.
+          shownInstanceIds: { type: 'array', maxItems: 1000, description: 'ids of the images rendered on screen when deciding' },
+          measurements: { type: ['array', 'null'], maxItems: 50, items: { type: 'object' }, description: "[{ kind: 'length' | 'angle', points: [{x, y}], value, unit: 'mm' | 'px' | 'deg', instanceId }]" },
         },
       },
       response: { 201: DecisionResultSchema, '4xx': ErrorBodySchema },
     },
   }, async (request, reply) => {
     const p = request.principal as UserPrincipal;
-    const review = await core.services.reviews.decide(p, Number((request.params as { id: number }).id), request.body as { decision: string });
-    return reply.code(201).send({ review: { id: review.id, studyId: review.study_id, decision: review.decision, comment: review.comment, at: review.created_at } });
+    const review = await core.services.reviews.decide(p, Number((request.params as { id: number }).id), request.body as DecisionInput);
+    return reply.code(201).send({
+      review: {
+        id: review.id, studyId: review.study_id, decision: review.decision, comment: review.comment, at: review.created_at,
+        shownInstanceIds: parsed(review.shown_instance_ids), measurements: parsed(review.measurements),
+      },
+    });
+  });
+
+  app.delete('/api/studies/:id/review', {
+    onRequest: authenticate({ session: true, roles: ['radiologist'] }),
+    schema: { tags, summary: "Undo the study's current decision (kept in the history as undone; the study is unreviewed again; audited)", params },
+  }, async (request) => {
+    const p = request.principal as UserPrincipal;
+    const undone = await core.services.reviews.undo(p, Number((request.params as { id: number }).id));
+    return { undone: { id: undone.id, studyId: undone.study_id, decision: undone.decision, undoneAt: undone.undone_at }, reviewState: 'unreviewed' };
   });
 
   app.get('/api/studies/:id/reviews', {
@@ -53,12 +81,7 @@ export function reviewRoutes(app: FastifyInstance, core: Core, authenticate: Aut
   }, async (request) => {
     const p = request.principal as UserPrincipal;
     const rows = await core.services.reviews.historyFor(p.siteIds, Number((request.params as { id: number }).id));
-    return {
-      reviews: rows.map((r) => ({
-        id: r.id, decision: r.decision, comment: r.comment, boxes: r.boxes ? JSON.parse(r.boxes) as unknown[] : [],
-        user: { id: r.user_id, username: r.username, displayName: r.display_name }, at: r.created_at, supersededAt: r.superseded_at,
-      })),
-    };
+    return { reviews: rows.map(reviewView) };
   });
 
   app.get('/api/reviews/export', {

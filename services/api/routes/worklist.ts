@@ -1,14 +1,23 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Core } from '../../core/core.js';
 import { AppError } from '../../core/errors.js';
-import type { WorklistAiState, WorklistFilter, WorklistRow } from '../../core/services/study.service.js';
+import { WORKLIST_SORT_KEYS, type WorklistAiState, type WorklistFilter, type WorklistRow, type WorklistSort, type WorklistSortKey } from '../../core/services/study.service.js';
 import type { Authenticate, Principal } from '../plugins/auth.js';
+import { reviewView } from './reviews.js';
 import { BodyPartsSchema, StudyAiSchema, StudyDetailSchema, WorklistPageSchema, ErrorBodySchema } from '../../contract/index.js';
 
 type UserPrincipal = Extract<Principal, { type: 'user' }>;
 const user = (request: FastifyRequest) => request.principal as UserPrincipal;
 
-const AI_STATES: WorklistAiState[] = ['pending', 'definite', 'doubt', 'none', 'failed', 'not_applicable'];
+const AI_STATES: WorklistAiState[] = ['pending', 'definite', 'doubt', 'unreadable', 'none', 'failed', 'not_applicable'];
+/** `sort=<key>` (ascending) or `sort=-<key>` (descending); the clinical order breaks ties. */
+const SORT_PATTERN = `^-?(${WORKLIST_SORT_KEYS.join('|')})$`;
+
+export function parseSort(raw: string | undefined): WorklistSort | undefined {
+  if (!raw) return undefined;
+  const descending = raw.startsWith('-');
+  return { key: (descending ? raw.slice(1) : raw) as WorklistSortKey, direction: descending ? 'desc' : 'asc' };
+}
 const DATE = '^\\d{8}$';
 
 /** What the worklist shows for a study's AI: pending while results are outstanding, else the roll-up flag. */
@@ -43,6 +52,7 @@ function imageAi(i: StudyImageRow) {
     heatmapUrl: i.ai_heatmap_key ? `/api/instances/${i.id}/heatmap` : null,
     model: { name: i.ai_model_name, version: i.ai_model_version },
     reason: i.ai_reason,
+    unreadableReason: i.ai_status === 'unreadable' ? i.ai_reason : null,
   } : null;
 }
 
@@ -59,7 +69,7 @@ export function worklistItem(row: WorklistRow) {
     studyTime: row.study_time,
     receivedAt: row.received_at,
     priority: row.priority,
-    ai: { state: aiStateOf(row), complete: row.ai_state === 'complete', score: row.ai_score },
+    ai: { state: aiStateOf(row), complete: row.ai_state === 'complete', score: row.ai_score, unreadableReason: row.unreadable_reason },
     reviewState: row.review_state,
     images: row.images,
   };
@@ -77,7 +87,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
   app.get('/api/worklist', {
     onRequest: auth,
     schema: {
-      tags, summary: 'Worklist page: unreviewed first, then AI flag level, then priority, then longest waiting',
+      tags, summary: 'Worklist page: unreviewed first; then clinical priority (STAT/ED first), AI flag, score, longest waiting; or by `sort`',
       querystring: {
         type: 'object', additionalProperties: false,
         properties: {
@@ -85,6 +95,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
           review: { type: 'string', enum: ['unreviewed', 'reviewed', 'all'] },
           dateFrom: { type: 'string', pattern: DATE }, dateTo: { type: 'string', pattern: DATE },
           bodyPart: { type: 'string', maxLength: 64 }, q: { type: 'string', maxLength: 64 },
+          sort: { type: 'string', pattern: SORT_PATTERN, description: `column to sort by, "-" prefix for descending: ${WORKLIST_SORT_KEYS.join(', ')}; ties keep the clinical order` },
           limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 }, offset: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 0 },
         },
       },
@@ -105,7 +116,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
     };
     const limit = Number(q.limit ?? 50);
     const offset = Number(q.offset ?? 0);
-    const page = await studies.page(user(request), filter, limit, offset);
+    const page = await studies.page(user(request), filter, limit, offset, parseSort(q.sort as string | undefined));
     reply.header('Cache-Control', 'no-store');
     return { total: page.total, offset, limit, items: page.rows.map(worklistItem) };
   });
@@ -121,7 +132,10 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
     const modelOf = images.find((i) => i.ai_model_version);
     reply.header('Cache-Control', 'no-store');
     return {
-      study: worklistItem({ ...study, body_part: images.find((i) => i.body_part)?.body_part ?? null, images: images.length }),
+      study: worklistItem({
+        ...study, body_part: images.find((i) => i.body_part)?.body_part ?? null, images: images.length,
+        unreadable_reason: images.find((i) => i.ai_status === 'unreadable')?.ai_reason ?? null,
+      }),
       model: modelOf ? { name: modelOf.ai_model_name, version: modelOf.ai_model_version } : null,
       images: images.map((i) => ({
         id: i.id,
@@ -142,10 +156,7 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
         url: `/api/instances/${i.id}/file`,
         ai: imageAi(i),
       })),
-      reviews: history.map((r) => ({
-        id: r.id, decision: r.decision, comment: r.comment, boxes: r.boxes ? JSON.parse(r.boxes) as unknown[] : [],
-        user: { id: r.user_id, username: r.username, displayName: r.display_name }, at: r.created_at, supersededAt: r.superseded_at,
-      })),
+      reviews: history.map(reviewView),
     };
   });
 
@@ -159,7 +170,10 @@ export function worklistRoutes(app: FastifyInstance, core: Core, authenticate: A
     const modelOf = images.find((i) => i.ai_model_version);
     reply.header('Cache-Control', 'no-store');
     return {
-      study: { id, ai: { state: aiStateOf(study), complete: study.ai_state === 'complete', score: study.ai_score }, reviewState: study.review_state },
+      study: {
+        id, reviewState: study.review_state,
+        ai: { state: aiStateOf(study), complete: study.ai_state === 'complete', score: study.ai_score, unreadableReason: images.find((i) => i.ai_status === 'unreadable')?.ai_reason ?? null },
+      },
       model: modelOf ? { name: modelOf.ai_model_name, version: modelOf.ai_model_version } : null,
       images: images.map((i) => ({ id: i.id, ai: imageAi(i) })),
     };

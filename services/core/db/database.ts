@@ -37,7 +37,7 @@ export async function openDatabase(url: string, opts: { schema?: string } = {}):
     // A dropped connection must not take the process down; the next query reconnects.
     pool.on('error', () => {});
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    await migrateToLatest(db, 'postgres');
+    await migrateToLatest(db, 'postgres', opts.schema);
     return { db, dialect: 'postgres', close: () => db.destroy() };
   }
 

@@ -9,9 +9,15 @@ class InlineProvider implements MigrationProvider {
   }
 }
 
-export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
-  // Migrations are numbered per topic and may land out of order (0008 before 0005): each runs once, whatever the order.
-  const migrator = new Migrator({ db, provider: new InlineProvider(dialect), allowUnorderedMigrations: true });
+/**
+ * `schema`: the PostgreSQL schema the tables live in. Kysely must be told: without it, it takes a
+ * migration table in any other schema of the database for its own and skips creating it (tests
+ * running side by side in their own schemas then fail with "kysely_migration_lock does not exist").
+ * Migrations are numbered per topic and may land out of order (0008 before 0005): each runs once,
+ * whatever the order.
+ */
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect, schema?: string): Promise<void> {
+  const migrator = new Migrator({ db, provider: new InlineProvider(dialect), allowUnorderedMigrations: true, ...(schema ? { migrationTableSchema: schema } : {}) });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {

@@ -16,6 +16,7 @@ export interface Database {
   user_sites: UserSitesTable;
   sessions: SessionsTable;
   reviews: ReviewsTable;
+  ae_titles: AeTitlesTable;
   result_destinations: ResultDestinationsTable;
   result_versions: ResultVersionsTable;
   result_deliveries: ResultDeliveriesTable;
@@ -58,14 +59,22 @@ export interface StudiesTable {
   updated_at: number;
   /** pending until every instance has a result or a final failure, then complete. */
   ai_state: Generated<'pending' | 'complete'>;
-  /** Highest flag over the study's images (definite > doubt > none); failed / not_applicable when no image got a score. */
-  ai_flag: AiFlag | 'failed' | 'not_applicable' | null;
+  /**
+   * Roll-up over the study's images, the most pressing wins: definite > doubt > unreadable > failed >
+   * none > not_applicable. An unreadable or failed image keeps the study off "none": it needs a look.
+   */
+  ai_flag: StudyAiFlag | null;
   /** Highest calibrated probability over the study's images. */
   ai_score: number | null;
   review_state: Generated<'unreviewed' | 'reviewed'>;
 }
 
 export type AiFlag = 'none' | 'doubt' | 'definite';
+
+/** An image's AI result: a score (done), or none, with the reason (unreadable, failed, not applicable). */
+export type AiResultStatus = 'done' | 'unreadable' | 'failed' | 'not_applicable';
+
+export type StudyAiFlag = AiFlag | Exclude<AiResultStatus, 'done'>;
 
 export interface SeriesTable {
   id: Generated<number>;
@@ -135,18 +144,19 @@ export interface AiResultsTable {
   instance_id: number;
   site_id: string;
   study_id: number;
-  status: 'done' | 'failed' | 'not_applicable';
+  /** unreadable: decoded, but damaged or not plausibly a radiograph (services/imaging/plausibility.ts); never scored. */
+  status: AiResultStatus;
   model_name: string | null;
   model_version: string | null;
   backend: string | null;
   probability: number | null;
   raw_score: number | null;
   flag: AiFlag | null;
-  /** JSON: [{ x, y, width, height, score, level }] in original pixel coordinates. */
+  /** JSON: [{ x, y, width, height, level }] in original pixel coordinates; at most 3, level never above the image flag, no number (services/inference/boxes.ts). */
   boxes: string | null;
   /** Storage key of the heat-map PNG (greyscale, covers the whole image; stretch to overlay). */
   heatmap_key: string | null;
-  /** Why there is no score (failed / not_applicable). No patient data. */
+  /** Why there is no score (unreadable / failed / not_applicable), in plain words. No patient data. */
   reason: string | null;
   attempts: Generated<number>;
   queued_at: number | null;
@@ -197,11 +207,28 @@ export interface ReviewsTable {
   comment: string | null;
   /** JSON boxes drawn by the radiologist (for "missed"), original pixel coordinates. */
   boxes: string | null;
+  /** JSON array of the instance ids the radiologist had rendered when deciding (at least one, all of the study). */
+  shown_instance_ids: string | null;
+  /** JSON [{ kind: 'length' | 'angle', points, value, unit, instanceId }] taken with the decision. */
+  measurements: string | null;
   created_at: number;
+  /** Set when a newer decision replaced this one, or it was undone. */
   superseded_at: number | null;
+  /** Set when the radiologist undid the decision (DELETE /api/studies/{id}/review); the study is unreviewed again. */
+  undone_at: number | null;
+}
+
+/** A DICOM sender (calling AE title) and the site its C-STOREs are filed under. */
+export interface AeTitlesTable {
+  ae_title: string;
+  site_id: string;
+  /** When set, associations with this calling AE are accepted only from this peer address. */
+  host: string | null;
+  created_at: number;
 }
 
 export type AiResult = Selectable<AiResultsTable>;
+export type AeTitle = Selectable<AeTitlesTable>;
 export type User = Selectable<UsersTable>;
 export type Review = Selectable<ReviewsTable>;
 export type Site = Selectable<SitesTable>;

@@ -1,11 +1,14 @@
 import { writeTransaction, type Db } from '../db/database.js';
-import type { AiFlag, AiResult, AiResultsTable, Study } from '../db/schema.js';
+import type { AiFlag, AiResult, AiResultsTable, Study, StudyAiFlag } from '../db/schema.js';
 import type { Insertable } from 'kysely';
 
 export type NewAiResult = Omit<Insertable<AiResultsTable>, 'id'>;
 
-/** Ranks used to roll image results up to the study; the highest wins. */
-const STUDY_FLAG_RANK: Record<string, number> = { definite: 5, doubt: 4, failed: 3, none: 2, not_applicable: 1 };
+/**
+ * Ranks used to roll image results up to the study; the highest wins. An unreadable or failed
+ * image outranks "none": a study with an image nobody could score is never reported as clear.
+ */
+const STUDY_FLAG_RANK: Record<StudyAiFlag, number> = { definite: 6, doubt: 5, unreadable: 4, failed: 3, none: 2, not_applicable: 1 };
 
 /** AI results per instance and the study roll-up the worklist sorts on. */
 export class AiResultRepository {
@@ -21,7 +24,7 @@ export class AiResultRepository {
 
   /**
    * Stores an instance's result and recomputes its study, in one transaction. A result that is
-   * already final (done / not_applicable) is never replaced: a job that runs twice (worker killed
+   * already final (done / unreadable / not_applicable) is never replaced: a job that runs twice (worker killed
    * after storing, before acknowledging) changes nothing. A failed result is replaced by a retry.
    * Returns the study after the roll-up, and whether this call stored anything.
    */
@@ -50,7 +53,7 @@ export class AiResultRepository {
       let score: number | null = null;
       for (const r of rows) {
         const label = r.status === 'done' ? (r.flag as AiFlag) : r.status;
-        if (label && (flag === null || STUDY_FLAG_RANK[label] > STUDY_FLAG_RANK[flag])) flag = label as Study['ai_flag'];
+        if (label && (flag === null || STUDY_FLAG_RANK[label as StudyAiFlag] > STUDY_FLAG_RANK[flag])) flag = label as StudyAiFlag;
         if (r.probability !== null && (score === null || r.probability > score)) score = r.probability;
       }
       const after = { ai_state: complete ? 'complete' as const : 'pending' as const, ai_flag: flag, ai_score: score };

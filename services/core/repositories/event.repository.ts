@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { AiFlag, ReviewDecision } from '../db/schema.js';
+import type { AiFlag, AiResultStatus, ReviewDecision } from '../db/schema.js';
 
 /**
  * Every event the processes tell each other about, by name. Each carries the site and study it is
@@ -8,11 +8,11 @@ import type { AiFlag, ReviewDecision } from '../db/schema.js';
  */
 export interface EventMap {
   /** The worker stored an image's AI result. */
-  result: { siteId: string; studyId: number; instanceId: number; status: 'done' | 'failed' | 'not_applicable'; flag: AiFlag | null; probability: number | null };
+  result: { siteId: string; studyId: number; instanceId: number; status: AiResultStatus; flag: AiFlag | null; probability: number | null };
   /** A study's AI roll-up changed. */
   study: { siteId: string; studyId: number; aiState: 'pending' | 'complete'; aiFlag: string | null; aiScore: number | null };
-  /** A radiologist recorded a decision. */
-  review: { siteId: string; studyId: number; reviewState: 'reviewed'; decision: ReviewDecision };
+  /** A radiologist recorded a decision (reviewed), or undid one (unreviewed, decision null). */
+  review: { siteId: string; studyId: number; reviewState: 'reviewed' | 'unreviewed'; decision: ReviewDecision | null };
 }
 
 export type EventName = keyof EventMap;

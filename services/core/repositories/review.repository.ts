@@ -8,6 +8,8 @@ export interface ReviewInput {
   decision: ReviewDecision;
   comment: string | null;
   boxes: string | null;
+  shownInstanceIds: string;
+  measurements: string | null;
 }
 
 /** Radiologists' decisions. A change supersedes the current row and adds one: nothing is overwritten. */
@@ -23,11 +25,34 @@ export class ReviewRepository {
       if (previous) await trx.updateTable('reviews').set({ superseded_at: now }).where('id', '=', previous.id).execute();
       const review = await trx.insertInto('reviews').values({
         study_id: input.studyId, site_id: input.siteId, user_id: input.userId, decision: input.decision,
-        comment: input.comment, boxes: input.boxes, created_at: now, superseded_at: null,
+        comment: input.comment, boxes: input.boxes, shown_instance_ids: input.shownInstanceIds, measurements: input.measurements,
+        created_at: now, superseded_at: null, undone_at: null,
       }).returningAll().executeTakeFirstOrThrow();
       await trx.updateTable('studies').set({ review_state: 'reviewed', updated_at: now }).where('id', '=', input.studyId).execute();
       return { review, previous };
     });
+  }
+
+  /**
+   * Undoes the study's current decision (kept in the history, marked undone) and makes the study
+   * unreviewed again, in one transaction. Returns the undone decision, or undefined if there was none.
+   */
+  undo(studyId: number): Promise<Review | undefined> {
+    return writeTransaction(this.db, async (trx) => {
+      const now = Date.now();
+      const current = await trx.selectFrom('reviews').selectAll()
+        .where('study_id', '=', studyId).where('superseded_at', 'is', null).executeTakeFirst();
+      if (!current) return undefined;
+      await trx.updateTable('reviews').set({ superseded_at: now, undone_at: now }).where('id', '=', current.id).execute();
+      await trx.updateTable('studies').set({ review_state: 'unreviewed', updated_at: now }).where('id', '=', studyId).execute();
+      return { ...current, superseded_at: now, undone_at: now };
+    });
+  }
+
+  /** Ids of the study's images at its site: the only ones a decision, box or measurement may name. */
+  async studyInstanceIds(studyId: number, siteId: string): Promise<Set<number>> {
+    const rows = await this.db.selectFrom('instances').select('id').where('study_id', '=', studyId).where('site_id', '=', siteId).execute();
+    return new Set(rows.map((r) => Number(r.id)));
   }
 
   /** Every decision on a study, newest first, with who made it. */

@@ -1,9 +1,14 @@
-import { sql, type Expression, type SqlBool } from 'kysely';
+import { sql, type Expression, type OrderByDirection, type RawBuilder, type SqlBool } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Study } from '../db/schema.js';
 
 /** What the worklist shows for the AI: the study roll-up, with "pending" while results are outstanding. */
-export type WorklistAiState = 'pending' | 'definite' | 'doubt' | 'none' | 'failed' | 'not_applicable';
+export type WorklistAiState = 'pending' | 'definite' | 'doubt' | 'unreadable' | 'none' | 'failed' | 'not_applicable';
+
+/** Columns a radiologist may sort the worklist by (allow-listed: nothing else reaches the SQL). */
+export const WORKLIST_SORT_KEYS = ['priority', 'ai', 'score', 'waiting', 'studyDate', 'patient', 'accession'] as const;
+export type WorklistSortKey = (typeof WORKLIST_SORT_KEYS)[number];
+export interface WorklistSort { key: WorklistSortKey; direction: 'asc' | 'desc' }
 
 export interface WorklistFilter {
   /** AI states to include (any of). */
@@ -18,24 +23,63 @@ export interface WorklistFilter {
   q?: string;
 }
 
-/** A study as the worklist shows it: the study row plus its body part and image count. */
-export type WorklistRow = Study & { body_part: string | null; images: number };
+/** A study as the worklist shows it: the study row plus its body part, image count and why an image was unreadable. */
+export type WorklistRow = Study & { body_part: string | null; images: number; unreadable_reason: string | null };
 
 /**
- * Rank of a study's AI state in the default order: the AI's most suspicious first, then studies
- * still waiting for the AI (they may yet be flagged), then those the AI could not help with
- * (failed / not applicable: to be read like any study), and last those the AI found nothing in.
+ * Rank of a study's AI state (after clinical priority): the AI's most suspicious first; then what
+ * needs a look because the AI could not say (an unreadable or failed image, or results still
+ * pending: they may yet be flagged); then "nothing found"; last "not applicable" (not a limb X-ray).
  */
 const flagRank = sql<number>`case
-  when studies.ai_state = 'pending' and studies.ai_flag is null then 2
   when studies.ai_flag = 'definite' then 0
   when studies.ai_flag = 'doubt' then 1
-  when studies.ai_flag = 'failed' then 3
-  when studies.ai_flag = 'not_applicable' then 3
-  when studies.ai_flag = 'none' then 4
+  when studies.ai_flag = 'unreadable' then 2
+  when studies.ai_flag = 'failed' then 2
+  when studies.ai_flag = 'none' then 3
+  when studies.ai_flag = 'not_applicable' then 4
   else 2 end`;
 
+/** Why the study's first unreadable image is unreadable (the worklist says why the study needs a look). */
+const unreadableReason = sql<string | null>`(select ai_results.reason from ai_results where ai_results.study_id = studies.id and ai_results.status = 'unreadable' order by ai_results.instance_id limit 1)`;
+
 const reviewRank = sql<number>`case when studies.review_state = 'unreviewed' then 0 else 1 end`;
+
+type OrderTerm = [RawBuilder<unknown> | 'studies.priority' | 'studies.received_at' | 'studies.id' | 'studies.study_date' | 'studies.study_time' | 'studies.accession_number', OrderByDirection];
+
+/** Nulls last in either direction, the same on SQLite and PostgreSQL. */
+const nullsLast = (column: string): RawBuilder<unknown> => sql`case when ${sql.ref(column)} is null then 1 else 0 end`;
+
+/**
+ * The clinical order: clinical priority first (STAT/ED above routine, always: the AI never lowers
+ * it), then the AI flag, then the calibrated score (highest first), then the longest waiting.
+ * Unreviewed studies come before reviewed ones (a decided study is no longer work to do).
+ */
+const CLINICAL_ORDER: OrderTerm[] = [
+  [reviewRank, 'asc'],
+  ['studies.priority', 'asc'],
+  [flagRank, 'asc'],
+  [nullsLast('studies.ai_score'), 'asc'],
+  [sql`studies.ai_score`, 'desc'],
+  ['studies.received_at', 'asc'],
+];
+
+/** What each sortable column orders by; "asc" means the column's natural reading order (most urgent, most suspicious, oldest, A→Z). */
+const SORT_TERMS: Record<WorklistSortKey, (dir: OrderByDirection) => OrderTerm[]> = {
+  priority: (d) => [['studies.priority', d]],
+  ai: (d) => [[flagRank, d]],
+  score: (d) => [[nullsLast('studies.ai_score'), 'asc'], [sql`studies.ai_score`, d]],
+  waiting: (d) => [['studies.received_at', d]],
+  studyDate: (d) => [[nullsLast('studies.study_date'), 'asc'], ['studies.study_date', d], ['studies.study_time', d]],
+  patient: (d) => [[nullsLast('studies.patient_name'), 'asc'], [sql`lower(studies.patient_name)`, d]],
+  accession: (d) => [[nullsLast('studies.accession_number'), 'asc'], ['studies.accession_number', d]],
+};
+
+/** The ORDER BY of a page: the chosen column (if any), then the clinical order, then the id (a stable, total order for paging). */
+export function worklistOrder(sort?: WorklistSort): OrderTerm[] {
+  const chosen = sort ? SORT_TERMS[sort.key](sort.direction) : [];
+  return [...chosen, ...CLINICAL_ORDER, ['studies.id', 'asc']];
+}
 
 /** The worklist: one site-scoped, server-side paginated query, the same on SQLite and PostgreSQL. */
 export class WorklistRepository {
@@ -72,8 +116,8 @@ export class WorklistRepository {
     return query;
   }
 
-  /** One page in the default order: unreviewed first, then AI flag level, then priority, then longest waiting. */
-  async page(siteIds: string[], filter: WorklistFilter, limit: number, offset: number): Promise<{ total: number; rows: WorklistRow[] }> {
+  /** One page, in the clinical order (see CLINICAL_ORDER) or by a chosen column with the clinical order as tiebreak. */
+  async page(siteIds: string[], filter: WorklistFilter, limit: number, offset: number, sort?: WorklistSort): Promise<{ total: number; rows: WorklistRow[] }> {
     if (!siteIds.length) return { total: 0, rows: [] };
     const base = this.filtered(siteIds, filter);
     const [count, rows] = await Promise.all([
@@ -82,8 +126,9 @@ export class WorklistRepository {
         .select([
           sql<string | null>`(select min(series.body_part) from series where series.study_id = studies.id)`.as('body_part'),
           sql<number>`(select count(*) from instances where instances.study_id = studies.id)`.as('images'),
+          unreadableReason.as('unreadable_reason'),
         ])
-        .orderBy(reviewRank).orderBy(flagRank).orderBy('studies.priority').orderBy('studies.received_at').orderBy('studies.id')
+        .$call((q) => worklistOrder(sort).reduce((acc, [term, dir]) => acc.orderBy(term, dir), q))
         .limit(limit).offset(offset)
         .execute(),
     ]);

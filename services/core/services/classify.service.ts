@@ -2,13 +2,13 @@ import type { AiFlag } from '../db/schema.js';
 import { failpoint } from '../failpoints.js';
 import type { Logger } from '../logger.js';
 import { recordStoredResult } from '../metrics.js';
-import { RADIOGRAPHY_MODALITIES } from '../../dicom/index.js';
+import { RADIOGRAPHY_MODALITIES, isNonImageStorage } from '../../dicom/index.js';
 import type { EventRepository } from '../repositories/event.repository.js';
 import { PermanentJobError } from '../repositories/job.repository.js';
 import type { AiResultRepository, NewAiResult } from '../repositories/ai-result.repository.js';
 import type { InstanceRepository } from '../repositories/instance.repository.js';
 import type { StorageRepository } from '../repositories/storage.repository.js';
-import { inOriginalPixels, isPixelDataError, letterbox, renderPng, toOriginal, type DecodedImage, type DecodeOptions, type GreyImage, type Letterbox } from '../../imaging/index.js';
+import { checkPlausibility, inOriginalPixels, isPixelDataError, letterbox, renderPng, toOriginal, type DecodedImage, type DecodeOptions, type GreyImage, type Letterbox } from '../../imaging/index.js';
 import type { FractureModel, Prediction } from '../../inference/index.js';
 
 /** Decodes a stored file (a worker-thread pool in production). */
@@ -35,11 +35,14 @@ export interface ClassifyTiming {
   maxAttempts: number;
 }
 
-export type ClassifyOutcome = 'stored' | 'already-done' | 'not-applicable' | 'failed';
+export type ClassifyOutcome = 'stored' | 'already-done' | 'not-applicable' | 'unreadable' | 'failed';
 
 /**
- * What happens to one queued image: load → decode → letterbox → model → calibrated score, flag,
- * heat map and boxes in original pixels → one result row (exactly once) → study roll-up → event.
+ * What happens to one queued image: load → decode → plausibility → letterbox → model → calibrated
+ * score, flag, heat map and boxes in original pixels → one result row (exactly once) → study roll-up
+ * → event. An image that decodes but is damaged or not plausibly a radiograph (decoder warnings,
+ * blank, burnt out, noise) is recorded as "unreadable" with the reason, never scored: the model
+ * would call it "not flagged".
  * Permanent problems (pixels that do not decode) are recorded at once as a failed result and
  * stop the retries; transient ones are retried, and recorded as failed on the last attempt.
  */
@@ -70,7 +73,9 @@ export class ClassifyService {
     };
     const started = Date.now();
 
-    const notApplicable = this.notApplicableReason(instance.modality, instance.body_part);
+    const notApplicable = isNonImageStorage(instance.sop_class_uid)
+      ? 'not an image (report, key objects or presentation state): nothing for the model to read'
+      : this.notApplicableReason(instance.modality, instance.body_part);
     if (notApplicable) {
       await this.save({ ...base, status: 'not_applicable', reason: notApplicable, started_at: started, stored_at: Date.now() }, instance.received_at);
       return 'not-applicable';
@@ -83,6 +88,11 @@ export class ClassifyService {
       const decoded = await this.decoder.decode(bytes, { minLongSide: this.model.inputSize });
       const decodedAt = Date.now();
       failpoint('worker-after-decode');
+      const verdict = checkPlausibility(decoded.display, decoded.warnings);
+      if (!verdict.readable) {
+        await this.save({ ...base, status: 'unreadable', reason: verdict.reason, started_at: started, decoded_at: decodedAt, stored_at: Date.now() }, instance.received_at);
+        return 'unreadable';
+      }
       const lb = inOriginalPixels(letterbox(decoded.display, this.model.inputSize), decoded.reduction);
       const prediction = await this.model.predict(lb.data);
       const inferredAt = Date.now();
@@ -148,7 +158,7 @@ export class ClassifyService {
   }
 }
 
-/** Boxes from model-input pixels to original pixels, clamped to the image. */
+/** Boxes from model-input pixels to original pixels, clamped to the image; no number (see inference/boxes.ts). */
 export function boxesInOriginal(prediction: Prediction, lb: Letterbox, width: number, height: number) {
   return prediction.boxes.map((b) => {
     const a = toOriginal(lb, b.x, b.y);
@@ -157,7 +167,7 @@ export function boxesInOriginal(prediction: Prediction, lb: Letterbox, width: nu
     const y0 = Math.max(0, Math.min(height, a.y));
     const x1 = Math.max(0, Math.min(width, c.x));
     const y1 = Math.max(0, Math.min(height, c.y));
-    return { x: Math.round(x0), y: Math.round(y0), width: Math.round(x1 - x0), height: Math.round(y1 - y0), score: b.score, level: b.level };
+    return { x: Math.round(x0), y: Math.round(y0), width: Math.round(x1 - x0), height: Math.round(y1 - y0), level: b.level };
   }).filter((b) => b.width > 0 && b.height > 0);
 }
 

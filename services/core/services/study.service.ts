@@ -3,9 +3,10 @@ import { AppError } from '../errors.js';
 import type { AuditRepository } from '../repositories/audit.repository.js';
 import type { ReviewRepository } from '../repositories/review.repository.js';
 import type { StorageRepository } from '../repositories/storage.repository.js';
-import type { WorklistFilter, WorklistRepository } from '../repositories/worklist.repository.js';
+import type { WorklistFilter, WorklistRepository, WorklistSort } from '../repositories/worklist.repository.js';
 
-export type { WorklistAiState, WorklistFilter, WorklistRow } from '../repositories/worklist.repository.js';
+export type { WorklistAiState, WorklistFilter, WorklistRow, WorklistSort, WorklistSortKey } from '../repositories/worklist.repository.js';
+export { WORKLIST_SORT_KEYS } from '../repositories/worklist.repository.js';
 
 /** Who is reading: their id for the audit log and the sites they may see. */
 export interface Reader {
@@ -27,8 +28,9 @@ export class StudyService {
     private readonly storage: StorageRepository,
   ) {}
 
-  page(reader: Reader, filter: WorklistFilter, limit: number, offset: number) {
-    return this.worklist.page(reader.siteIds, filter, limit, offset);
+  /** A worklist page in the clinical order, or by one allow-listed column with the clinical order as tiebreak. */
+  page(reader: Reader, filter: WorklistFilter, limit: number, offset: number, sort?: WorklistSort) {
+    return this.worklist.page(reader.siteIds, filter, limit, offset, sort);
   }
 
   bodyParts(reader: Reader) {

@@ -56,6 +56,8 @@ export interface DctResult {
   height: number;
   precision: number;
   samples: Uint16Array;
+  /** What IJG would warn about (the decode went on with invented data); the caller treats these as errors. */
+  warnings: string[];
 }
 
 export function decodeJpegDct(data: Uint8Array): DctResult {
@@ -76,6 +78,7 @@ export function decodeJpegDct(data: Uint8Array): DctResult {
   let precision = 8;
   let component: { id: number; tq: number } | undefined;
   let out: Uint16Array | undefined;
+  const warnings: string[] = [];
 
   for (;;) {
     let marker = u16();
@@ -155,7 +158,7 @@ export function decodeJpegDct(data: Uint8Array): DctResult {
         const ac = acTables[ta];
         if (!q || !dc || !ac) bad('scan refers to a missing table');
         out = new Uint16Array(width * height);
-        pos = decodeScan(data, pos, width, height, precision, q, dc, ac, restartInterval, out);
+        pos = decodeScan(data, pos, width, height, precision, q, dc, ac, restartInterval, out, warnings);
         continue;
       }
       default:
@@ -164,7 +167,7 @@ export function decodeJpegDct(data: Uint8Array): DctResult {
     pos = end;
   }
   if (!out) bad('no scan data');
-  return { width, height, precision, samples: out };
+  return { width, height, precision, samples: out, warnings };
 }
 
 function decodeScan(
@@ -178,12 +181,18 @@ function decodeScan(
   acT: Huffman,
   restartInterval: number,
   out: Uint16Array,
+  warnings: string[],
 ): number {
   let pos = start;
   // Bit reservoir: `cnt` valid bits in the low bits of `acc` (at most 24).
   let acc = 0;
   let cnt = 0;
   let hitMarker = false;
+  // Zero bits fed after a marker; if any were consumed, the data ended early (IJG's JWRN_HIT_MARKER).
+  let invented = 0;
+  const checkEnded = () => {
+    if (invented > cnt && !warnings.length) warnings.push('Corrupt JPEG data: premature end of data segment');
+  };
   const n = data.length;
   const fill = () => {
     while (cnt <= 16) {
@@ -195,9 +204,10 @@ function decodeScan(
           else {
             hitMarker = true; // a marker: feed zeros, as IJG does
             byte = 0;
+            invented += 8;
           }
         } else pos++;
-      }
+      } else invented += 8;
       acc = ((acc << 8) | byte) & 0xffffff;
       cnt += 8;
     }
@@ -242,6 +252,8 @@ function decodeScan(
   for (let b = 0; b < totalBlocks; b++) {
     if (restartInterval && mcu === restartInterval) {
       // Expect RSTn: drop the reservoir, byte-align and skip the marker.
+      checkEnded();
+      invented = 0;
       acc = 0;
       cnt = 0;
       hitMarker = false;
@@ -287,6 +299,7 @@ function decodeScan(
       }
     }
   }
+  checkEnded();
   // Skip to the next marker after the scan.
   while (pos + 1 < data.length && !(data[pos] === 0xff && data[pos + 1] !== 0 && !(data[pos + 1] >= 0xd0 && data[pos + 1] <= 0xd7))) pos++;
   return pos;

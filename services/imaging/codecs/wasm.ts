@@ -39,13 +39,23 @@ const spec: Record<WasmCodec, { pkg: string; className: string }> = {
 
 const modules = new Map<WasmCodec, Promise<WasmModule>>();
 
+/**
+ * What the codec printed during the current decode. Decodes are synchronous inside WASM, so one
+ * collector per thread is enough. OpenJPEG reports a damaged codestream as "[ERROR] …" /
+ * "[WARNING] …" lines and still returns pixels; libjpeg would print its "Corrupt JPEG data" warnings.
+ */
+let printed: string[] | undefined;
+const collect = (line: string) => {
+  if (printed && /\[(ERROR|WARNING)\]|corrupt|premature|warning/i.test(line)) printed.push(line.replace(/^\[(ERROR|WARNING)\]\s*/, '').trim());
+};
+
 function load(codec: WasmCodec): Promise<WasmModule> {
   let p = modules.get(codec);
   if (!p) {
     const { pkg } = spec[codec];
     const factory = require(`${pkg}/decodewasmjs`) as (arg: object) => Promise<WasmModule>;
     const wasmBinary = readFileSync(require.resolve(`${pkg}/decodewasm`));
-    p = factory({ wasmBinary, print: () => {}, printErr: () => {} });
+    p = factory({ wasmBinary, print: collect, printErr: collect });
     modules.set(codec, p);
   }
   return p;
@@ -59,6 +69,8 @@ export interface DecodedSamples {
   signed: boolean;
   /** One sample per element, copied out of WASM memory. */
   samples: Uint8Array | Uint16Array | Int16Array;
+  /** Errors and warnings the codec printed while still returning pixels (treat as errors). */
+  warnings: string[];
 }
 
 /**
@@ -69,6 +81,8 @@ export async function decodeWasm(codec: WasmCodec, encoded: Uint8Array, opts: { 
   const mod = await load(codec);
   const Ctor = mod[spec[codec].className] as new () => WasmDecoder;
   const decoder = new Ctor();
+  const warnings: string[] = [];
+  printed = warnings;
   try {
     decoder.getEncodedBuffer(encoded.length).set(encoded);
     const level = opts.reduceLevel ?? 0;
@@ -78,6 +92,7 @@ export async function decodeWasm(codec: WasmCodec, encoded: Uint8Array, opts: { 
     } else {
       decoder.decode();
     }
+    printed = undefined;
     // The frame info keeps the full size; a reduced decode holds ceil(size / 2^level) samples per side.
     const full = decoder.getFrameInfo();
     const info = { ...full, width: Math.ceil(full.width / 2 ** level), height: Math.ceil(full.height / 2 ** level) };
@@ -92,13 +107,14 @@ export async function decodeWasm(codec: WasmCodec, encoded: Uint8Array, opts: { 
       const copy = buf.slice(0, 2 * n);
       samples = info.isSigned ? new Int16Array(copy.buffer, 0, n) : new Uint16Array(copy.buffer, 0, n);
     }
-    return { width: info.width, height: info.height, bitsPerSample: info.bitsPerSample, components: info.componentCount, signed: info.isSigned, samples };
+    return { width: info.width, height: info.height, bitsPerSample: info.bitsPerSample, components: info.componentCount, signed: info.isSigned, samples, warnings };
   } catch (e) {
     // An abort leaves the emscripten runtime unusable: start a fresh instance next time.
     modules.delete(codec);
     const msg = e instanceof Error ? e.message : typeof e === 'number' ? `WASM exception ${e}` : String(e);
     throw new PixelDataError('corrupt-pixel-data', `${spec[codec].className} could not decode the frame: ${msg}`);
   } finally {
+    printed = undefined;
     try {
       decoder.delete();
     } catch {

@@ -1,5 +1,4 @@
 import type { Db } from '../db/database.js';
-import { GroupCommit } from '../db/group-commit.js';
 import type { IngestOrigin, Instance, InstanceStatus, NewInstance, Series, Study } from '../db/schema.js';
 import type { InstanceMetadata } from '../../dicom/index.js';
 
@@ -17,12 +16,7 @@ export interface InstanceSource {
 
 /** Studies, series and instances: the record of what was received and what is pending. */
 export class InstanceRepository {
-  /** Inserts and status changes from concurrent uploads share one commit (see GroupCommit). */
-  private readonly group: GroupCommit;
-
-  constructor(private readonly db: Db) {
-    this.group = new GroupCommit(db);
-  }
+  constructor(private readonly db: Db) {}
 
   findBySop(siteId: string, sopInstanceUid: string): Promise<Instance | undefined> {
     return this.db.selectFrom('instances').selectAll()
@@ -37,14 +31,9 @@ export class InstanceRepository {
    * Records a new instance (and its study and series, if new) in one transaction.
    * Returns undefined when another request stored the same SOP Instance UID first.
    */
-  async insert(
-    siteId: string, meta: InstanceMetadata, object: StoredObject, priority: number, source: InstanceSource,
-    /** Writes that must commit with the new row (its audit entry); not run when the row already existed. */
-    withRow?: (row: Instance, trx: Db) => Promise<void>,
-  ): Promise<Instance | undefined> {
+  async insert(siteId: string, meta: InstanceMetadata, object: StoredObject, priority: number, source: InstanceSource): Promise<Instance | undefined> {
     const now = Date.now();
-    // Grouped with concurrent uploads' inserts: one commit for all, each answered after it.
-    return this.group.run(async (trx) => {
+    return this.db.transaction().execute(async (trx) => {
       await trx.insertInto('studies').values({
         site_id: siteId,
         study_uid: meta.studyInstanceUid,
@@ -115,7 +104,6 @@ export class InstanceRepository {
         await trx.updateTable('studies')
           .set({ priority: Math.min(priority, study.priority), ai_state: 'pending', updated_at: now })
           .where('id', '=', study.id).execute();
-        await withRow?.(inserted, trx);
       }
       return inserted;
     });
@@ -135,8 +123,8 @@ export class InstanceRepository {
 
   async markQueued(ids: number[]): Promise<void> {
     if (!ids.length) return;
-    await this.group.run((trx) => trx.updateTable('instances').set({ status: 'queued', queued_at: Date.now() })
-      .where('id', 'in', ids).where('status', '=', 'stored').execute());
+    await this.db.updateTable('instances').set({ status: 'queued', queued_at: Date.now() })
+      .where('id', 'in', ids).where('status', '=', 'stored').execute();
   }
 
   /** Instances the record says are not finished; the reconciler checks each has a job. */

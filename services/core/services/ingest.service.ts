@@ -175,9 +175,7 @@ export class IngestService {
     const priority = ctx.priority ?? priorityFromDicom(meta.requestedPriority);
     let row: Awaited<ReturnType<InstanceRepository['insert']>>;
     try {
-      // The audit entry commits with the row: one commit (one fsync) per group of uploads, not two per upload.
-      row = await this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority, { origin: ctx.origin, actorId: ctx.actorId },
-        (inserted, trx) => this.audit.record({ ...actorOf(ctx), site_id: ctx.siteId, action: 'instance.store', target_type: 'instance', target_id: String(inserted.id), details: { origin: ctx.origin } }, trx));
+      row = await this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority, { origin: ctx.origin, actorId: ctx.actorId });
     } catch (error) {
       // Not recorded, so not stored: take the file back now rather than leave it to the orphan sweep
       // (unless a row does point to it: an identical upload that got in first).
@@ -193,6 +191,7 @@ export class IngestService {
     }
     failpoint('after-db-commit');
 
+    await this.audit.record({ ...actorOf(ctx), site_id: ctx.siteId, action: 'instance.store', target_type: 'instance', target_id: String(row.id), details: { origin: ctx.origin } });
     await this.tryEnqueue(row.id, ctx.siteId, meta.sopInstanceUid, priority);
     return { status: 'stored', ...identify(meta, row.id) };
   }

@@ -67,10 +67,15 @@ export function eventLoopGuard(app: FastifyInstance, opts: { maxDelayMs: number;
   const histogram = monitorEventLoopDelay({ resolution: 20 });
   histogram.enable();
   let lagging = false;
+  let laggedBefore = false;
   const timer = setInterval(() => {
-    // The mean over the last second, as under-pressure measured it: one long pause (a module
-    // loaded, a GC) is not load.
-    lagging = histogram.count > 0 && histogram.mean / 1e6 > opts.maxDelayMs;
+    // The mean over the last second, as under-pressure measured it — but only a lag seen in two
+    // windows running counts as load. One long pause (a module loaded, a GC, SQLite's synchronous
+    // busy wait on a locked database) fills a window alone and is over: shedding the requests
+    // after it would refuse work the server can do (it made a retried upload fail with 503).
+    const laggedNow = histogram.count > 0 && histogram.mean / 1e6 > opts.maxDelayMs;
+    lagging = laggedNow && laggedBefore;
+    laggedBefore = laggedNow;
     histogram.reset();
   }, 1_000);
   timer.unref();

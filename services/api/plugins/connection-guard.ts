@@ -59,16 +59,16 @@ export function guardConnections(server: Server, cap: number): { open(): number 
 }
 
 /**
- * 503 + Retry-After while the event loop lags more than `maxDelayMs` (replaces
- * @fastify/under-pressure, whose periodic process.memoryUsage() opens /proc files and threw EMFILE
- * uncaught at the descriptor limit). Measures only the event loop: no files, no allocation.
+ * 503 + Retry-After while the event loop lags more than `maxDelayMs`. No
+ * process.memoryUsage() polling: it opens /proc files and threw EMFILE uncaught at the descriptor
+ * limit. Measures only the event loop: no files, no allocation.
  */
 export function eventLoopGuard(app: FastifyInstance, opts: { maxDelayMs: number; retryAfterSec: number }) {
   const histogram = monitorEventLoopDelay({ resolution: 20 });
   histogram.enable();
   let lagging = false;
   const timer = setInterval(() => {
-    // The mean over the last second, as under-pressure measured it: one long pause (a module
+    // The mean over the last second: one long pause (a module
     // loaded, a GC) is not load.
     lagging = histogram.count > 0 && histogram.mean / 1e6 > opts.maxDelayMs;
     histogram.reset();

@@ -3,7 +3,9 @@
  *
  * Starts the real API server as a child process (SQLite in a temp folder, the local Redis), then
  * sends generated 16-bit DX images over STOW-RS, one per request, at the given concurrency, and
- * reports images/s and MB/s per image size. Results go to docs/benchmarks/ingest.md.
+ * reports images/s and MB/s per image size. Then the same images by DICOM C-STORE: the DICOM
+ * listener in its own process, dcmtk's storescu in 4 processes (4 associations) at once.
+ * Results go to docs/benchmarks/ingest.md.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -62,13 +64,42 @@ async function run(label: string, count: number, make: () => Buffer, url: string
   return { label, count, failed, seconds, imagesPerSec: count / seconds, mbPerSec: bytes / 1024 / 1024 / seconds, mbPerImage: bytes / count / 1024 / 1024 };
 }
 
+/** storescu in `associations` processes at once, each sending its share of the files over one association. */
+async function runCStore(label: string, count: number, make: () => Buffer, dimsePort: number, associations: number) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-bench-cstore-'));
+  const files = Array.from({ length: count }, (_, i) => {
+    const file = path.join(dir, `${i}.dcm`);
+    fs.writeFileSync(file, make());
+    return file;
+  });
+  const bytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
+  const started = performance.now();
+  const codes = await Promise.all(Array.from({ length: associations }, (_, a) => new Promise<number>((resolve, reject) => {
+    const share = files.filter((_, i) => i % associations === a);
+    const child = spawn('storescu', ['-aet', 'BENCH', '-aec', 'FRACTURE_TRIAGE', '127.0.0.1', String(dimsePort), ...share], { stdio: ['ignore', 'ignore', 'inherit'] });
+    child.once('error', reject);
+    child.once('exit', (code) => resolve(code ?? 1));
+  })));
+  const seconds = (performance.now() - started) / 1000;
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { label, count, failed: codes.filter((c) => c !== 0).length, seconds, imagesPerSec: count / seconds, mbPerSec: bytes / 1024 / 1024 / seconds, mbPerImage: bytes / count / 1024 / 1024 };
+}
+
 async function main() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-bench-'));
   const port = String(21000 + Math.floor(Math.random() * 5000));
-  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, QUEUE_PREFIX: `ft-bench-${process.pid}`, PORT: port, LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', MAX_CONCURRENT_UPLOADS_PER_KEY: '64' };
+  const dimsePort = Number(port) + 1;
+  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, QUEUE_PREFIX: `ft-bench-${process.pid}`, PORT: port, LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', MAX_CONCURRENT_UPLOADS_PER_KEY: '64', DIMSE_PORT: String(dimsePort), DIMSE_HOST: '127.0.0.1' };
   const core = await createCore(loadConfig({ ...process.env, ...env }), createLogger('silent', 'bench'));
   await core.services.apiKeys.createSite('bench', 'Bench');
   const { key } = await core.services.apiKeys.createKey('bench', 'bench');
+  await core.repos.aeTitles.upsert({ aeTitle: 'BENCH', siteId: 'bench', host: null });
+  const dimse = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'services/dimse/main.ts')], { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const dimseReady = new Promise<void>((resolve, reject) => {
+    let seen = '';
+    dimse.stdout!.on('data', (d: Buffer) => { seen += d.toString(); if (seen.includes('DICOM listener started')) resolve(); });
+    dimse.once('exit', (code) => reject(new Error(`DICOM listener exited (${code})`)));
+  });
 
   const server = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'services/api/server.ts')], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   server.stdout!.resume();
@@ -86,6 +117,11 @@ async function main() {
       await run('512×512, 16-bit', Number(values.small), () => image(512, 512), url, key, concurrency),
       await run('2048×2500, 16-bit', Number(values.large), () => image(2500, 2048), url, key, concurrency),
     ];
+    await dimseReady;
+    const cstore = [
+      await runCStore('512×512, 16-bit', Number(values.small), () => image(512, 512), dimsePort, 4),
+      await runCStore('2048×2500, 16-bit', Number(values.large), () => image(2500, 2048), dimsePort, 4),
+    ];
     const lines = [
       '# Ingest benchmark',
       '',
@@ -97,12 +133,21 @@ async function main() {
       '|---|---:|---:|---:|---:|---:|---:|',
       ...results.map((r) => `| ${r.label} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.mbPerImage.toFixed(2)} |`),
       '',
+      '## DICOM C-STORE',
+      '',
+      'The same kind of images sent by dcmtk `storescu` in 4 processes at once (4 associations, each one C-STORE after another), to the DICOM listener in its own process; each success status is sent after the file is fsynced and its row committed. "failed" counts storescu processes that did not exit 0.',
+      '',
+      '| images | count | failed | seconds | images/s | MB/s | MB/image |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      ...cstore.map((r) => `| ${r.label} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.mbPerImage.toFixed(2)} |`),
+      '',
     ];
     fs.mkdirSync(path.dirname(path.resolve(root, values.out!)), { recursive: true });
     fs.writeFileSync(path.resolve(root, values.out!), lines.join('\n'));
     console.log(lines.join('\n'));
   } finally {
     server.kill('SIGTERM');
+    dimse.kill('SIGTERM');
     await core.jobs.classify.queue.obliterate({ force: true }).catch(() => {});
     await core.close();
     fs.rmSync(dataDir, { recursive: true, force: true });

@@ -12,6 +12,8 @@ import { supervise, type ChildSpec } from './supervisor/supervisor.js';
 export const CHILDREN: ChildSpec[] = [
   { name: 'api', entry: 'api/server' },
   { name: 'worker', entry: 'worker/main' },
+  // The DICOM C-STORE listener (left out when DIMSE_PORT=0).
+  { name: 'dimse', entry: 'dimse/main' },
 ];
 
 /**
@@ -25,7 +27,7 @@ async function main() {
   const log = createLogger(config.logLevel, 'main');
   await ensureRedis(config.redisUrl, config.dataDir, log);
   if (config.demo) await seedDemo(config, log);
-  supervise(CHILDREN, log);
+  supervise(CHILDREN.filter((child) => child.name !== 'dimse' || config.dimse.port), log);
   console.log(`\nfracture-triage is starting at ${config.publicUrl}  (API docs: ${config.publicUrl}/docs)`);
   console.log('Decision support only: every AI finding is for a radiologist to confirm.\n');
 }

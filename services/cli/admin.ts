@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { UserRole } from '../core/db/schema.js';
-import { loadConfig } from '../core/config.js';
+import { aeTitle, loadConfig } from '../core/config.js';
 import { createCore, type Core } from '../core/core.js';
 import { createLogger } from '../core/logger.js';
 import { ROLES } from '../core/services/auth.service.js';
@@ -156,6 +156,38 @@ export const COMMANDS: Command[] = [
     },
   },
   ...DESTINATION_COMMANDS,
+  {
+    name: 'ae:add', usage: 'ae:add <site> <calling AE> [--host <ip>]', summary: 'let a DICOM sender (its calling AE title) C-STORE into a site; with --host only from that address',
+    options: { host: { type: 'string' } },
+    async run(core, [site, title], values) {
+      if (!site || !title) throw new UsageError('a site and a calling AE title are needed');
+      if (!(await core.repos.sites.get(site))) throw new UsageError(`no site "${site}" (create it with site:create)`);
+      const ae = aeTitle(title, 'calling AE title');
+      const host = (values.host as string | undefined) ?? null;
+      await core.repos.aeTitles.upsert({ aeTitle: ae, siteId: site, host });
+      await core.repos.audit.record({ actor_type: 'system', actor_id: 'cli', site_id: site, action: 'ae.add', target_type: 'ae_title', target_id: ae, details: { host } });
+      console.log(`calling AE ${ae} stores into site ${site}${host ? ` (only from ${host})` : ''}`);
+      return 0;
+    },
+  },
+  {
+    name: 'ae:list', usage: 'ae:list', summary: 'list calling AE titles, their sites and hosts',
+    async run(core) {
+      for (const ae of await core.repos.aeTitles.list()) console.log(`${ae.ae_title}\t${ae.site_id}\t${ae.host ?? '(any host)'}`);
+      return 0;
+    },
+  },
+  {
+    name: 'ae:remove', usage: 'ae:remove <calling AE>', summary: 'stop accepting associations from that AE title',
+    async run(core, [title]) {
+      if (!title) throw new UsageError('a calling AE title is needed');
+      const ae = title.trim();
+      const ok = await core.repos.aeTitles.remove(ae);
+      if (ok) await core.repos.audit.record({ actor_type: 'system', actor_id: 'cli', action: 'ae.remove', target_type: 'ae_title', target_id: ae });
+      console.log(ok ? `calling AE ${ae} removed` : `no calling AE ${ae}`);
+      return ok ? 0 : 1;
+    },
+  },
 ];
 
 export function usage(commands = COMMANDS): string {

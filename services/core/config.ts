@@ -40,6 +40,18 @@ export interface Config {
     /** /readyz is not ready when the data disk has less free space than this. */
     minFreeDiskBytes: number;
   };
+  /** The DICOM C-STORE listener (services/dimse); port 0 turns it off. */
+  dimse: {
+    port: number;
+    host: string;
+    aeTitle: string;
+    /** Associations open at once; more are rejected with "local limit exceeded" (transient). */
+    maxAssociations: number;
+    /** Instances being stored at once over all associations; the rest wait their turn. */
+    maxConcurrentStores: number;
+    /** Prometheus /metrics of the listener process (0 = off). */
+    metricsPort: number;
+  };
   /** Seconds between reconciler passes (re-queue stored images Redis forgot). */
   reconcileIntervalSec: number;
   logLevel: string;
@@ -92,6 +104,15 @@ function backendFrom(value: string | undefined): Config['worker']['backend'] {
   throw new Error(`INFERENCE_BACKEND must be auto, node, wasm or cpu, got "${value}"`);
 }
 
+/** An AE title: 1-16 characters of the default repertoire, no backslash, not only spaces (PS3.5 §6.2). */
+export function aeTitle(value: string, name = 'AE title'): string {
+  const trimmed = value.trim();
+  if (!trimmed || trimmed.length > 16 || !/^[\x20-\x7e]+$/.test(trimmed) || trimmed.includes('\\')) {
+    throw new Error(`${name} must be 1-16 printable ASCII characters without a backslash, got "${value}"`);
+  }
+  return trimmed;
+}
+
 /** TRUST_PROXY: a comma-separated list of proxy addresses or CIDRs ("127.0.0.1,10.0.0.0/8"). */
 function trustedProxies(value: string | undefined): string[] {
   const list = (value ?? '').split(',').map((x) => x.trim()).filter(Boolean);
@@ -129,6 +150,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxStreamsPerUser: Math.max(1, int(env, 'SSE_MAX_PER_USER', 8)),
       maxStreamsPerSite: Math.max(1, int(env, 'SSE_MAX_PER_SITE', 200)),
       minFreeDiskBytes: int(env, 'MIN_FREE_DISK_MB', 256) * MB,
+    },
+    dimse: {
+      port: int(env, 'DIMSE_PORT', 11112),
+      host: env.DIMSE_HOST ?? host,
+      aeTitle: aeTitle(env.DIMSE_AE_TITLE ?? 'FRACTURE_TRIAGE', 'DIMSE_AE_TITLE'),
+      maxAssociations: Math.max(1, int(env, 'DIMSE_MAX_ASSOCIATIONS', 16)),
+      maxConcurrentStores: Math.max(1, int(env, 'DIMSE_MAX_CONCURRENT_STORES', 8)),
+      metricsPort: int(env, 'DIMSE_METRICS_PORT', 0),
     },
     reconcileIntervalSec: int(env, 'RECONCILE_INTERVAL_SEC', 30),
     logLevel: env.LOG_LEVEL ?? 'info',

@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
 import type { Logger } from './logger.js';
 import { CLASSIFY_JOBS, redisConnection, type ClassifyJobs } from './queue/classify-queue.js';
+import { AeTitleRepository } from './repositories/ae-title.repository.js';
 import { AiResultRepository } from './repositories/ai-result.repository.js';
 import { AuditRepository } from './repositories/audit.repository.js';
 import { EventRepository } from './repositories/event.repository.js';
@@ -46,6 +47,7 @@ export interface Core {
     storage: StorageRepository;
     users: UserRepository;
     aiResults: AiResultRepository;
+    aeTitles: AeTitleRepository;
     rateLimits: RateLimitRepository;
     heartbeats: HeartbeatRepository;
     events: EventRepository;
@@ -101,7 +103,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     log,
     database,
     redis,
-    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats, heartbeats, events, rateLimits },
+    repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats, heartbeats, events, rateLimits, aeTitles: new AeTitleRepository(database.db) },
     jobs: { classify: classifyJobs },
     services: {
       apiKeys: new ApiKeyService(sites, audit),

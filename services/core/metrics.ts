@@ -30,10 +30,24 @@ export interface ApiMetrics {
   httpDuration: Histogram<'method' | 'route'>;
   ingestImages: Counter<'outcome'>;
   ingestBytes: Counter<'endpoint'>;
+  /** 4xx answers of the upload routes, by a short reason slug (e.g. boundary_too_long, unauthenticated). */
+  httpRejections: Counter<'reason'>;
+  /** Instances refused because their study is stored under another Patient ID. */
+  identityRefusals: Counter<'origin'>;
   /** Counts each upload outcome (stored / duplicate / conflict / failed). */
-  countOutcomes(outcomes: readonly { status: IngestOutcomeStatus }[]): void;
+  countOutcomes(outcomes: readonly { status: IngestOutcomeStatus; kind?: string }[]): void;
   /** Passes a request body through, counting its bytes as they arrive. */
   countBytes<T extends { length: number }>(source: AsyncIterable<T>, endpoint: 'stow' | 'instances'): AsyncGenerator<T>;
+}
+
+/** Instances refused because their study is stored under another Patient ID (API and DICOM listener). */
+export function identityRefusalsCounter(registry: Registry): Counter<'origin'> {
+  return new Counter({
+    name: `${METRIC_PREFIX}patient_identity_refusals_total`,
+    help: 'Instances refused because their Study Instance UID is stored under another Patient ID, by origin',
+    labelNames: ['origin'] as const,
+    registers: [registry],
+  });
 }
 
 export function createApiMetrics(): ApiMetrics {
@@ -64,12 +78,23 @@ export function createApiMetrics(): ApiMetrics {
     labelNames: ['endpoint'] as const,
     registers: [registry],
   });
+  const httpRejections = new Counter({
+    name: `${METRIC_PREFIX}http_rejections_total`,
+    help: 'Upload requests answered with a 4xx, by reason (the same reason is logged with the request)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const identityRefusals = identityRefusalsCounter(registry);
+  identityRefusals.inc({ origin: 'stow' }, 0);
   for (const outcome of ['stored', 'duplicate', 'conflict', 'failed']) ingestImages.inc({ outcome }, 0);
   for (const endpoint of ['stow', 'instances']) ingestBytes.inc({ endpoint }, 0);
   return {
-    registry, httpRequests, httpDuration, ingestImages, ingestBytes,
+    registry, httpRequests, httpDuration, ingestImages, ingestBytes, httpRejections, identityRefusals,
     countOutcomes(outcomes) {
-      for (const o of outcomes) ingestImages.inc({ outcome: o.status });
+      for (const o of outcomes) {
+        ingestImages.inc({ outcome: o.status });
+        if (o.kind === 'patient-identity') identityRefusals.inc({ origin: 'stow' });
+      }
     },
     async *countBytes(source, endpoint) {
       for await (const chunk of source) {

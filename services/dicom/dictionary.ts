@@ -18,6 +18,8 @@ export function isVr(text: string): boolean {
 /** The attributes the server reads, by keyword. */
 export const Tag = {
   FileMetaInformationGroupLength: 'x00020000',
+  MediaStorageSOPClassUID: 'x00020002',
+  MediaStorageSOPInstanceUID: 'x00020003',
   TransferSyntaxUID: 'x00020010',
   SOPClassUID: 'x00080016',
   SOPInstanceUID: 'x00080018',

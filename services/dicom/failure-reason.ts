@@ -42,6 +42,7 @@ export const Reason = {
   missingAttribute: (name: RequiredAttribute) => `missing required attribute: ${name}`,
   invalidUid: (name: RequiredAttribute) => `invalid ${name}: digits and dots, at most 64`,
   metaNeedsPreamble: 'no preamble, and the meta header names another encoding',
+  metaMismatch: 'SOP Class or Instance UID differs from the file meta header',
   sopClassNotStored: 'SOP class is not an image storage class we store',
   transferSyntaxNotSupported: 'transfer syntax is not supported',
   noPixelData: 'image object without Pixel Data',
@@ -54,6 +55,7 @@ export const Reason = {
   emptyFragment: 'compressed Pixel Data has an empty fragment',
   tooManyFragments: 'compressed Pixel Data has too many fragments',
   otherStudy: 'instance belongs to another study than the URL names',
+  studyOfAnotherPatient: 'Study UID is stored for another Patient ID, not merged',
 } as const;
 
 /** What kind of problem a parse found; the image pipeline maps it to its own error codes. */

@@ -8,7 +8,7 @@ export {
   type Codec, type TransferSyntax,
 } from './transfer-syntax.js';
 export {
-  IMAGE_SOP_CLASSES, NON_IMAGE_SOP_CLASSES, RADIOGRAPHY_MODALITIES, SopClass, isImageStorage, isNonImageStorage, sopClassName,
+  IMAGE_SOP_CLASSES, NON_IMAGE_SOP_CLASSES, RADIOGRAPHY_MODALITIES, SopClass, isImageStorage, isNonImageStorage, isStorableSopClass, sopClassName,
 } from './sop-class.js';
 export {
   DicomRejection, FailureReason, MAX_ERROR_COMMENT, Reason, WarningReason, quotable, type DicomProblem, type RequiredAttribute,
@@ -22,6 +22,6 @@ export {
 } from './parser.js';
 export { parseInstance, type InstanceMetadata } from './instance.js';
 export {
-  IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, encapsulate, encodeDataSet, writePart10,
+  IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, encapsulate, encodeDataSet, fileMetaHeader, writePart10,
   type DicomItem, type DicomValue, type EncapsulatedPixels, type Part10Options,
 } from './writer.js';

@@ -6,7 +6,7 @@ import { Tag } from './dictionary.js';
 import { DicomRejection, FailureReason, Reason, type RequiredAttribute } from './failure-reason.js';
 import { nativePixelDataBytes } from './image-size.js';
 import { asRejection, rawString, readDicom, type DataSet, type ReadLimits } from './parser.js';
-import { isImageStorage } from './sop-class.js';
+import { isNonImageStorage, isStorableSopClass } from './sop-class.js';
 import { EXPLICIT_LITTLE, isSupportedTransferSyntax, transferSyntax } from './transfer-syntax.js';
 import { isValidUid } from './uid.js';
 
@@ -106,10 +106,19 @@ function describe(ds: DataSet, transferSyntaxUid: string, hasPreamble: boolean, 
   if (!hasPreamble && bareMetaSyntax && bareMetaSyntax !== EXPLICIT_LITTLE) {
     reject(FailureReason.CannotUnderstand, Reason.metaNeedsPreamble);
   }
-  if (!isImageStorage(sopClassUid!)) reject(FailureReason.SopClassNotSupported, Reason.sopClassNotStored);
+  // PS3.10: the meta header names the same object as the data set (a C-STORE's is written from its request).
+  const declaredClass = str(ds, Tag.MediaStorageSOPClassUID);
+  const declaredInstance = str(ds, Tag.MediaStorageSOPInstanceUID);
+  if ((declaredClass && declaredClass !== sopClassUid) || (declaredInstance && declaredInstance !== sopInstanceUid)) {
+    reject(FailureReason.DataSetMismatch, Reason.metaMismatch);
+  }
+  if (!isStorableSopClass(sopClassUid!)) reject(FailureReason.SopClassNotSupported, Reason.sopClassNotStored);
   if (!isSupportedTransferSyntax(transferSyntaxUid)) reject(FailureReason.TransferSyntaxNotSupported, Reason.transferSyntaxNotSupported);
+  // A report, key-object note or presentation state: recorded without pixel attributes, never decoded.
+  const nonImage = isNonImageStorage(sopClassUid!);
 
   const pixelData = ds.elements[Tag.PixelData];
+  if (nonImage) return { ...identity(ds, transferSyntaxUid, hasPreamble), ...NO_PIXELS };
   if (!pixelData) reject(FailureReason.DataSetMismatch, Reason.noPixelData);
   const rows = num(ds, Tag.Rows) ?? 0;
   const columns = num(ds, Tag.Columns) ?? 0;
@@ -132,13 +141,36 @@ function describe(ds: DataSet, transferSyntaxUid: string, hasPreamble: boolean, 
   }
 
   return {
+    ...identity(ds, transferSyntaxUid, hasPreamble),
+    rows,
+    columns,
+    bitsAllocated,
+    bitsStored: num(ds, Tag.BitsStored) ?? bitsAllocated,
+    highBit: num(ds, Tag.HighBit) ?? bitsAllocated - 1,
+    pixelRepresentation: num(ds, Tag.PixelRepresentation) ?? 0,
+    samplesPerPixel,
+    photometricInterpretation: photometricInterpretation!,
+    numberOfFrames,
+  };
+}
+
+type PixelAttributes = 'rows' | 'columns' | 'bitsAllocated' | 'bitsStored' | 'highBit' | 'pixelRepresentation' | 'samplesPerPixel' | 'photometricInterpretation' | 'numberOfFrames';
+
+/** Pixel attributes of an object without pixels (the instances table keeps them non-null). */
+const NO_PIXELS: Pick<InstanceMetadata, PixelAttributes> = {
+  rows: 0, columns: 0, bitsAllocated: 0, bitsStored: 0, highBit: 0, pixelRepresentation: 0, samplesPerPixel: 0, photometricInterpretation: '', numberOfFrames: 0,
+};
+
+/** Identity, patient, study and series attributes (already checked present and valid). */
+function identity(ds: DataSet, transferSyntaxUid: string, hasPreamble: boolean): Omit<InstanceMetadata, PixelAttributes> {
+  return {
     transferSyntaxUid,
     hasPreamble,
-    sopClassUid: sopClassUid!,
-    sopInstanceUid: sopInstanceUid!,
+    sopClassUid: rawString(ds, Tag.SOPClassUID)!,
+    sopInstanceUid: rawString(ds, Tag.SOPInstanceUID)!,
     instanceNumber: intString(ds, Tag.InstanceNumber),
-    studyInstanceUid: studyInstanceUid!,
-    seriesInstanceUid: seriesInstanceUid!,
+    studyInstanceUid: rawString(ds, Tag.StudyInstanceUID)!,
+    seriesInstanceUid: rawString(ds, Tag.SeriesInstanceUID)!,
     patientName: str(ds, Tag.PatientName),
     patientId: str(ds, Tag.PatientID),
     patientBirthDate: str(ds, Tag.PatientBirthDate),
@@ -155,14 +187,5 @@ function describe(ds: DataSet, transferSyntaxUid: string, hasPreamble: boolean, 
     bodyPart: str(ds, Tag.BodyPartExamined),
     laterality: str(ds, Tag.ImageLaterality) ?? str(ds, Tag.Laterality),
     viewPosition: str(ds, Tag.ViewPosition),
-    rows,
-    columns,
-    bitsAllocated,
-    bitsStored: num(ds, Tag.BitsStored) ?? bitsAllocated,
-    highBit: num(ds, Tag.HighBit) ?? bitsAllocated - 1,
-    pixelRepresentation: num(ds, Tag.PixelRepresentation) ?? 0,
-    samplesPerPixel,
-    photometricInterpretation: photometricInterpretation!,
-    numberOfFrames,
   };
 }

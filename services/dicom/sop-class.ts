@@ -28,9 +28,20 @@ export const NON_IMAGE_SOP_CLASSES: Readonly<Record<string, string>> = {
   '1.2.840.10008.5.1.4.1.1.88.11': 'Basic Text SR Storage',
   '1.2.840.10008.5.1.4.1.1.88.22': 'Enhanced SR Storage',
   '1.2.840.10008.5.1.4.1.1.88.33': 'Comprehensive SR Storage',
+  '1.2.840.10008.5.1.4.1.1.88.34': 'Comprehensive 3D SR Storage',
+  '1.2.840.10008.5.1.4.1.1.88.35': 'Extensible SR Storage',
+  '1.2.840.10008.5.1.4.1.1.88.50': 'Mammography CAD SR Storage',
   '1.2.840.10008.5.1.4.1.1.88.59': 'Key Object Selection Document Storage',
+  '1.2.840.10008.5.1.4.1.1.88.65': 'Chest CAD SR Storage',
   '1.2.840.10008.5.1.4.1.1.88.67': 'X-Ray Radiation Dose SR Storage',
+  '1.2.840.10008.5.1.4.1.1.88.68': 'Radiopharmaceutical Radiation Dose SR Storage',
+  '1.2.840.10008.5.1.4.1.1.88.73': 'Patient Radiation Dose SR Storage',
+  '1.2.840.10008.5.1.4.1.1.88.76': 'Enhanced X-Ray Radiation Dose SR Storage',
   '1.2.840.10008.5.1.4.1.1.11.1': 'Grayscale Softcopy Presentation State Storage',
+  '1.2.840.10008.5.1.4.1.1.11.2': 'Color Softcopy Presentation State Storage',
+  '1.2.840.10008.5.1.4.1.1.11.3': 'Pseudo-Color Softcopy Presentation State Storage',
+  '1.2.840.10008.5.1.4.1.1.11.4': 'Blending Softcopy Presentation State Storage',
+  '1.2.840.10008.5.1.4.1.1.104.1': 'Encapsulated PDF Storage',
 };
 
 /** Well-known UIDs the server writes (SR and Secondary Capture output, samples). */
@@ -57,6 +68,11 @@ export function isImageStorage(sopClassUid: string): boolean {
 
 export function isNonImageStorage(sopClassUid: string): boolean {
   return Object.hasOwn(NON_IMAGE_SOP_CLASSES, sopClassUid);
+}
+
+/** What ingest stores: images, and the non-image objects of their studies. */
+export function isStorableSopClass(sopClassUid: string): boolean {
+  return isImageStorage(sopClassUid) || isNonImageStorage(sopClassUid);
 }
 
 /** The name of a storage class we know, for messages; undefined for anything else. */

@@ -144,15 +144,31 @@ export function writePart10(elements: DicomItem, opts: Part10Options = {}): Buff
   const dataSet = encodeDataSet(Object.fromEntries(Object.entries(elements).filter(([k]) => !isMeta(k))), ts !== IMPLICIT_LITTLE);
   if (opts.bare) return dataSet;
   const valueOf = (tag: string) => Object.entries(elements).find(([k]) => tagNumbers(k).join() === tagNumbers(tag).join())?.[1].value as string;
+  const header = fileMetaHeader({
+    sopClassUid: valueOf('00080016'), sopInstanceUid: valueOf('00080018'), transferSyntaxUid: ts,
+    implementationClassUid: opts.implementationClassUid, implementationVersionName: opts.implementationVersionName,
+  });
+  return Buffer.concat([header, dataSet]);
+}
+
+/**
+ * Preamble, "DICM" and File Meta Information (PS3.10 §7.1) for a data set encoded in
+ * `transferSyntaxUid`, whose bytes follow as they are (e.g. a C-STORE's data set, never re-encoded).
+ */
+export function fileMetaHeader(opts: {
+  sopClassUid: string; sopInstanceUid: string; transferSyntaxUid: string; sourceAeTitle?: string;
+  implementationClassUid?: string; implementationVersionName?: string | null;
+}): Buffer {
   const versionName = opts.implementationVersionName === undefined ? IMPLEMENTATION_VERSION_NAME : opts.implementationVersionName;
   const metaBody = encodeDataSet({
     '00020001': { vr: 'OB', value: new Uint8Array([0, 1]) },
-    '00020002': { vr: 'UI', value: valueOf('00080016') },
-    '00020003': { vr: 'UI', value: valueOf('00080018') },
-    '00020010': { vr: 'UI', value: ts },
+    '00020002': { vr: 'UI', value: opts.sopClassUid },
+    '00020003': { vr: 'UI', value: opts.sopInstanceUid },
+    '00020010': { vr: 'UI', value: opts.transferSyntaxUid },
     '00020012': { vr: 'UI', value: opts.implementationClassUid ?? IMPLEMENTATION_CLASS_UID },
     ...(versionName === null ? {} : { '00020013': { vr: 'SH', value: versionName } }),
+    ...(opts.sourceAeTitle ? { '00020016': { vr: 'AE', value: opts.sourceAeTitle } } : {}),
   });
   const groupLength = encodeElement('00020000', 'UL', metaBody.length, true);
-  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), groupLength, metaBody, dataSet]);
+  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), groupLength, metaBody]);
 }

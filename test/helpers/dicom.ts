@@ -142,3 +142,39 @@ export async function scrambledJpegLossless(seed = 1): Promise<Buffer> {
   for (let i = at + 600; i < at + frame.length - 2; i++) bytes[i] = Math.floor(random() * 256);
   return bytes;
 }
+
+/** A Basic Text SR (a report: no pixels) in a study, for "non-image objects are stored" tests. */
+export function makeSr(opts: { studyUid?: string; seriesUid?: string; sopInstanceUid?: string; patientId?: string; patientName?: string; text?: string } = {}) {
+  const studyUid = opts.studyUid ?? uid();
+  const seriesUid = opts.seriesUid ?? uid();
+  const sopInstanceUid = opts.sopInstanceUid ?? uid();
+  const code = (value: string, meaning: string): DicomItem => ({
+    '00080100': { vr: 'SH', value }, '00080102': { vr: 'SH', value: 'DCM' }, '00080104': { vr: 'LO', value: meaning },
+  });
+  const bytes = writePart10({
+    '00080016': { vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.88.11' },
+    '00080018': { vr: 'UI', value: sopInstanceUid },
+    '00080020': { vr: 'DA', value: '20261129' },
+    '00080030': { vr: 'TM', value: '101500' },
+    '00080050': { vr: 'SH', value: 'ACC0001' },
+    '00080060': { vr: 'CS', value: 'SR' },
+    '00100010': { vr: 'PN', value: opts.patientName ?? 'TEST^PATIENT' },
+    '00100020': { vr: 'LO', value: opts.patientId ?? 'PID0001' },
+    '0020000d': { vr: 'UI', value: studyUid },
+    '0020000e': { vr: 'UI', value: seriesUid },
+    '00200011': { vr: 'IS', value: '99' },
+    '00200013': { vr: 'IS', value: '1' },
+    '0040a040': { vr: 'CS', value: 'CONTAINER' },
+    '0040a043': { vr: 'SQ', value: [code('121070', 'Findings')] },
+    '0040a050': { vr: 'CS', value: 'SEPARATE' },
+    '0040a491': { vr: 'CS', value: 'COMPLETE' },
+    '0040a493': { vr: 'CS', value: 'UNVERIFIED' },
+    '0040a730': { vr: 'SQ', value: [{
+      '0040a010': { vr: 'CS', value: 'CONTAINS' },
+      '0040a040': { vr: 'CS', value: 'TEXT' },
+      '0040a043': { vr: 'SQ', value: [code('121071', 'Finding')] },
+      '0040a160': { vr: 'UT', value: opts.text ?? 'No acute bony injury.' },
+    }] },
+  });
+  return { bytes, studyUid, seriesUid, sopInstanceUid };
+}

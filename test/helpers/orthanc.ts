@@ -1,75 +1,116 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './redis-server.js';
 
-/**
- * A real Orthanc (Debian `orthanc` + `orthanc-dicomweb`) on free loopback ports, with its own
- * temp storage, for tests that need a PACS: DICOMweb at `${httpUrl}/dicom-web`, DICOM at
- * `aet@127.0.0.1:dicomPort`. `orthancAvailable()` says whether it can run here.
- */
-export interface OrthancHandle {
+/** Where Debian puts Orthanc and its DICOMweb plugin (`orthanc`, `orthanc-dicomweb`). */
+export const ORTHANC_BINARY = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc'].find((p) => fs.existsSync(p));
+export const ORTHANC_DICOMWEB_PLUGIN = ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so'].find((p) => fs.existsSync(p));
+/** Whether Orthanc and its DICOMweb plugin are installed here. */
+export function orthancAvailable(): boolean {
+  return Boolean(ORTHANC_BINARY && ORTHANC_DICOMWEB_PLUGIN);
+}
+export { freePort };
+
+export interface OrthancOptions {
+  /** Orthanc's own AE title (default ORTHANC_TEST). */
+  aet?: string;
+  /** DicomWeb.Servers: name → where and how Orthanc pushes by STOW-RS. */
+  dicomWebServers?: Record<string, { url: string; headers?: Record<string, string> }>;
+  /** DicomModalities: name → the C-STORE peer. */
+  modalities?: Record<string, { aet: string; host: string; port: number }>;
+  /** A fixed HTTP port (e.g. to bring back a destination that was down); default a free one. */
+  httpPort?: number;
+}
+
+export type OrthancHandle = OrthancInstance;
+
+export interface OrthancInstance {
   httpUrl: string;
+  /** The DICOMweb root: `${httpUrl}/dicom-web`. */
   dicomWebUrl: string;
   dicomPort: number;
   aet: string;
+  /** Orthanc's REST API (JSON in and out); throws on an HTTP error with Orthanc's answer. */
+  rest<T = unknown>(method: string, urlPath: string, body?: unknown): Promise<T>;
+  /** Runs an Orthanc job (e.g. a push) and waits until it ends; returns its final state. */
+  runJob(urlPath: string, body: Record<string, unknown>, timeoutMs?: number): Promise<{ State: string; ErrorCode?: number; ErrorDescription?: string; ErrorDetails?: string }>;
+  output(): string;
   stop(): Promise<void>;
 }
 
-const ORTHANC = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc'].find((p) => fs.existsSync(p));
-const DICOMWEB_PLUGIN = ['/usr/share/orthanc/plugins/libOrthancDicomWeb.so'].find((p) => fs.existsSync(p));
-
-export function orthancAvailable(): boolean {
-  return Boolean(ORTHANC && DICOMWEB_PLUGIN);
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-export async function startOrthanc(opts: { aet?: string; httpPort?: number; dicomPort?: number } = {}): Promise<OrthancHandle> {
-  if (!ORTHANC || !DICOMWEB_PLUGIN) throw new Error('Orthanc with its DICOMweb plugin is not installed');
+/**
+ * A private Orthanc (Debian's 1.10 with the DICOMweb plugin) on free ports with a temp config and
+ * storage folder. HTTP answers loopback only (RemoteAccessAllowed false); Orthanc 1.10 has no bind
+ * address option. Its DICOM port takes C-STOREs from any caller (a PACS our results go to).
+ */
+export async function startOrthanc(opts: OrthancOptions = {}): Promise<OrthancInstance> {
+  if (!ORTHANC_BINARY || !ORTHANC_DICOMWEB_PLUGIN) throw new Error('Orthanc or its DICOMweb plugin is not installed (apt install orthanc orthanc-dicomweb)');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-orthanc-'));
-  const httpPort = opts.httpPort ?? await freePort();
-  const dicomPort = opts.dicomPort ?? await freePort();
-  const aet = opts.aet ?? 'ORTHANC';
+  const [httpPort, dicomPort] = [opts.httpPort ?? await freePort(), await freePort()];
+  const aet = opts.aet ?? 'ORTHANC_TEST';
   const config = {
-    Name: 'ft-test', StorageDirectory: path.join(dir, 'db'), IndexDirectory: path.join(dir, 'db'),
-    HttpPort: httpPort, DicomPort: dicomPort, DicomAet: aet, RemoteAccessAllowed: false, AuthenticationEnabled: false,
-    DicomCheckCalledAet: false, DicomAlwaysAllowStore: true, Plugins: [DICOMWEB_PLUGIN], HttpServerEnabled: true,
-    DicomWeb: { Enable: true, Root: '/dicom-web/', EnableWado: true, Ssl: false, StowMaxInstances: 0, StowMaxSize: 0 },
-    StableAge: 1, SaveJobs: false, LogExportedResources: false,
+    Name: 'fracture-triage-test',
+    StorageDirectory: path.join(dir, 'storage'),
+    IndexDirectory: path.join(dir, 'index'),
+    HttpPort: httpPort,
+    DicomPort: dicomPort,
+    DicomAet: aet,
+    RemoteAccessAllowed: false,
+    AuthenticationEnabled: false,
+    StorageCompression: false,
+    Plugins: [ORTHANC_DICOMWEB_PLUGIN],
+    DicomWeb: {
+      Enable: true,
+      Root: '/dicom-web/',
+      Servers: Object.fromEntries(Object.entries(opts.dicomWebServers ?? {}).map(([name, s]) => [name, { Url: s.url, HttpHeaders: s.headers ?? {} }])),
+    },
+    DicomModalities: Object.fromEntries(Object.entries(opts.modalities ?? {}).map(([name, m]) => [name, { AET: m.aet, Host: m.host, Port: m.port }])),
   };
-  fs.writeFileSync(path.join(dir, 'orthanc.json'), JSON.stringify(config));
-  const child: ChildProcess = spawn(ORTHANC, [path.join(dir, 'orthanc.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const configFile = path.join(dir, 'orthanc.json');
+  fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
+  const child: ChildProcess = spawn(ORTHANC_BINARY, [configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const httpUrl = `http://127.0.0.1:${httpPort}`;
+
+  const rest = async <T>(method: string, urlPath: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${httpUrl}${urlPath}`, {
+      method,
+      body: body === undefined ? undefined : Buffer.isBuffer(body) ? body : JSON.stringify(body),
+      headers: Buffer.isBuffer(body) ? { 'content-type': 'application/dicom' } : undefined,
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`Orthanc ${method} ${urlPath}: ${res.status} ${text}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  };
+
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`Orthanc exited (${child.exitCode}):\n${output.slice(-2000)}`);
-    const up = await fetch(`${httpUrl}/system`).then((r) => r.ok, () => false);
-    if (up) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`Orthanc did not answer within 60 s:\n${output.slice(-2000)}`);
-    }
+    if (await fetch(`${httpUrl}/system`).then((r) => r.ok, () => false)) break;
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`Orthanc did not answer within 60 s:\n${output.slice(-2000)}`); }
     await new Promise((r) => setTimeout(r, 200));
   }
+
   return {
-    httpUrl, dicomWebUrl: `${httpUrl}/dicom-web`, dicomPort, aet,
+    httpUrl, dicomWebUrl: `${httpUrl}/dicom-web`, dicomPort, aet, rest,
+    async runJob(urlPath, body, timeoutMs = 120_000) {
+      const { ID } = await rest<{ ID: string }>('POST', urlPath, { ...body, Synchronous: false });
+      const end = Date.now() + timeoutMs;
+      for (;;) {
+        const job = await rest<{ State: string; ErrorCode?: number; ErrorDescription?: string; ErrorDetails?: string }>('GET', `/jobs/${ID}`);
+        if (job.State === 'Success' || job.State === 'Failure') return job;
+        if (Date.now() > end) throw new Error(`Orthanc job ${urlPath} still ${job.State} after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    output: () => output,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
+        const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
         await exited;

@@ -24,6 +24,8 @@ export interface ProcessSystem {
   /** `openFiles`: start it under `ulimit -n` (its soft open-file limit), as a constrained host would. */
   startApi(opts?: { openFiles?: number; env?: Record<string, string> }): Promise<ChildProcess>;
   startWorker(extra?: Record<string, string>): Promise<ChildProcess>;
+  /** The DICOM listener (services/dimse/main.ts); set DIMSE_PORT in the env. */
+  startDimse(extra?: Record<string, string>): Promise<ChildProcess>;
   /** Everything the processes wrote to stdout and stderr so far. */
   output(): string;
   stop(): Promise<void>;
@@ -92,6 +94,13 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
     async startWorker(extra = {}) {
       const child = spawnTs('services/worker/main.ts', extra);
       await waitForLine(child, 'classify worker started');
+      child.stdout!.resume();
+      child.stderr!.resume();
+      return child;
+    },
+    async startDimse(extra = {}) {
+      const child = spawnTs('services/dimse/main.ts', extra);
+      await waitForLine(child, 'DICOM listener started');
       child.stdout!.resume();
       child.stderr!.resume();
       return child;

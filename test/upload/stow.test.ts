@@ -122,12 +122,13 @@ describe.each(await databases())('STOW-RS on %s', (db) => {
     const good = makeDx();
     const truncated = good.bytes.subarray(0, good.bytes.length - 100);
     const notDicom = Buffer.from('%PDF-1.4 this is not a DICOM file at all'.repeat(10));
-    const sr = makeDx({ extra: { '00080016': { vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.88.11' } } });
+    // A waveform (12-lead ECG) is neither an image nor a non-image object of a radiograph study.
+    const ecg = makeDx({ extra: { '00080016': { vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.9.1.1' } } });
     const noStudyBytes = makeDxWithout('0020000d');
     const cases: [Buffer, number, RegExp][] = [
       [truncated, 0xc000, /truncated|shorter/],
       [notDicom, 0xc000, /not a DICOM file/],
-      [sr.bytes, 0x0122, /not an image storage class/],
+      [ecg.bytes, 0x0122, /not an image storage class/],
       [noStudyBytes, 0xc000, /Study Instance UID/],
     ];
     for (const [bytes, code, reason] of cases) {

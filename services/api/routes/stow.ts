@@ -26,6 +26,11 @@ function refuseBusy(reply: FastifyReply, refusal: GateRefusal) {
   return reply.code(refusal.status).send({ error: refusal.status === 429 ? 'Too Many Requests' : 'Service Unavailable', message: refusal.message });
 }
 
+/** Real senders' boundaries: Orthanc's is 73 characters (two UUIDs). RFC 2046 says 70; we take up to 256. */
+export const MAX_BOUNDARY_LENGTH = 256;
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 415: 'Unsupported Media Type' };
+
 export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, authenticate: Authenticate) {
   // Uploads come from hospitals' systems with their site key; every upload belongs to that one site.
   const auth = authenticate({ apiKey: true });
@@ -33,6 +38,30 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
   const limits = core.config.limits;
 
   /** The request body, cut off when the client is too slow (see guardClient); the socket's own idle timer is off meanwhile. */
+  /**
+   * Every 4xx of an upload says why, in the answer, in the log (no patient data: reasons are ours)
+   * and in ft_http_rejections_total{reason}: a sender that only reports "Bad request" can be diagnosed.
+   */
+  const refuse = (request: FastifyRequest, reply: FastifyReply, status: number, reason: string, message: string) => {
+    app.metrics.httpRejections.inc({ reason });
+    request.log.warn({ status, reason, message }, 'upload refused');
+    (reply as FastifyReply & { rejectionCounted?: boolean }).rejectionCounted = true;
+    return reply.code(status).send({ error: STATUS_TEXT[status] ?? 'Bad Request', message });
+  };
+  /** A 4xx whose body lists per-instance reasons (409 STOW, 422 single upload): counted and logged once. */
+  const markRefused = (request: FastifyRequest, reply: FastifyReply, reason: string, reasons: string[]) => {
+    app.metrics.httpRejections.inc({ reason });
+    request.log.warn({ reason, reasons: [...new Set(reasons)].slice(0, 10) }, 'upload refused');
+    (reply as FastifyReply & { rejectionCounted?: boolean }).rejectionCounted = true;
+  };
+  /** 4xx answered before our handler ran (sign-in, schema): counted by status. */
+  const countOtherRejections = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (reply.statusCode < 400 || reply.statusCode >= 500 || (reply as FastifyReply & { rejectionCounted?: boolean }).rejectionCounted) return;
+    const reason = reply.statusCode === 401 ? 'unauthenticated' : reply.statusCode === 403 ? 'forbidden' : `status_${reply.statusCode}`;
+    app.metrics.httpRejections.inc({ reason });
+    request.log.warn({ status: reply.statusCode, reason }, 'upload refused');
+  };
+
   const clientBody = (request: FastifyRequest, startedAt: number) => {
     request.raw.socket.setTimeout(0);
     return guardClient(request.raw, { idleMs: limits.idleTimeoutMs, totalMs: limits.requestTimeoutMs, startedAt });
@@ -42,21 +71,22 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     const startedAt = Date.now();
     const mediaType = parseMediaType(request.headers['content-type']);
     if (mediaType?.essence !== 'multipart/related') {
-      return reply.code(415).send({ error: 'Unsupported Media Type', message: 'STOW-RS takes multipart/related; type="application/dicom"' });
+      return refuse(request, reply, 415, 'not_multipart_related', 'STOW-RS takes multipart/related; type="application/dicom"');
     }
     const partType = mediaType.params.type?.toLowerCase();
     if (partType !== 'application/dicom') {
-      return reply.code(415).send({ error: 'Unsupported Media Type', message: `the type parameter must be "application/dicom"${partType ? `, got "${partType}" (metadata + bulk data is not supported)` : ''}` });
+      return refuse(request, reply, 415, 'part_type_not_dicom', `the type parameter must be "application/dicom"${partType ? `, got "${partType}" (metadata + bulk data is not supported)` : ''}`);
     }
     if (mediaType.repeated.length) {
-      return reply.code(400).send({ error: 'Bad Request', message: `Content-Type gives ${mediaType.repeated.join(', ')} more than once` });
+      return refuse(request, reply, 400, 'repeated_parameter', `Content-Type gives ${mediaType.repeated.join(', ')} more than once`);
     }
     const boundary = mediaType.params.boundary;
-    if (!boundary || boundary.length > 70) {
-      return reply.code(400).send({ error: 'Bad Request', message: 'multipart/related needs a boundary parameter of 1-70 characters' });
+    if (!boundary) return refuse(request, reply, 400, 'no_boundary', 'multipart/related needs a boundary parameter');
+    if (boundary.length > MAX_BOUNDARY_LENGTH) {
+      return refuse(request, reply, 400, 'boundary_too_long', `the multipart boundary is ${boundary.length} characters; at most ${MAX_BOUNDARY_LENGTH} are accepted`);
     }
     const priority = requestedPriority(request);
-    if (priority instanceof Error) return reply.code(400).send({ error: 'Bad Request', message: priority.message });
+    if (priority instanceof Error) return refuse(request, reply, 400, 'bad_priority', priority.message);
     const refused = await gate.enter(request.principal!.id);
     if (refused) return refuseBusy(reply, refused);
 
@@ -75,18 +105,17 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
       reply.header('Connection', 'close');
       const tooLarge = error instanceof RequestTooLargeError;
       if (!outcomes.some((o) => o.status !== 'failed')) {
-        if (error instanceof ClientTimeoutError) return reply.code(408).send({ error: 'Request Timeout', message: error.message });
+        if (error instanceof ClientTimeoutError) return refuse(request, reply, 408, 'client_timeout', error.message);
         return tooLarge
-          ? reply.code(413).send({ error: 'Payload Too Large', message: error.message })
-          : reply.code(400).send({ error: 'Bad Request', message: error.message });
+          ? refuse(request, reply, 413, 'request_too_large', error.message)
+          : refuse(request, reply, 400, 'malformed_multipart', error.message);
       }
       extra.push({ failureReason: tooLarge ? FailureReason.OutOfResources : FailureReason.CannotUnderstand, reason: `${error.message}; parts after that point were not read` });
     }
-    if (outcomes.length === 0) {
-      return reply.code(400).send({ error: 'Bad Request', message: 'the multipart body holds no parts' });
-    }
+    if (outcomes.length === 0) return refuse(request, reply, 400, 'no_parts', 'the multipart body holds no parts');
     const { status, body } = stowResponse(core.config.publicUrl, outcomes, extra);
     if (status === 503 || status === 507) reply.header('Retry-After', String(RETRY_AFTER_SEC));
+    if (status === 409) markRefused(request, reply, 'instances_refused', [...outcomes.flatMap((o) => (o.status === 'failed' ? [o.reason] : [])), ...extra.map((f) => f.reason)]);
     request.log.info({ stored: outcomes.filter((o) => o.status === 'stored').length, duplicates: outcomes.filter((o) => o.status === 'duplicate').length, failed: outcomes.filter((o) => o.status === 'failed').length }, 'stow');
     // Not part of PS3.18: tells a sender how many parts were identical resends (stored before, not queued again).
     reply.header('X-Duplicate-Count', String(outcomes.filter((o) => o.status === 'duplicate').length));
@@ -100,11 +129,12 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     querystring: { type: 'object', properties: { priority: { type: 'string', enum: Object.keys(PRIORITY) } } },
     security: [{ apiKey: [] }],
   };
-  app.post('/dicomweb/studies', { schema, onRequest: auth }, stow);
-  app.post('/dicomweb/studies/:study', { schema: { ...schema, summary: 'STOW-RS: store instances of one study', params: { type: 'object', properties: { study: { type: 'string' } } } }, onRequest: auth }, stow);
+  app.post('/dicomweb/studies', { schema, onRequest: auth, onResponse: countOtherRejections }, stow);
+  app.post('/dicomweb/studies/:study', { schema: { ...schema, summary: 'STOW-RS: store instances of one study', params: { type: 'object', properties: { study: { type: 'string' } } } }, onRequest: auth, onResponse: countOtherRejections }, stow);
 
   app.post('/api/instances', {
     onRequest: auth,
+    onResponse: countOtherRejections,
     schema: {
       tags: ['Upload'],
       summary: 'Store one DICOM file (body: application/dicom)',
@@ -115,14 +145,14 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
   }, async (request, reply) => {
     const essence = parseMediaType(request.headers['content-type'])?.essence;
     if (essence !== 'application/dicom') {
-      return reply.code(415).send({ error: 'Unsupported Media Type', message: 'send one DICOM file with Content-Type: application/dicom' });
+      return refuse(request, reply, 415, 'not_application_dicom', 'send one DICOM file with Content-Type: application/dicom');
     }
     const priority = requestedPriority(request);
-    if (priority instanceof Error) return reply.code(400).send({ error: 'Bad Request', message: priority.message });
+    if (priority instanceof Error) return refuse(request, reply, 400, 'bad_priority', priority.message);
     const declared = Number(request.headers['content-length'] ?? 0);
     if (declared > limits.maxPartBytes) {
       reply.header('Connection', 'close');
-      return reply.code(413).send({ error: 'Payload Too Large', message: `file larger than the ${Math.round(limits.maxPartBytes / 1024 / 1024)} MB limit` });
+      return refuse(request, reply, 413, 'request_too_large', `file larger than the ${Math.round(limits.maxPartBytes / 1024 / 1024)} MB limit`);
     }
     const refused = await gate.enter(request.principal!.id);
     if (refused) return refuseBusy(reply, refused);
@@ -134,12 +164,12 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     } catch (error) {
       if (error instanceof ClientTimeoutError) {
         reply.header('Connection', 'close');
-        return reply.code(408).send({ error: 'Request Timeout', message: error.message });
+        return refuse(request, reply, 408, 'client_timeout', error.message);
       }
       if (!(error instanceof RequestTooLargeError)) throw error;
       app.metrics.countOutcomes([{ status: 'failed' }]);
       reply.header('Connection', 'close');
-      return reply.code(413).send({ error: 'Payload Too Large', message: `file larger than the ${Math.round(limits.maxPartBytes / 1024 / 1024)} MB limit` });
+      return refuse(request, reply, 413, 'request_too_large', `file larger than the ${Math.round(limits.maxPartBytes / 1024 / 1024)} MB limit`);
     } finally {
       gate.leave(request.principal!.id);
     }
@@ -147,6 +177,7 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     if (outcome.status === 'failed') {
       const code = outcome.failureReason === FailureReason.OutOfResources ? 507 : outcome.failureReason === FailureReason.ProcessingFailure ? 503 : 422;
       if (outcome.retryable) reply.header('Retry-After', String(RETRY_AFTER_SEC));
+      if (code === 422) markRefused(request, reply, 'instance_refused', [outcome.reason]);
       return reply.code(code).send({ status: 'failed', failureReason: `0x${outcome.failureReason.toString(16).toUpperCase().padStart(4, '0')}`, message: outcome.reason });
     }
     const { status: outcomeStatus, ...ids } = outcome;

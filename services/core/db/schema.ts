@@ -16,6 +16,7 @@ export interface Database {
   user_sites: UserSitesTable;
   sessions: SessionsTable;
   reviews: ReviewsTable;
+  ae_titles: AeTitlesTable;
   result_destinations: ResultDestinationsTable;
   result_versions: ResultVersionsTable;
   result_deliveries: ResultDeliveriesTable;
@@ -217,7 +218,17 @@ export interface ReviewsTable {
   undone_at: number | null;
 }
 
+/** A DICOM sender (calling AE title) and the site its C-STOREs are filed under. */
+export interface AeTitlesTable {
+  ae_title: string;
+  site_id: string;
+  /** When set, associations with this calling AE are accepted only from this peer address. */
+  host: string | null;
+  created_at: number;
+}
+
 export type AiResult = Selectable<AiResultsTable>;
+export type AeTitle = Selectable<AeTitlesTable>;
 export type User = Selectable<UsersTable>;
 export type Review = Selectable<ReviewsTable>;
 export type Site = Selectable<SitesTable>;

@@ -50,8 +50,10 @@ export class InstanceRepository {
         received_at: now,
         updated_at: now,
       }).onConflict((oc) => oc.columns(['site_id', 'study_uid']).doNothing()).execute();
-      const study = await trx.selectFrom('studies').select(['id', 'priority']).where('site_id', '=', siteId)
+      const study = await trx.selectFrom('studies').select(['id', 'priority', 'patient_id']).where('site_id', '=', siteId)
         .where('study_uid', '=', meta.studyInstanceUid).executeTakeFirstOrThrow();
+      // Never file one patient's image under another's study (rolls the transaction back).
+      if ((study.patient_id ?? '') !== (meta.patientId ?? '')) throw new StudyPatientConflictError(meta.sopClassUid, meta.sopInstanceUid);
 
       await trx.insertInto('series').values({
         study_id: study.id,
@@ -150,9 +152,17 @@ export class InstanceRepository {
     if (!siteIds.length) return Promise.resolve([]);
     let query = this.db.selectFrom('studies').selectAll().where('site_id', 'in', siteIds);
     if (filter.studyUid) query = query.where('study_uid', '=', filter.studyUid);
-    if (filter.patientId) query = query.where('patient_id', '=', filter.patientId);
+    if (filter.studyUids?.length) query = query.where('study_uid', 'in', filter.studyUids);
+    if (filter.patientId) query = /[*?]/.test(filter.patientId)
+      ? query.where('patient_id', 'like', wildcard(filter.patientId))
+      : query.where('patient_id', '=', filter.patientId);
+    if (filter.modalities?.length) {
+      const modalities = filter.modalities;
+      query = query.where((eb) => eb.exists(eb.selectFrom('series').select('series.id')
+        .whereRef('series.study_id', '=', 'studies.id').where('series.modality', 'in', modalities)));
+    }
     if (filter.accessionNumber) query = query.where('accession_number', '=', filter.accessionNumber);
-    if (filter.patientName) query = query.where('patient_name', 'like', filter.patientName.replace(/\*/g, '%').replace(/\?/g, '_'));
+    if (filter.patientName) query = query.where('patient_name', 'like', wildcard(filter.patientName));
     if (filter.studyDateFrom) query = query.where('study_date', '>=', filter.studyDateFrom);
     if (filter.studyDateTo) query = query.where('study_date', '<=', filter.studyDateTo);
     return query.orderBy('received_at', 'desc').orderBy('id', 'desc').limit(limit).offset(offset).execute();
@@ -200,8 +210,25 @@ export class InstanceRepository {
   }
 }
 
+/** The study UID is already stored for another Patient ID at this site: the PACS rule is to refuse, never merge. */
+export class StudyPatientConflictError extends Error {
+  constructor(readonly sopClassUid: string, readonly sopInstanceUid: string) {
+    super('this Study Instance UID is stored under another Patient ID');
+    this.name = 'StudyPatientConflictError';
+  }
+}
+
+/** A QIDO wildcard (`*`, `?`) as a LIKE pattern (SQLite has no default LIKE escape, so `%`/`_` are not escaped). */
+function wildcard(value: string): string {
+  return value.replace(/\*/g, '%').replace(/\?/g, '_');
+}
+
 export interface StudyFilter {
   studyUid?: string;
+  /** Any of these Study Instance UIDs (a QIDO UID list). */
+  studyUids?: string[];
+  /** Studies with at least one series of one of these modalities (ModalitiesInStudy). */
+  modalities?: string[];
   patientId?: string;
   patientName?: string;
   accessionNumber?: string;

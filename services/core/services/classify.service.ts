@@ -2,7 +2,7 @@ import type { AiFlag } from '../db/schema.js';
 import { failpoint } from '../failpoints.js';
 import type { Logger } from '../logger.js';
 import { recordStoredResult } from '../metrics.js';
-import { RADIOGRAPHY_MODALITIES } from '../../dicom/index.js';
+import { RADIOGRAPHY_MODALITIES, isNonImageStorage } from '../../dicom/index.js';
 import type { EventRepository } from '../repositories/event.repository.js';
 import { PermanentJobError } from '../repositories/job.repository.js';
 import type { AiResultRepository, NewAiResult } from '../repositories/ai-result.repository.js';
@@ -73,7 +73,9 @@ export class ClassifyService {
     };
     const started = Date.now();
 
-    const notApplicable = this.notApplicableReason(instance.modality, instance.body_part);
+    const notApplicable = isNonImageStorage(instance.sop_class_uid)
+      ? 'not an image (report, key objects or presentation state): nothing for the model to read'
+      : this.notApplicableReason(instance.modality, instance.body_part);
     if (notApplicable) {
       await this.save({ ...base, status: 'not_applicable', reason: notApplicable, started_at: started, stored_at: Date.now() }, instance.received_at);
       return 'not-applicable';

@@ -7,6 +7,7 @@ import type { StorageRepository } from '../repositories/storage.repository.js';
 import type { Reader } from './study.service.js';
 
 export type { StudyFilter } from '../repositories/instance.repository.js';
+type InstanceRow = Awaited<ReturnType<InstanceRepository['listInstances']>>[number];
 /** A study as DICOMweb answers about it. */
 export type StudyRecord = Study;
 
@@ -43,15 +44,27 @@ export class DicomwebService {
     return this.store.listInstances({ studyId: study.id, ...where });
   }
 
-  /** The stored originals of a study, series or instance, with a reader for each; audited as study.retrieve. */
-  async retrieve(reader: Reader, studyUid: string, where: { seriesUid?: string; sopInstanceUid?: string }) {
+  /**
+   * The stored originals of a study, series or instance, with a reader for each; audited as
+   * study.retrieve. `accept` may refuse an instance the client cannot take as stored (we never
+   * transcode): its reason becomes a 406, before anything is read or audited.
+   */
+  async retrieve(reader: Reader, studyUid: string, where: { seriesUid?: string; sopInstanceUid?: string }, opts: { accept?: (row: InstanceRow) => string | undefined } = {}) {
     const study = await this.study(reader, studyUid);
     const rows = await this.instances(study, where);
     if (!rows.length) throw new AppError('image_not_found', 'no such series or instance');
+    for (const row of rows) {
+      const refusal = opts.accept?.(row);
+      if (refusal) throw new AppError('not_acceptable', refusal);
+    }
     await this.audit.record({
       actor_type: reader.type, actor_id: reader.id, site_id: study.site_id,
       action: 'study.retrieve', target_type: 'study', target_id: String(study.id), details: { instances: rows.length },
     });
-    return { study, rows, open: (row: { storage_key: string }): Readable => this.storage.createReadStream(row.storage_key) };
+    return {
+      study, rows,
+      open: (row: { storage_key: string }): Readable => this.storage.createReadStream(row.storage_key),
+      read: (row: { storage_key: string }): Promise<Buffer> => this.storage.readFile(row.storage_key),
+    };
   }
 }

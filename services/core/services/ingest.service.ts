@@ -4,7 +4,7 @@ import type { Logger } from '../logger.js';
 import { DicomRejection, FailureReason, Reason, WarningReason, parseInstance, type InstanceMetadata, type ReadLimits } from '../../dicom/index.js';
 import { priorityFromDicom, type ClassifyJobs } from '../queue/classify-queue.js';
 import type { AuditRepository } from '../repositories/audit.repository.js';
-import type { InstanceRepository } from '../repositories/instance.repository.js';
+import { StudyPatientConflictError, type InstanceRepository } from '../repositories/instance.repository.js';
 import { ObjectTooLargeError, type StorageRepository, type TempObject, type TempObjectWriter } from '../repositories/storage.repository.js';
 
 export interface IngestContext {
@@ -33,7 +33,7 @@ export type IngestOutcome =
   | ({ status: 'duplicate' } & Identified)
   /** Same SOP Instance UID, different bytes: the original is kept, the new bytes dropped. */
   | ({ status: 'conflict'; warningReason: number; reason: string } & Identified)
-  | { status: 'failed'; failureReason: number; reason: string; sopClassUid?: string; sopInstanceUid?: string; retryable?: boolean };
+  | { status: 'failed'; failureReason: number; reason: string; sopClassUid?: string; sopInstanceUid?: string; retryable?: boolean; kind?: 'patient-identity' };
 
 type Failed = Extract<IngestOutcome, { status: 'failed' }>;
 
@@ -145,6 +145,9 @@ export class IngestService {
     try {
       return await this.ingestOrReject(temp, ctx);
     } catch (error) {
+      if (error instanceof StudyPatientConflictError) {
+        return { status: 'failed', failureReason: FailureReason.DataSetMismatch, reason: Reason.studyOfAnotherPatient, sopClassUid: error.sopClassUid, sopInstanceUid: error.sopInstanceUid, kind: 'patient-identity' };
+      }
       if (error instanceof DicomRejection) {
         return { status: 'failed', failureReason: error.failureReason, reason: error.reason, sopClassUid: error.sopClassUid, sopInstanceUid: error.sopInstanceUid };
       }

@@ -4,6 +4,7 @@ import { aiResults } from './0002_ai_results.js';
 import { access } from './0003_access.js';
 import { worklist } from './0004_worklist.js';
 import { instanceOrigin } from './0005_instance_origin.js';
+import { dimseAeTitles } from './0006_dimse_ae_titles.js';
 import { resultsOut } from './0007_results_out.js';
 import { keyExpiry } from './0008_key_expiry.js';
 import { reviewEvidence } from './0009_review_evidence.js';
@@ -30,6 +31,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0003_access': access(helpers),
     '0004_worklist': worklist(helpers),
     '0005_instance_origin': instanceOrigin(helpers),
+    '0006_dimse_ae_titles': dimseAeTitles(helpers),
     '0007_results_out': resultsOut(helpers),
     '0008_key_expiry': keyExpiry(helpers),
     '0009_review_evidence': reviewEvidence(helpers),

@@ -1,11 +1,15 @@
 /**
  * npm run bench:ingest [-- --small 400 --large 20 --concurrency 4]
+ * npm run bench:ingest -- --vs-orthanc [--rounds 3 --small 200 --large 20]
  *
- * Starts the real API server as a child process (SQLite in a temp folder, the local Redis), then
- * sends generated 16-bit DX images over STOW-RS, one per request, at the given concurrency, and
- * reports images/s and MB/s per image size. Then the same images by DICOM C-STORE: the DICOM
- * listener in its own process, dcmtk's storescu in 4 processes (4 associations) at once.
- * Results go to docs/benchmarks/ingest.md.
+ * Starts the real API server as a child process (SQLite in a temp folder, the local Redis, no
+ * worker), then sends generated 16-bit DX images over STOW-RS, one per request, at the given
+ * concurrency, and reports images/s and MB/s per image size. Results go to docs/benchmarks/ingest.md.
+ *
+ * --vs-orthanc: the same images, the same HTTP client and concurrency against Orthanc (Debian's
+ * 1.10 + DICOMweb plugin, started here on a loopback port). For every round and size each server
+ * starts from an empty store; the order alternates between rounds, so both see the same machine
+ * load. Prints both servers' images/s and our/Orthanc ratio (median of the rounds).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,15 +20,22 @@ import { loadConfig } from '../services/core/config.js';
 import { createCore } from '../services/core/core.js';
 import { createLogger } from '../services/core/logger.js';
 import { dxImage, writeDicom } from '../test/helpers/dicom.js';
+import { freePort } from '../test/helpers/redis-server.js';
+import { orthancAvailable, startOrthanc } from './lib/orthanc.js';
 
 const { values } = parseArgs({
   options: {
-    small: { type: 'string', default: '400' },
-    large: { type: 'string', default: '20' },
+    small: { type: 'string' },
+    large: { type: 'string' },
     concurrency: { type: 'string', default: '4' },
+    rounds: { type: 'string', default: '3' },
+    'vs-orthanc': { type: 'boolean', default: false },
     out: { type: 'string', default: 'docs/benchmarks/ingest.md' },
   },
 });
+const vsOrthanc = values['vs-orthanc']!;
+const smallCount = Number(values.small ?? (vsOrthanc ? 200 : 400));
+const largeCount = Number(values.large ?? 20);
 const root = path.resolve(import.meta.dirname, '..');
 let uidCounter = 0;
 const uid = () => `1.2.826.0.1.3680043.10.1431.7.${process.pid}.${Date.now()}.${++uidCounter}`;
@@ -35,123 +46,189 @@ function image(rows: number, columns: number): Buffer {
   return writeDicom(dxImage({ studyUid: uid(), seriesUid: uid(), sopInstanceUid: uid(), rows, columns, pixels }));
 }
 
-async function post(url: string, key: string, bytes: Buffer): Promise<number> {
+/** A STOW-RS endpoint under test: where to post, how to authenticate, how to shut it down. */
+interface Server {
+  name: string;
+  stowUrl: string;
+  headers: Record<string, string>;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+async function post(server: Server, bytes: Buffer): Promise<number> {
   const boundary = 'bench-boundary-7f3a';
   const body = Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), bytes, Buffer.from(`\r\n--${boundary}--\r\n`)]);
-  const res = await fetch(`${url}/dicomweb/studies`, {
+  const res = await fetch(server.stowUrl, {
     method: 'POST',
-    headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`, authorization: `Bearer ${key}` },
+    headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`, ...server.headers },
     body,
   });
   await res.arrayBuffer();
   return res.status;
 }
 
-async function run(label: string, count: number, make: () => Buffer, url: string, key: string, concurrency: number) {
-  // Images are made before the clock starts; each is fresh (new UIDs), so every one is a real store.
-  const images = Array.from({ length: count }, make);
+/** CPU time (user + system) a process has used so far, in ms. */
+function cpuMs(pid: number): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in USER_HZ (100)
+  } catch {
+    return NaN;
+  }
+}
+
+interface Result { label: string; server: string; count: number; failed: number; seconds: number; imagesPerSec: number; mbPerSec: number; mbPerImage: number; cpuMsPerImage: number }
+
+async function run(label: string, images: Buffer[], server: Server, concurrency: number): Promise<Result> {
   const bytes = images.reduce((a, b) => a + b.length, 0);
   let next = 0;
   let failed = 0;
+  const cpuBefore = cpuMs(server.pid);
   const started = performance.now();
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < images.length) {
-      const status = await post(url, key, images[next++]);
+      const status = await post(server, images[next++]);
       if (status !== 200) failed++;
     }
   }));
   const seconds = (performance.now() - started) / 1000;
-  return { label, count, failed, seconds, imagesPerSec: count / seconds, mbPerSec: bytes / 1024 / 1024 / seconds, mbPerImage: bytes / count / 1024 / 1024 };
+  const count = images.length;
+  return {
+    label, server: server.name, count, failed, seconds, imagesPerSec: count / seconds, mbPerSec: bytes / 1024 / 1024 / seconds,
+    mbPerImage: bytes / count / 1024 / 1024, cpuMsPerImage: (cpuMs(server.pid) - cpuBefore) / count,
+  };
 }
 
-/** storescu in `associations` processes at once, each sending its share of the files over one association. */
-async function runCStore(label: string, count: number, make: () => Buffer, dimsePort: number, associations: number) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-bench-cstore-'));
-  const files = Array.from({ length: count }, (_, i) => {
-    const file = path.join(dir, `${i}.dcm`);
-    fs.writeFileSync(file, make());
-    return file;
-  });
-  const bytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
-  const started = performance.now();
-  const codes = await Promise.all(Array.from({ length: associations }, (_, a) => new Promise<number>((resolve, reject) => {
-    const share = files.filter((_, i) => i % associations === a);
-    const child = spawn('storescu', ['-aet', 'BENCH', '-aec', 'FRACTURE_TRIAGE', '127.0.0.1', String(dimsePort), ...share], { stdio: ['ignore', 'ignore', 'inherit'] });
-    child.once('error', reject);
-    child.once('exit', (code) => resolve(code ?? 1));
-  })));
-  const seconds = (performance.now() - started) / 1000;
-  fs.rmSync(dir, { recursive: true, force: true });
-  return { label, count, failed: codes.filter((c) => c !== 0).length, seconds, imagesPerSec: count / seconds, mbPerSec: bytes / 1024 / 1024 / seconds, mbPerImage: bytes / count / 1024 / 1024 };
-}
-
-async function main() {
+/** Our API server alone (no worker), from an empty data folder with one site and key. */
+async function startOurs(): Promise<Server> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-bench-'));
-  const port = String(21000 + Math.floor(Math.random() * 5000));
-  const dimsePort = Number(port) + 1;
-  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, QUEUE_PREFIX: `ft-bench-${process.pid}`, PORT: port, LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', MAX_CONCURRENT_UPLOADS_PER_KEY: '64', DIMSE_PORT: String(dimsePort), DIMSE_HOST: '127.0.0.1' };
+  const port = String(await freePort());
+  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, QUEUE_PREFIX: `ft-bench-${process.pid}-${port}`, PORT: port, LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', MAX_CONCURRENT_UPLOADS_PER_KEY: '64' };
   const core = await createCore(loadConfig({ ...process.env, ...env }), createLogger('silent', 'bench'));
   await core.services.apiKeys.createSite('bench', 'Bench');
   const { key } = await core.services.apiKeys.createKey('bench', 'bench');
-  await core.repos.aeTitles.upsert({ aeTitle: 'BENCH', siteId: 'bench', host: null });
-  const dimse = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'services/dimse/main.ts')], { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const dimseReady = new Promise<void>((resolve, reject) => {
-    let seen = '';
-    dimse.stdout!.on('data', (d: Buffer) => { seen += d.toString(); if (seen.includes('DICOM listener started')) resolve(); });
-    dimse.once('exit', (code) => reject(new Error(`DICOM listener exited (${code})`)));
-  });
-
-  const server = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'services/api/server.ts')], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  server.stdout!.resume();
+  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', path.join(root, 'services/api/server.ts')], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  child.stdout!.resume();
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
-    if (server.exitCode !== null) throw new Error(`server exited (${server.exitCode})`);
+    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode})`);
     if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;
-    if (i > 300) throw new Error('server did not come up');
+    if (i > 600) throw new Error('server did not come up');
     await new Promise((r) => setTimeout(r, 100));
   }
-  const concurrency = Number(values.concurrency);
+  return {
+    name: 'fracture-triage',
+    stowUrl: `${url}/dicomweb/studies`,
+    headers: { authorization: `Bearer ${key}` },
+    pid: child.pid!,
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+      await core.jobs.classify.queue.obliterate({ force: true }).catch(() => {});
+      await core.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startOrthancServer(): Promise<Server> {
+  const orthanc = await startOrthanc();
+  return { name: 'Orthanc', stowUrl: `${orthanc.dicomWebUrl}/studies`, headers: {}, pid: orthanc.pid, stop: () => orthanc.stop() };
+}
+
+const sizes = [
+  { label: '512×512, 16-bit', rows: 512, columns: 512, count: smallCount },
+  { label: '2048×2500, 16-bit', rows: 2500, columns: 2048, count: largeCount },
+];
+const concurrency = Number(values.concurrency);
+
+/** Starts a fresh server, warms it up (JIT, connections) with small images, measures, stops it. */
+async function measure(start: () => Promise<Server>, size: (typeof sizes)[number], images: Buffer[]): Promise<Result> {
+  const server = await start();
   try {
-    await run('warm-up', 20, () => image(256, 256), url, key, concurrency);
-    const results = [
-      await run('512×512, 16-bit', Number(values.small), () => image(512, 512), url, key, concurrency),
-      await run('2048×2500, 16-bit', Number(values.large), () => image(2500, 2048), url, key, concurrency),
-    ];
-    await dimseReady;
-    const cstore = [
-      await runCStore('512×512, 16-bit', Number(values.small), () => image(512, 512), dimsePort, 4),
-      await runCStore('2048×2500, 16-bit', Number(values.large), () => image(2500, 2048), dimsePort, 4),
-    ];
-    const lines = [
-      '# Ingest benchmark',
-      '',
-      `Command: \`npm run bench:ingest -- --small ${values.small} --large ${values.large} --concurrency ${concurrency}\``,
-      `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB; Node ${process.version}; SQLite (WAL, synchronous=FULL) and files in a temp folder on the local disk; Redis on localhost.`,
-      `Date: ${new Date().toISOString().slice(0, 10)}. One STOW-RS request per image (uncompressed Explicit VR LE), ${concurrency} at a time, API server in its own process; each image is fsynced, recorded and queued before its response.`,
-      '',
-      '| images | count | failed | seconds | images/s | MB/s | MB/image |',
-      '|---|---:|---:|---:|---:|---:|---:|',
-      ...results.map((r) => `| ${r.label} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.mbPerImage.toFixed(2)} |`),
-      '',
-      '## DICOM C-STORE',
-      '',
-      'The same kind of images sent by dcmtk `storescu` in 4 processes at once (4 associations, each one C-STORE after another), to the DICOM listener in its own process; each success status is sent after the file is fsynced and its row committed. "failed" counts storescu processes that did not exit 0.',
-      '',
-      '| images | count | failed | seconds | images/s | MB/s | MB/image |',
-      '|---|---:|---:|---:|---:|---:|---:|',
-      ...cstore.map((r) => `| ${r.label} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.mbPerImage.toFixed(2)} |`),
-      '',
-    ];
-    fs.mkdirSync(path.dirname(path.resolve(root, values.out!)), { recursive: true });
-    fs.writeFileSync(path.resolve(root, values.out!), lines.join('\n'));
-    console.log(lines.join('\n'));
+    await run('warm-up', Array.from({ length: 20 }, () => image(256, 256)), server, concurrency);
+    return await run(size.label, images, server, concurrency);
   } finally {
-    server.kill('SIGTERM');
-    dimse.kill('SIGTERM');
-    await core.jobs.classify.queue.obliterate({ force: true }).catch(() => {});
-    await core.close();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await server.stop();
   }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const machine = () => `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, shared with other work while measured (load average at start ${os.loadavg()[0].toFixed(1)}); Node ${process.version}; files in a temp folder on the local disk; Redis on localhost.`;
+
+async function soloMain(): Promise<string[]> {
+  const results: Result[] = [];
+  for (const size of sizes) {
+    // Images are made before the clock starts; each is fresh (new UIDs), so every one is a real store.
+    results.push(await measure(startOurs, size, Array.from({ length: size.count }, () => image(size.rows, size.columns))));
+  }
+  return [
+    '# Ingest benchmark',
+    '',
+    `Command: \`npm run bench:ingest -- --small ${smallCount} --large ${largeCount} --concurrency ${concurrency}\``,
+    machine(),
+    `Date: ${new Date().toISOString().slice(0, 10)}. One STOW-RS request per image (uncompressed Explicit VR LE), ${concurrency} at a time, API server in its own process, no worker; each image is fsynced, recorded and queued before its response.`,
+    '',
+    '| images | count | failed | seconds | images/s | MB/s | MB/image | server CPU ms/image |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...results.map((r) => `| ${r.label} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.mbPerImage.toFixed(2)} | ${r.cpuMsPerImage.toFixed(1)} |`),
+    '',
+  ];
+}
+
+async function vsOrthancMain(): Promise<string[]> {
+  const rounds = Number(values.rounds);
+  const rows: string[] = [];
+  const summary: string[] = [];
+  for (const size of sizes) {
+    const ours: Result[] = [];
+    const theirs: Result[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const images = Array.from({ length: size.count }, () => image(size.rows, size.columns)); // the same bytes to both
+      const order = round % 2 === 0 ? ['Orthanc', 'ours'] : ['ours', 'Orthanc'];
+      for (const who of order) {
+        const r = who === 'ours' ? await measure(startOurs, size, images) : await measure(startOrthancServer, size, images);
+        (who === 'ours' ? ours : theirs).push(r);
+        console.error(`${size.label} round ${round + 1} ${r.server}: ${r.imagesPerSec.toFixed(1)} images/s, ${r.cpuMsPerImage.toFixed(1)} CPU ms/image, ${r.failed} failed`);
+        rows.push(`| ${size.label} | ${round + 1} | ${r.server} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(2)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.cpuMsPerImage.toFixed(1)} |`);
+      }
+    }
+    const [o, t] = [median(ours.map((r) => r.imagesPerSec)), median(theirs.map((r) => r.imagesPerSec))];
+    const [oc, tc] = [median(ours.map((r) => r.cpuMsPerImage)), median(theirs.map((r) => r.cpuMsPerImage))];
+    summary.push(`| ${size.label} | ${t.toFixed(1)} | ${o.toFixed(1)} | **${(o / t).toFixed(2)}×** | ${tc.toFixed(1)} | ${oc.toFixed(1)} |`);
+  }
+  return [
+    '# Ingest benchmark: fracture-triage vs Orthanc',
+    '',
+    `Command: \`npm run bench:ingest -- --vs-orthanc --rounds ${rounds} --small ${smallCount} --large ${largeCount} --concurrency ${concurrency}\``,
+    machine(),
+    `Date: ${new Date().toISOString().slice(0, 10)}. Orthanc 1.10 (Debian) + DICOMweb plugin with its default settings, versus our API process alone (no worker). Same generated 16-bit DX files (uncompressed Explicit VR LE, fresh UIDs) to both, the same HTTP client (Node fetch), ${concurrency} concurrent STOW-RS requests of one instance each; every server starts from an empty store for each round and size (after 20 warm-up images of 256²); the order alternates between rounds. Ours answers only after the file and its directory are fsynced, the row committed (SQLite WAL, synchronous=FULL) and the job queued.`,
+    '',
+    'Median of the rounds (ratio = ours / Orthanc; CPU = the server process\'s user+system time per image, less sensitive to the shared machine than wall-clock rates):',
+    '',
+    '| images | Orthanc images/s | ours images/s | ratio | Orthanc CPU ms/image | ours CPU ms/image |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...summary,
+    '',
+    'Every run:',
+    '',
+    '| images | round | server | count | failed | seconds | images/s | MB/s | server CPU ms/image |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|',
+    ...rows,
+    '',
+  ];
+}
+
+async function main() {
+  if (vsOrthanc && !orthancAvailable) {
+    console.log('bench:ingest --vs-orthanc skipped: Orthanc or its DICOMweb plugin is not installed (apt install orthanc orthanc-dicomweb)');
+    return;
+  }
+  const lines = vsOrthanc ? await vsOrthancMain() : await soloMain();
+  fs.mkdirSync(path.dirname(path.resolve(root, values.out!)), { recursive: true });
+  fs.writeFileSync(path.resolve(root, values.out!), lines.join('\n'));
+  console.log(lines.join('\n'));
 }
 
 main().catch((err) => {

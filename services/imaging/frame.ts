@@ -11,18 +11,33 @@ export interface RawFrame {
   values: Int32Array;
   /** What decoded it, for the record. */
   decoder: string;
+  /** Size of `values`: the frame's own size, or smaller when the decoder reduced it (see `reduction`). */
+  width: number;
+  height: number;
+  /** Original pixels per decoded pixel along each axis (1, 2, 4…); decoded (x, y) covers original (x·r … x·r+r). */
+  reduction: number;
   /** Damage the decoder reported while still returning pixels (premature end of data, corrupt segment). */
   warnings: string[];
 }
 
+export interface FrameDecodeOptions {
+  /**
+   * The caller needs the image only this large on its longer side (the model's input size). A
+   * decoder that can cheaply decode a reduced resolution (JPEG 2000 wavelet levels) returns the
+   * smallest such image whose longer side is still at least this; omitted = full resolution
+   * (viewer, exports, anything pixel-exact).
+   */
+  minLongSide?: number;
+}
+
 type Samples = ArrayLike<number>;
 
-export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<RawFrame> {
-  const { rows, columns } = info;
-  const n = rows * columns;
+export async function decodeFrame(info: ImageInfo, bytes: Uint8Array, opts: FrameDecodeOptions = {}): Promise<RawFrame> {
+  let { rows, columns } = info;
+  let reduction = 1;
   const codec = info.transferSyntax.codec;
   if (codec === 'native' || codec === 'deflate') {
-    return { values: nativeValues(info, bytes), decoder: info.transferSyntax.bigEndian ? 'native big endian' : 'native little endian', warnings: [] };
+    return { values: nativeValues(info, bytes), decoder: info.transferSyntax.bigEndian ? 'native big endian' : 'native little endian', warnings: [], width: columns, height: rows, reduction };
   }
   if (bytes.length === 0) throw new PixelDataError('corrupt-pixel-data', 'frame has zero length');
   let samples: Samples;
@@ -74,13 +89,20 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
       break;
     }
     case 'j2k': {
-      checkHeader(findSiz(bytes), info, 'JPEG 2000');
-      const d = await decodeWasm('openjpeg', bytes);
+      const siz = checkHeader(findSiz(bytes), info, 'JPEG 2000');
+      const level = j2kReduceLevel(bytes, siz, opts.minLongSide);
+      if (level > 0) {
+        // Resolution level r of a codestream anchored at 0: ceil(size / 2^r) samples (ISO 15444-1 B.5).
+        reduction = 2 ** level;
+        columns = Math.ceil(columns / reduction);
+        rows = Math.ceil(rows / reduction);
+      }
+      const d = await decodeWasm('openjpeg', bytes, { reduceLevel: level });
       checkSize(d.width, d.height, columns, rows, 'JPEG 2000');
       if (d.components !== 1) throw new PixelDataError('unsupported-photometric', `JPEG 2000 frame has ${d.components} components in a greyscale image`);
       samples = d.samples;
       warnings = d.warnings;
-      decoder = '@cornerstonejs/codec-openjpeg';
+      decoder = level > 0 ? `@cornerstonejs/codec-openjpeg (resolution reduced ${reduction}×)` : '@cornerstonejs/codec-openjpeg';
       // The codestream carries its own signedness and precision; trust its values.
       mask = !(d.signed && info.pixelRepresentation === 1);
       break;
@@ -88,11 +110,43 @@ export async function decodeFrame(info: ImageInfo, bytes: Uint8Array): Promise<R
     default:
       throw new PixelDataError('unsupported-transfer-syntax', `no decoder for ${info.transferSyntax.name}`);
   }
+  const n = rows * columns;
   if (samples.length < n) throw new PixelDataError('corrupt-pixel-data', `frame decodes to ${samples.length} samples, ${n} expected`);
   const values = new Int32Array(n);
   if (mask) toStored(samples, values, info.bitsStored, shift, info.pixelRepresentation === 1);
   else for (let i = 0; i < n; i++) values[i] = samples[i];
-  return { values, decoder, warnings };
+  return { values, decoder, warnings, width: columns, height: rows, reduction };
+}
+
+/**
+ * How many wavelet levels to skip so the longer side stays at least `minLongSide`: bounded by the
+ * levels the codestream has (COD, or a COC overriding it) and only for an image anchored at 0, so
+ * a decoded pixel maps to original pixels exactly.
+ */
+function j2kReduceLevel(bytes: Uint8Array, siz: CodestreamHeader, minLongSide: number | undefined): number {
+  if (!minLongSide || siz.offsetX !== 0 || siz.offsetY !== 0) return 0;
+  const levels = decompositionLevels(bytes);
+  let level = 0;
+  while (level < levels && Math.ceil(Math.max(siz.width, siz.height) / 2 ** (level + 1)) >= minLongSide) level++;
+  return level;
+}
+
+/** Fewest decomposition levels any COD/COC in the main header declares (0 if none is found). */
+function decompositionLevels(b: Uint8Array): number {
+  let levels = Infinity;
+  // Main header: SOC, then marker segments (each FFxx + 2-byte length) until the first SOT.
+  if (b[0] !== 0xff || b[1] !== 0x4f) return 0; // not a bare codestream (a JP2 wrapper): do not reduce
+  let i = 2;
+  while (i + 4 <= b.length) {
+    if (b[i] !== 0xff) return 0;
+    const marker = b[i + 1];
+    if (marker === 0x90) break; // SOT
+    const length = (b[i + 2] << 8) | b[i + 3];
+    if (marker === 0x52 && i + 13 <= b.length) levels = Math.min(levels, b[i + 9]); // COD: Scod, SGcod(4), SPcod[0]
+    if (marker === 0x53 && i + 8 <= b.length) levels = Math.min(levels, b[i + 6]); // COC (1 component): Ccoc(1), Scoc, SPcoc[0]
+    i += 2 + length;
+  }
+  return Number.isFinite(levels) ? levels : 0;
 }
 
 function checkSize(w: number, h: number, columns: number, rows: number, what: string) {
@@ -106,11 +160,13 @@ function findSiz(b: Uint8Array): CodestreamHeader | undefined {
   for (let i = 0; i + 42 <= b.length && i < 4096; i++) {
     if (b[i] === 0xff && b[i + 1] === 0x51) {
       const dv = new DataView(b.buffer, b.byteOffset + i, Math.min(64, b.length - i));
-      const width = dv.getUint32(6) - dv.getUint32(14);
-      const height = dv.getUint32(10) - dv.getUint32(18);
+      const offsetX = dv.getUint32(14);
+      const offsetY = dv.getUint32(18);
+      const width = dv.getUint32(6) - offsetX;
+      const height = dv.getUint32(10) - offsetY;
       const components = dv.getUint16(38);
       const precision = (b[i + 40] & 0x7f) + 1;
-      return { precision, width, height, components };
+      return { precision, width, height, components, offsetX, offsetY };
     }
   }
   return undefined;
@@ -134,6 +190,9 @@ interface CodestreamHeader {
   width: number;
   height: number;
   components: number;
+  /** JPEG 2000 image offset on the reference grid (XOsiz, YOsiz); 0 elsewhere. */
+  offsetX?: number;
+  offsetY?: number;
 }
 
 /** SOFn of a JPEG / JPEG-LS (SOF55) stream, read before any decoder allocates. */

@@ -10,7 +10,7 @@ import type { GreyImage } from './letterbox.js';
 import { applyModality, toDisplay, type VoiOptions, type WindowChoice } from './luts.js';
 
 export { PixelDataError, isPixelDataError, type PixelDataErrorCode } from './errors.js';
-export { letterbox, letterboxGeometry, toOriginal, resize, type GreyImage, type Letterbox } from './letterbox.js';
+export { inOriginalPixels, letterbox, letterboxGeometry, toOriginal, resize, type GreyImage, type Letterbox } from './letterbox.js';
 export { readGreyPng, renderPng } from './png.js';
 export { checkPlausibility, type PlausibilityVerdict } from './plausibility.js';
 export { SUPPORTED_TRANSFER_SYNTAXES, transferSyntax } from '../dicom/index.js';
@@ -21,11 +21,16 @@ export interface DecodeOptions extends VoiOptions {
   frame?: number;
   /** Largest Deflated data set once inflated (MAX_PART_MB); the parser's default otherwise. */
   maxInflatedBytes?: number;
+  /** See FrameDecodeOptions: the image may come back smaller (`reduction`), never below this on its longer side. */
+  minLongSide?: number;
 }
 
 export interface DecodedImage {
+  /** The original image size (Rows, Columns), also when `stored`/`display` are reduced. */
   width: number;
   height: number;
+  /** Original pixels per `stored`/`display` pixel on each axis: 1, or 2^k after a reduced JPEG 2000 decode. */
+  reduction: number;
   /** Number of frames in the instance. */
   frames: number;
   frameIndex: number;
@@ -52,17 +57,21 @@ export interface RawDecoded {
   values: Int32Array;
   decoder: string;
   warnings: string[];
+  /** Size of `values` and the reduction from the original (see RawFrame). */
+  width: number;
+  height: number;
+  reduction: number;
 }
 
 /** Decodes one frame to stored pixel values, before any LUT (used by the tests against dcmtk). */
-export async function decodeRaw(bytes: Uint8Array, opts: { frame?: number; maxInflatedBytes?: number } = {}): Promise<RawDecoded> {
+export async function decodeRaw(bytes: Uint8Array, opts: { frame?: number; maxInflatedBytes?: number; minLongSide?: number } = {}): Promise<RawDecoded> {
   const parsed = await parseInstance(bytes, { maxInflatedBytes: opts.maxInflatedBytes });
   const frameIndex = opts.frame ?? 0;
   if (!Number.isInteger(frameIndex) || frameIndex < 0 || frameIndex >= parsed.info.frames)
     throw new PixelDataError('frame-out-of-range', `frame ${frameIndex} requested, the instance has ${parsed.info.frames}`);
   try {
-    const raw = await decodeFrame(parsed.info, parsed.frameBytes(frameIndex));
-    return { info: parsed.info, frameIndex, values: raw.values, decoder: raw.decoder, warnings: raw.warnings };
+    const raw = await decodeFrame(parsed.info, parsed.frameBytes(frameIndex), { minLongSide: opts.minLongSide });
+    return { info: parsed.info, frameIndex, values: raw.values, decoder: raw.decoder, warnings: raw.warnings, width: raw.width, height: raw.height, reduction: raw.reduction };
   } catch (e) {
     if (e instanceof PixelDataError) throw e;
     // Anything else from a codec is still the file's problem: never let it escape untyped.
@@ -79,10 +88,11 @@ export async function decodeInstance(bytes: Uint8Array, opts: DecodeOptions = {}
   return {
     width: info.columns,
     height: info.rows,
+    reduction: raw.reduction,
     frames: info.frames,
     frameIndex: raw.frameIndex,
     stored,
-    display: { width: info.columns, height: info.rows, data },
+    display: { width: raw.width, height: raw.height, data },
     window,
     photometric: info.photometric,
     bitsAllocated: info.bitsAllocated,

@@ -43,6 +43,15 @@ export function letterbox(image: GreyImage, size: number): Letterbox {
   return { size, data, ...g };
 }
 
+/**
+ * The same letterbox with `scale` counted in original pixels, for an image decoded at reduced
+ * resolution (`reduction` original pixels per decoded pixel, see DecodedImage): decoded x is
+ * original x·reduction exactly, so points map back to the original grid without rounding.
+ */
+export function inOriginalPixels<T extends Pick<Letterbox, 'scale'>>(lb: T, reduction: number): T {
+  return reduction === 1 ? lb : { ...lb, scale: lb.scale / reduction };
+}
+
 /** Maps a point on the model input back to original pixel coordinates. */
 export function toOriginal(lb: Pick<Letterbox, 'scale' | 'offsetX' | 'offsetY'>, x: number, y: number) {
   return { x: (x - lb.offsetX) / lb.scale, y: (y - lb.offsetY) / lb.scale };

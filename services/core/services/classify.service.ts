@@ -8,12 +8,12 @@ import { PermanentJobError } from '../repositories/job.repository.js';
 import type { AiResultRepository, NewAiResult } from '../repositories/ai-result.repository.js';
 import type { InstanceRepository } from '../repositories/instance.repository.js';
 import type { StorageRepository } from '../repositories/storage.repository.js';
-import { checkPlausibility, isPixelDataError, letterbox, renderPng, toOriginal, type DecodedImage, type GreyImage, type Letterbox } from '../../imaging/index.js';
+import { checkPlausibility, inOriginalPixels, isPixelDataError, letterbox, renderPng, toOriginal, type DecodedImage, type DecodeOptions, type GreyImage, type Letterbox } from '../../imaging/index.js';
 import type { FractureModel, Prediction } from '../../inference/index.js';
 
 /** Decodes a stored file (a worker-thread pool in production). */
 export interface ImageDecoder {
-  decode(bytes: Uint8Array): Promise<DecodedImage>;
+  decode(bytes: Uint8Array, opts?: Pick<DecodeOptions, 'minLongSide'>): Promise<DecodedImage>;
 }
 
 /**
@@ -84,7 +84,8 @@ export class ClassifyService {
     await this.instances.markProcessing(instanceId);
     try {
       const bytes = await this.storage.readFile(instance.storage_key);
-      const decoded = await this.decoder.decode(bytes);
+      // The model sees inputSize² pixels: a JPEG 2000 image may decode at a reduced wavelet level.
+      const decoded = await this.decoder.decode(bytes, { minLongSide: this.model.inputSize });
       const decodedAt = Date.now();
       failpoint('worker-after-decode');
       const verdict = checkPlausibility(decoded.display, decoded.warnings);
@@ -92,7 +93,7 @@ export class ClassifyService {
         await this.save({ ...base, status: 'unreadable', reason: verdict.reason, started_at: started, decoded_at: decodedAt, stored_at: Date.now() }, instance.received_at);
         return 'unreadable';
       }
-      const lb = letterbox(decoded.display, this.model.inputSize);
+      const lb = inOriginalPixels(letterbox(decoded.display, this.model.inputSize), decoded.reduction);
       const prediction = await this.model.predict(lb.data);
       const inferredAt = Date.now();
       const heatmapKey = `${instance.site_id}/${instance.id}/heatmap.png`;

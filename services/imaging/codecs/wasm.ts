@@ -20,6 +20,8 @@ interface WasmDecoder {
   getEncodedBuffer(length: number): Uint8Array;
   getDecodedBuffer(): Uint8Array;
   decode(): void;
+  /** OpenJPEG only: skip `level` wavelet levels (each halves both sides); layer 0 = all quality layers. */
+  decodeSubResolution?(level: number, layer: number): void;
   getFrameInfo(): FrameInfo;
   delete(): void;
 }
@@ -71,7 +73,11 @@ export interface DecodedSamples {
   warnings: string[];
 }
 
-export async function decodeWasm(codec: WasmCodec, encoded: Uint8Array): Promise<DecodedSamples> {
+/**
+ * `reduceLevel` (OpenJPEG only): decode at 1/2^level of the size on each side; the caller has
+ * checked the codestream has that many levels. The result's width and height are the reduced size.
+ */
+export async function decodeWasm(codec: WasmCodec, encoded: Uint8Array, opts: { reduceLevel?: number } = {}): Promise<DecodedSamples> {
   const mod = await load(codec);
   const Ctor = mod[spec[codec].className] as new () => WasmDecoder;
   const decoder = new Ctor();
@@ -79,9 +85,17 @@ export async function decodeWasm(codec: WasmCodec, encoded: Uint8Array): Promise
   printed = warnings;
   try {
     decoder.getEncodedBuffer(encoded.length).set(encoded);
-    decoder.decode();
+    const level = opts.reduceLevel ?? 0;
+    if (level > 0) {
+      if (!decoder.decodeSubResolution) throw new Error(`${spec[codec].className} cannot decode a reduced resolution`);
+      decoder.decodeSubResolution(level, 0);
+    } else {
+      decoder.decode();
+    }
     printed = undefined;
-    const info = decoder.getFrameInfo();
+    // The frame info keeps the full size; a reduced decode holds ceil(size / 2^level) samples per side.
+    const full = decoder.getFrameInfo();
+    const info = { ...full, width: Math.ceil(full.width / 2 ** level), height: Math.ceil(full.height / 2 ** level) };
     const buf = decoder.getDecodedBuffer();
     const n = info.width * info.height * info.componentCount;
     let samples: Uint8Array | Uint16Array | Int16Array;

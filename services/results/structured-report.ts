@@ -146,7 +146,7 @@ function measurementGroups(report: StudyReport): DicomItem[] {
           '0040a730': { vr: 'SQ', value: [imageReference('SELECTED FROM', null, image)] },
         }),
         coded('CONTAINS', C.flagLevel, FLAG_CODES[box.level]),
-        number('CONTAINS', C.probability, image.probability ?? box.score, C.noUnits),
+        number('CONTAINS', C.probability, image.probability ?? 0, C.noUnits),
       ]));
     });
   }

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 
 export type ImageFlag = 'none' | 'doubt' | 'definite';
 
-export interface ReportBox { x: number; y: number; width: number; height: number; score: number; level: 'doubt' | 'definite' }
+/** A box as the worker stores it: no number of its own (issue 15: one scale, the image's calibrated probability). */
+export interface ReportBox { x: number; y: number; width: number; height: number; level: 'doubt' | 'definite' }
 
 export interface ReportImage {
   sopClassUid: string;
@@ -41,7 +42,7 @@ export interface StudyReport {
 export function contentHash(report: StudyReport): string {
   const images = [...report.images].sort((a, b) => a.sopInstanceUid.localeCompare(b.sopInstanceUid)).map((i) => [
     i.sopInstanceUid, i.status, i.flag, i.probability === null ? null : i.probability.toFixed(6), i.reason,
-    i.boxes.map((b) => [b.x, b.y, b.width, b.height, b.level, b.score.toFixed(6)]),
+    i.boxes.map((b) => [b.x, b.y, b.width, b.height, b.level]),
   ]);
   return createHash('sha256').update(JSON.stringify([report.studyUid, report.algorithm, images])).digest('hex');
 }

@@ -46,7 +46,7 @@ describe('results: CLI destinations, signed webhook, results API, quiet period',
     const dx = makeDx({ studyUid: opts.studyUid, rows: 64, columns: 64, accession: opts.accession });
     await ingestDirect(system.core, dx.bytes);
     const instance = (await system.core.repos.instances.findBySop('site-a', dx.sopInstanceUid))!;
-    const boxes = opts.flag === 'none' ? [] : [{ x: 8, y: 8, width: 20, height: 16, score: 0.7, level: opts.flag }];
+    const boxes = opts.flag === 'none' ? [] : [{ x: 8, y: 8, width: 20, height: 16, level: opts.flag }];
     await system.core.repos.aiResults.store({
       instance_id: instance.id, site_id: 'site-a', study_id: instance.study_id, status: 'done', model_name: 'test-model', model_version: '9.9',
       backend: 'cpu', probability: opts.flag === 'none' ? 0.02 : 0.4, raw_score: 0, flag: opts.flag, boxes: JSON.stringify(boxes),

@@ -161,6 +161,8 @@ export type DecisionResult = Static<typeof DecisionResultSchema>;
 export interface DecisionRequest {
   decision: Decision;
   comment: string | null;
+  /** The images rendered on screen when deciding (the server refuses a decision without them). */
+  shownInstanceIds: number[];
   boxes?: ReviewBox[];
   measurements?: Measurement[];
 }

@@ -29,7 +29,8 @@ function canvasStats(page: Page, selector: string) {
 
 const IMAGE = '#viewport canvas.cornerstone-canvas';
 const OVERLAY = '#ai-overlay';
-const RANK: Record<string, number> = { definite: 0, doubt: 1, unreadable: 2, pending: 2, failed: 3, not_applicable: 3, none: 4 };
+/** The server's AI rank within a priority (services/core/repositories/worklist.repository.ts). */
+const RANK: Record<string, number> = { definite: 0, doubt: 1, unreadable: 2, failed: 2, pending: 2, none: 3, not_applicable: 4 };
 
 async function waitRendered(page: Page, previous?: string) {
   try {
@@ -62,11 +63,13 @@ describe('radiologist viewer, end to end (API + worker processes, headless Chrom
 
   it('signs in and lists flagged studies first', async () => {
     await signIn(page, system.url, 'rad-a');
-    const rows = await page.$$eval('#worklist tr.row', (trs) => trs.map((tr) => ({ ai: (tr as HTMLElement).dataset.ai!, review: (tr as HTMLElement).dataset.review! })));
+    const rows = await page.$$eval('#worklist tr.row', (trs) => trs.map((tr) => ({ ...(tr as HTMLElement).dataset })));
     expect(rows).toHaveLength(14); // the samples: 12 FracAtlas DX + 2 CR; never site B's study
     expect(['definite', 'doubt']).toContain(rows[0].ai);
-    const ranks = rows.map((r) => RANK[r.ai]);
-    expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+    // The server's order: unreviewed first, then clinical priority, then the AI flag.
+    const keys = rows.map((r) => [r.review === 'unreviewed' ? 0 : 1, Number(r.priority), RANK[r.ai!]]);
+    const byKey = (a: number[], b: number[]) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+    expect(keys).toEqual([...keys].sort(byKey));
     await page.waitForSelector('#live-state.up');
     await screenshots(page, SHOTS, 'worklist');
   });
@@ -150,6 +153,7 @@ describe('radiologist viewer, end to end (API + worker processes, headless Chrom
     const boxes = JSON.parse(review.boxes!) as { x: number; y: number; width: number; height: number; instanceId: number }[];
     expect(boxes).toHaveLength(1);
     expect(boxes[0].instanceId).toBe(image.id);
+    expect(JSON.parse(review.shown_instance_ids!)).toContain(image.id);
     // Drawn around the centre of the viewport, where the fitted image's centre is.
     expect(boxes[0].x).toBeLessThan(image.columns / 2);
     expect(boxes[0].x + boxes[0].width).toBeGreaterThan(image.columns / 2);

@@ -99,7 +99,7 @@ for (const db of await databases()) {
       const detailB = await api(system, radB, `/api/studies/${ids.siteB}`);
       const imageB = detailB.json.images[0].id;
       expect((await api(system, radA, `/api/instances/${imageB}/file`)).status).toBe(404);
-      expect((await api(system, radA, `/api/studies/${ids.siteB}/review`, { method: 'POST', body: { decision: 'agree' } })).status).toBe(404);
+      expect((await api(system, radA, `/api/studies/${ids.siteB}/review`, { method: 'POST', body: { decision: 'agree', shownInstanceIds: [imageB] } })).status).toBe(404);
       expect((await api(system, radA, `/api/studies/${ids.siteB}/reviews`)).status).toBe(404);
     });
 

@@ -10,12 +10,13 @@ interface Column { key: string; title: string | (Node | string)[]; className?: s
 const text = (value: string | null | undefined) => value ?? '';
 const byText = (get: (i: WorklistItem) => string | null | undefined) => (a: WorklistItem, b: WorklistItem) => text(get(a)).localeCompare(text(get(b)));
 /** The AI column sorts most suspicious first (unreadable counts as needing a look, next to flagged). */
-const AI_RANK: Record<string, number> = { definite: 0, doubt: 1, unreadable: 2, pending: 3, failed: 4, not_applicable: 4, none: 5 };
+const AI_RANK: Record<string, number> = { definite: 0, doubt: 1, unreadable: 2, failed: 2, pending: 2, none: 3, not_applicable: 4 };
 
 const COLUMNS: Column[] = [
   { key: 'priority', title: 'Priority', compare: (a, b) => a.priority - b.priority, cell: (i) => { const p = priority(i.priority); return h('td', { class: `prio prio-${p.name}` }, p.text); } },
   { key: 'ai', title: ['AI ', h('small', { class: 'ai-label' }, '(decision support only)')], className: 'ai-col', compare: (a, b) => (AI_RANK[a.ai.state] ?? 9) - (AI_RANK[b.ai.state] ?? 9),
-    cell: (i) => h('td', { class: 'ai-col', title: i.ai.reason ?? '' }, h('span', { class: `flag flag-${i.ai.state}` }, aiStateText(i.ai.state))) },
+    cell: (i) => h('td', { class: 'ai-col', title: i.ai.unreadableReason ?? i.ai.reason ?? '' }, h('span', { class: `flag flag-${i.ai.state}` }, aiStateText(i.ai.state)),
+      i.ai.state === 'unreadable' && i.ai.unreadableReason ? h('small', { class: 'unreadable-reason' }, ` ${i.ai.unreadableReason}`) : null) },
   { key: 'score', title: 'Score', className: 'ai-col', compare: (a, b) => (b.ai.score ?? -1) - (a.ai.score ?? -1), cell: (i) => h('td', { class: 'ai-col num' }, score(i.ai.score)) },
   { key: 'patient', title: 'Patient', compare: byText((i) => i.patient.name), cell: (i) => h('td', { class: 'patient' }, personName(i.patient.name)) },
   { key: 'patientId', title: 'Patient ID', compare: byText((i) => i.patient.id), cell: (i) => h('td', {}, i.patient.id ?? '—') },
@@ -33,8 +34,7 @@ interface Filter { flag: string; review: string; dateFrom: string; dateTo: strin
 const PAGE = 50;
 const FLAG_OPTIONS: [string, string][] = [
   ['', 'All AI states'], ['definite,doubt', 'Flagged (definite or doubt)'], ['definite', 'Flagged: definite'], ['doubt', 'Flagged: doubt'],
-  // 'unreadable' joins these once the server's flag filter accepts it (issue 15, server side).
-  ['none', 'Not flagged'], ['pending', 'AI pending'], ['failed', 'AI failed'], ['not_applicable', 'AI n.a.'],
+  ['unreadable', 'Unreadable — needs a look'], ['none', 'Not flagged'], ['pending', 'AI pending'], ['failed', 'AI failed'], ['not_applicable', 'AI n.a.'],
 ];
 
 const dicomFromInput = (value: string) => value.replace(/-/g, '');
@@ -251,7 +251,7 @@ export class WorklistPage {
     for (const item of this.items) {
       const row = h('tr', {
         class: `row ai-${item.ai.state} ${item.reviewState}${item.id === this.selectedId ? ' selected' : ''}`,
-        dataset: { id: String(item.id), ai: item.ai.state, review: item.reviewState },
+        dataset: { id: String(item.id), ai: item.ai.state, review: item.reviewState, priority: String(item.priority) },
         tabIndex: -1,
       }, ...COLUMNS.map((c) => c.cell(item)));
       row.addEventListener('click', () => this.select(item.id));

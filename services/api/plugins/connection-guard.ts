@@ -60,7 +60,7 @@ export function guardConnections(server: Server, cap: number): { open(): number 
 
 /**
  * 503 + Retry-After while the event loop lags more than `maxDelayMs` (replaces
- * @fastify/under-pressure, whose periodic process.memoryUsage() opens /proc files and threw EMFILE
+ * the former load plugin, whose periodic process.memoryUsage() opens /proc files and threw EMFILE
  * uncaught at the descriptor limit). Measures only the event loop: no files, no allocation.
  */
 export function eventLoopGuard(app: FastifyInstance, opts: { maxDelayMs: number; retryAfterSec: number }) {
@@ -69,7 +69,7 @@ export function eventLoopGuard(app: FastifyInstance, opts: { maxDelayMs: number;
   let lagging = false;
   let laggedBefore = false;
   const timer = setInterval(() => {
-    // The mean over the last second, as under-pressure measured it — but only a lag seen in two
+    // The mean over the last second, as the former load plugin measured it — but only a lag seen in two
     // windows running counts as load. One long pause (a module loaded, a GC, SQLite's synchronous
     // busy wait on a locked database) fills a window alone and is over: shedding the requests
     // after it would refuse work the server can do (it made a retried upload fail with 503).

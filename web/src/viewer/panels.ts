@@ -27,7 +27,7 @@ export function imageAiText(image: StudyImage | undefined): string {
   const ai = image?.ai;
   if (!ai) return 'pending';
   if (ai.status === 'done') return `${score(ai.probability)} (${ai.flag === 'none' || !ai.flag ? 'not flagged' : ai.flag})`;
-  if (ai.status === 'unreadable' || ai.flag === 'unreadable') return 'unreadable — needs a look';
+  if (ai.status === 'unreadable' || ai.flag === 'unreadable') return `unreadable — needs a look${ai.unreadableReason ?? ai.reason ? ` (${ai.unreadableReason ?? ai.reason})` : ''}`;
   return ai.status.replace('_', ' ');
 }
 
@@ -35,7 +35,7 @@ export function renderAiPanel(panel: HTMLElement, detail: StudyDetail, image: St
   clear(panel);
   const state = detail.study.ai.state;
   const model = detail.model ? `${detail.model.name ?? 'model'} ${detail.model.version ?? ''}`.trim() : '—';
-  const reason = image?.ai?.reason ?? detail.study.ai.reason;
+  const reason = image?.ai?.unreadableReason ?? image?.ai?.reason ?? detail.study.ai.unreadableReason ?? detail.study.ai.reason;
   panel.append(
     h('div', { class: 'ai-label strong', id: 'ai-label' }, AI_LABEL),
     h('div', { class: `flag big flag-${state}`, id: 'ai-state' }, aiStateText(state)),
@@ -46,7 +46,7 @@ export function renderAiPanel(panel: HTMLElement, detail: StudyDetail, image: St
     ...controls,
     h('p', { class: 'legend' }, h('span', { class: 'box-solid' }, '▭ solid'), ' definite · ', h('span', { class: 'box-dotted' }, '┄ dotted'), ' doubt · ',
       h('span', { class: 'box-saved' }, '┄ orange'), ' your saved boxes'),
-    reason ? h('p', { class: 'muted', id: 'ai-reason' }, `No score: ${reason}`) : '');
+    reason ? h('p', { class: `muted${state === 'unreadable' ? ' needs-look' : ''}`, id: 'ai-reason' }, `No score: ${reason}`) : '');
 }
 
 /**

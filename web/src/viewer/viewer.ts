@@ -1,8 +1,8 @@
-import type { Decision, DecisionRequest, Measurement, StudyAi, StudyDetail, StudyImage } from '../../../services/contract/index.js';
+import type { Decision, DecisionRequest, Measurement, ReviewList, StudyAi, StudyDetail, StudyImage } from '../../../services/contract/index.js';
 import { api, ApiError } from '../lib/api.js';
 import { currentUser } from '../lib/auth.js';
 import { clear, h } from '../lib/dom.js';
-import { subscribe, type LiveConnection } from '../lib/events.js';
+import { subscribe, type LiveConnection, type LiveEvent } from '../lib/events.js';
 import { AI_LABEL, DECISION_TEXT, dicomDate, personName, studyLabel } from '../format.js';
 import type { WorklistPage } from '../worklist.js';
 import { bindingFor, DECISION_COMMANDS, helpRows, type Command } from './keymap.js';
@@ -12,21 +12,13 @@ import { DecisionPanel, imageAiText, renderAiPanel, renderStudyInfo, SeriesStrip
 import { PRESETS } from './presets.js';
 import { imageIdOf, UNDISPLAYABLE, Viewport, type ToolMode, type ViewState } from './viewport.js';
 
-/** What the server can do beyond the basics, read from its OpenAPI document (absent → hidden). */
-interface Features { undo: boolean; measurements: boolean }
-
-let features: Promise<Features> | undefined;
-function serverFeatures(): Promise<Features> {
-  features ??= api<{ paths?: Record<string, Record<string, any>> }>('/openapi.json').then((doc) => {
-    const review = doc.paths?.['/api/studies/{id}/review'] ?? {};
-    const body = review.post?.requestBody?.content?.['application/json']?.schema?.properties ?? {};
-    return { undo: !!review.delete, measurements: 'measurements' in body };
-  }).catch(() => ({
-    // No OpenAPI document (a deployment may hide it): offer undo and learn from the answer; never
-    // send measurements a strict server would refuse the decision for.
-    undo: true, measurements: false,
-  }));
-  return features;
+/** Whether the server offers undo, read from its OpenAPI document (absent → learnt from the answer). */
+let undoOffered: Promise<boolean> | undefined;
+function serverOffersUndo(): Promise<boolean> {
+  undoOffered ??= api<{ paths?: Record<string, Record<string, unknown>> }>('/openapi.json')
+    .then((doc) => !!doc.paths?.['/api/studies/{id}/review']?.delete)
+    .catch(() => true);
+  return undoOffered;
 }
 
 /** One viewport of the layout, with its corner texts. */
@@ -75,7 +67,7 @@ export class ViewerPage {
   private busy = false;
   private openedAt = 0;
   private firstRender = false;
-  private features: Features = { undo: false, measurements: false };
+  private undoOffered = false;
   /** The studies in the order the worklist listed them when the viewer opened (P/N walk this). */
   private order: { id: number; reviewed: boolean }[] = [];
   private decidedHere = new Set<number>();
@@ -177,7 +169,7 @@ export class ViewerPage {
     this.visible = true;
     this.element.hidden = false;
     document.addEventListener('keydown', this.onKey);
-    this.live ??= subscribe((event) => { if (event.studyId === this.studyId && event.type !== 'review') void this.refreshAi(); });
+    this.live ??= subscribe((event) => this.onLiveEvent(event));
     for (const c of this.visibleCells()) c.viewport.enable();
     if (studyId === this.studyId && this.detail) return;
     if (!this.order.some((s) => s.id === studyId)) {
@@ -194,7 +186,7 @@ export class ViewerPage {
     this.updateGate();
     let detail: StudyDetail;
     try {
-      [detail, this.features] = await Promise.all([api<StudyDetail>(`/api/studies/${studyId}`), serverFeatures()]);
+      [detail, this.undoOffered] = await Promise.all([api<StudyDetail>(`/api/studies/${studyId}`), serverOffersUndo()]);
     } catch (err) {
       this.showToast(err instanceof ApiError && err.status === 404 ? 'No such study (or not one of your sites).' : `Could not open the study: ${(err as Error).message}`, { error: true });
       return;
@@ -204,7 +196,7 @@ export class ViewerPage {
     this.heat.clear();
     this.worklist.setBaseTitle(`fracture-triage — ${detail.study.accession ?? 'study'}`);
     renderStudyInfo(this.studyInfo, detail.study);
-    this.decisions.renderHistory(detail.reviews, this.features.undo);
+    this.decisions.renderHistory(detail.reviews, this.undoOffered);
     if (!detail.images.length) {
       this.showToast('This study has no images.', { error: true });
       return;
@@ -372,6 +364,31 @@ export class ViewerPage {
     this.decisions.renderMeasurements(items);
   }
 
+  private onLiveEvent(event: LiveEvent) {
+    if (event.type === 'review') {
+      // A decision recorded or undone (here, in another tab, by a colleague): P/N and "next to read" follow it.
+      const entry = this.order.find((s) => s.id === event.studyId);
+      if (entry) entry.reviewed = event.decision !== null;
+      if (event.decision === null) this.decidedHere.delete(event.studyId);
+      if (event.studyId === this.studyId) void this.refreshReviews();
+      return;
+    }
+    if (event.studyId === this.studyId) void this.refreshAi();
+  }
+
+  /** The open study's decision history again (after a decision or an undo elsewhere): panel and saved boxes. */
+  private async refreshReviews() {
+    const id = this.studyId;
+    if (!id) return;
+    try {
+      const { reviews } = await api<ReviewList>(`/api/studies/${id}/reviews`);
+      if (this.studyId !== id || !this.detail) return;
+      this.detail.reviews = reviews;
+      this.decisions.renderHistory(reviews, this.undoOffered);
+      this.redrawAll();
+    } catch { /* the next event retries */ }
+  }
+
   private async refreshAi() {
     const id = this.studyId;
     if (!id) return;
@@ -462,17 +479,23 @@ export class ViewerPage {
     }
     this.busy = true;
     try {
-      const body: DecisionRequest = { decision, comment: this.decisions.comment.value.trim() || null };
-      if (decision === 'missed') body.boxes = detail.images.flatMap((image) => Viewport.boxesOn(imageIdOf(image.url)).map((b) => ({ ...b, instanceId: image.id })));
-      const measurements: Measurement[] = detail.images.flatMap((image) => Viewport.measurementsOn(imageIdOf(image.url)).map((m) => ({ ...m, imageId: image.id })));
-      if (measurements.length && this.features.measurements) body.measurements = measurements;
+      // Only what was rendered in the layout is named as seen; drawings must be on those images.
+      const shown = this.visibleCells().flatMap((c, i) => (c.viewport.state === 'rendered' ? [this.imageIn(i)!] : []));
+      const offScreen = detail.images.find((image) => !shown.includes(image) && (Viewport.boxesOn(imageIdOf(image.url)).length || Viewport.measurementsOn(imageIdOf(image.url)).length));
+      if (offScreen) {
+        this.showToast(`Image ${detail.images.indexOf(offScreen) + 1} has boxes or measurements but is not on screen: show it, or clear them there (Delete).`, { error: true });
+        return;
+      }
+      const body: DecisionRequest = { decision, comment: this.decisions.comment.value.trim() || null, shownInstanceIds: shown.map((image) => image.id) };
+      if (decision === 'missed') body.boxes = shown.flatMap((image) => Viewport.boxesOn(imageIdOf(image.url)).map((b) => ({ ...b, instanceId: image.id })));
+      const measurements: Measurement[] = shown.flatMap((image) => Viewport.measurementsOn(imageIdOf(image.url)).map((m) => ({ ...m, imageId: image.id })));
+      if (measurements.length) body.measurements = measurements;
       await api(`/api/studies/${studyId}/review`, { method: 'POST', body });
       const label = studyLabel(detail.study);
       this.lastDecision = { studyId, label };
       this.decidedHere.add(studyId);
       this.stopDrawing(true);
-      const unsaved = measurements.length && !this.features.measurements ? ' (measurements are not kept by this server)' : '';
-      this.showToast(`Saved for ${label}: ${DECISION_TEXT[decision]}${unsaved}`, { action: this.features.undo ? { label: 'Undo (Z)', run: () => void this.undo() } : undefined, long: true });
+      this.showToast(`Saved for ${label}: ${DECISION_TEXT[decision]}`, { action: this.undoOffered ? { label: 'Undo (Z)', run: () => void this.undo() } : undefined, long: true });
       void this.worklist.load({ keepScroll: true });
       const next = this.nextToRead(studyId);
       if (next !== undefined) location.hash = `#/study/${next}`;
@@ -496,7 +519,7 @@ export class ViewerPage {
   /** Withdraws the last decision (the server keeps it in the history and the audit) and goes back to that study. */
   private async undo() {
     const last = this.lastDecision ?? (this.detail && this.decisions.element.dataset.decision ? { studyId: this.studyId!, label: studyLabel(this.detail.study) } : undefined);
-    if (!this.features.undo) {
+    if (!this.undoOffered) {
       this.showToast('Undo is not available on this server; another decision key changes the decision.', { error: true });
       return;
     }
@@ -515,8 +538,8 @@ export class ViewerPage {
       else location.hash = `#/study/${last.studyId}`;
     } catch (err) {
       if (err instanceof ApiError && err.status === 404 && /^Route DELETE/.test(err.message)) {
-        this.features = { ...this.features, undo: false };
-        features = Promise.resolve(this.features);
+        this.undoOffered = false;
+        undoOffered = Promise.resolve(false);
         if (this.detail) this.decisions.renderHistory(this.detail.reviews, false);
         this.showToast('Undo is not available on this server; another decision key changes the decision.', { error: true });
         return;

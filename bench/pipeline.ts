@@ -8,7 +8,7 @@
  * result, and reports throughput, upload→result latency percentiles, time per stage and worker RSS.
  *
  * Steady load to the knee (docs/benchmarks/pipeline-steady.md):
- *   npm run bench:pipeline -- --steady auto [--sizes 512,2048x2500 --seconds 10 --workers 1]
+ *   npm run bench:pipeline -- --steady auto [--sizes 512,2048x2500 --seconds 10 --min-images 8 --workers 1]
  *   npm run bench:pipeline -- --steady 1,2,4 --sizes 512          (fixed rates instead of the ramp)
  * For each size one system gets images at a constant rate (each request sent on schedule, not
  * waiting for the previous answer) for --seconds per rate, rate after rate, draining in between.
@@ -45,6 +45,7 @@ const { values } = parseArgs({
     size: { type: 'string' },
     sizes: { type: 'string', default: '512,2048x2500' },
     from: { type: 'string' },
+    'min-images': { type: 'string', default: '8' },
     'scale-out': { type: 'boolean', default: false },
     out: { type: 'string' },
   },
@@ -171,11 +172,15 @@ function watch(bench: Bench) {
   const before = new Map(procs.map((p) => [p.name, cpuMs(p.pid)]));
   const timer = setInterval(() => { for (const p of procs) peak.set(p.name, Math.max(peak.get(p.name)!, rssMb(p.pid))); }, 250);
   const t0 = Date.now();
-  return () => {
+  const stop = () => {
     clearInterval(timer);
     const seconds = (Date.now() - t0) / 1000;
-    return procs.map((p) => `${p.name} ${(((cpuMs(p.pid) - before.get(p.name)!) / 1000 / seconds) * 100).toFixed(0)} % / ${peak.get(p.name)!.toFixed(0)} MB`);
+    const used = procs.map((p) => cpuMs(p.pid) - before.get(p.name)!);
+    stop.totalCpuMs = used.reduce((a, b) => a + b, 0);
+    return procs.map((p, i) => `${p.name} ${((used[i] / 1000 / seconds) * 100).toFixed(0)} % / ${peak.get(p.name)!.toFixed(0)} MB`);
   };
+  stop.totalCpuMs = 0;
+  return stop;
 }
 
 async function resultRows(system: ProcessSystem, since = 0) {
@@ -222,6 +227,7 @@ async function runBurst(label: string, count: number, rows: number, columns: num
     const out = await resultRows(system);
     return {
       label, ...shape, count, rejected, failed: out.filter((r) => r.status !== 'done').length,
+      cpuMsPerImage: stop.totalCpuMs / count,
       uploadSeconds: (uploaded - started) / 1000,
       totalSeconds: (finished - started) / 1000,
       imagesPerSec: count / ((finished - started) / 1000),
@@ -235,11 +241,11 @@ async function runBurst(label: string, count: number, rows: number, columns: num
 
 type BurstResult = Awaited<ReturnType<typeof runBurst>>;
 const burstHeader = [
-  '| images | database | API processes | workers | count | rejected | no result | upload s (ingest images/s) | total s | images/s end to end | latency p50 / p95 / p99 ms | median queue wait / decode / inference / store ms | CPU (of one core) / peak RSS per process |',
-  '|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|',
+  '| images | database | API processes | workers | count | rejected | no result | upload s (ingest images/s) | total s | images/s end to end | latency p50 / p95 / p99 ms | median queue wait / decode / inference / store ms | CPU (of one core) / peak RSS per process | CPU ms per image, all processes |',
+  '|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|---|---:|',
 ];
 const burstLine = (r: BurstResult) =>
-  `| ${r.label} | ${r.db} | ${r.apis} | ${r.workers} | ${r.count} | ${r.rejected} | ${r.failed} | ${r.uploadSeconds.toFixed(1)} (${(r.count / r.uploadSeconds).toFixed(1)}) | ${r.totalSeconds.toFixed(1)} | ${r.imagesPerSec.toFixed(2)} | ${r.p50} / ${r.p95} / ${r.p99} | ${r.queueWait} / ${r.decode} / ${r.inference} / ${r.store} | ${r.cpu.join('; ')} |`;
+  `| ${r.label} | ${r.db} | ${r.apis} | ${r.workers} | ${r.count} | ${r.rejected} | ${r.failed} | ${r.uploadSeconds.toFixed(1)} (${(r.count / r.uploadSeconds).toFixed(1)}) | ${r.totalSeconds.toFixed(1)} | ${r.imagesPerSec.toFixed(2)} | ${r.p50} / ${r.p95} / ${r.p99} | ${r.queueWait} / ${r.decode} / ${r.inference} / ${r.store} | ${r.cpu.join('; ')} | ${r.cpuMsPerImage.toFixed(0)} |`;
 
 function machine(): string {
   return `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
@@ -332,6 +338,7 @@ interface SteadyResult {
   inference: number;
   store: number;
   cpu: string[];
+  cpuMsPerImage: number;
   load: string;
   sustained?: boolean;
 }
@@ -367,11 +374,12 @@ async function steadyWindow(bench: Bench, rate: number, seconds: number, rows: n
     drainSeconds: (last - Math.max(...out.map((r) => r.received_at))) / 1000,
     ...stages(out),
     cpu,
+    cpuMsPerImage: stop.totalCpuMs / count,
     load: loadAvg(),
   };
 }
 
-const MIN_WINDOW_IMAGES = 8;
+const MIN_WINDOW_IMAGES = Number(values['min-images']);
 const GOALS: Record<string, number> = { '512': 2000, '2048x2500': 5000 };
 const round2 = (x: number) => Number(x.toPrecision(2));
 
@@ -418,7 +426,7 @@ async function steadySize(size: string, seconds: number, workers: number) {
 }
 
 function steadyLine(r: SteadyResult) {
-  return `| ${r.rate} | ${r.role} | ${r.count} | ${r.rejected} | ${r.failed} | ${r.achieved.toFixed(2)} | ${r.sustained ? 'yes' : '**no**'} | ${r.drainSeconds.toFixed(1)} | ${r.p50} / ${r.p95} / ${r.p99} | ${r.queueWait} / ${r.decode} / ${r.inference} / ${r.store} | ${r.cpu.join('; ')} | ${r.load} |`;
+  return `| ${r.rate} | ${r.role} | ${r.count} | ${r.rejected} | ${r.failed} | ${r.achieved.toFixed(2)} | ${r.sustained ? 'yes' : '**no**'} | ${r.drainSeconds.toFixed(1)} | ${r.p50} / ${r.p95} / ${r.p99} | ${r.queueWait} / ${r.decode} / ${r.inference} / ${r.store} | ${r.cpu.join('; ')} | ${r.cpuMsPerImage.toFixed(0)} | ${r.load} |`;
 }
 
 async function steadyMain() {
@@ -428,7 +436,7 @@ async function steadyMain() {
   const per = [];
   for (const size of sizes) per.push(await steadySize(size, seconds, workers));
   const db = values.db === 'postgres' ? 'PostgreSQL' : 'SQLite';
-  const command = `npm run bench:pipeline -- --steady ${values.steady} --sizes ${sizes.join(',')} --seconds ${seconds} --workers ${workers}${values.from ? ` --from ${values.from}` : ''}${values.db !== 'sqlite' ? ` --db ${values.db}` : ''}${values.api !== '1' ? ` --api ${values.api}` : ''}`;
+  const command = `npm run bench:pipeline -- --steady ${values.steady} --sizes ${sizes.join(',')} --seconds ${seconds} --workers ${workers}${values.from ? ` --from ${values.from}` : ''}${values['min-images'] !== '8' ? ` --min-images ${values['min-images']}` : ''}${values.db !== 'sqlite' ? ` --db ${values.db}` : ''}${values.api !== '1' ? ` --api ${values.api}` : ''}`;
   const lines = [
     '# Pipeline benchmark: steady load to the knee',
     '',
@@ -444,8 +452,8 @@ async function steadyMain() {
     lines.push(
       `## ${s.columns}×${s.rows}`,
       '',
-      '| offered images/s | run | sent | rejected | no result | achieved images/s | sustained | drain after last upload s | latency p50 / p95 / p99 ms | median queue wait / decode / inference / store ms | CPU (of one core) / peak RSS per process | load average |',
-      '|---:|---|---:|---:|---:|---:|---|---:|---|---|---|---|',
+      '| offered images/s | run | sent | rejected | no result | achieved images/s | sustained | drain after last upload s | latency p50 / p95 / p99 ms | median queue wait / decode / inference / store ms | CPU (of one core) / peak RSS per process | CPU ms per image, all processes | load average |',
+      '|---:|---|---:|---:|---:|---:|---|---:|---|---|---|---:|---|',
       ...s.results.map(steadyLine),
       '',
       s.knee === undefined

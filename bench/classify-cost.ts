@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { decodeInstance, letterbox } from '../services/imaging/index.js';
 import { loadFractureModel } from '../services/inference/index.js';
 import { DEFAULT_MODEL_DIR } from '../services/inference/defaultModel.js';
+import { decodeLongSide } from '../services/core/services/classify.service.js';
 import { encapsulatedPixelData, imageElements, packPixels, syntheticImage, writeDicom, type ImageSpec } from '../test/helpers/images.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, out: { type: 'string', default: 'docs/benchmarks/classify-cost.md' } } });
@@ -89,7 +90,7 @@ async function main() {
       }
     }
     const refTool = reference[c.codec];
-    const modes = c.codec === 'j2k' ? [{ name: 'full', minLongSide: undefined }, { name: 'reduced', minLongSide: model.inputSize }] : [{ name: 'full', minLongSide: undefined }];
+    const modes = c.codec === 'j2k' ? [{ name: 'full', minLongSide: undefined }, { name: 'reduced', minLongSide: decodeLongSide(model.inputSize) }] : [{ name: 'full', minLongSide: undefined }];
     for (const mode of modes) {
       const decode: number[] = [];
       const lbMs: number[] = [];

@@ -1,5 +1,5 @@
 /**
- * The worker decodes a JPEG 2000 image at a reduced wavelet level (8× smaller here), but the boxes
+ * The worker decodes a JPEG 2000 image at a reduced wavelet level (4× smaller here), but the boxes
  * it stores must be in the original image's pixels. Through the worker's own path — ingest, then
  * ClassifyService with the real decoder, letterbox and box mapping, real SQLite — a stand-in model
  * that puts its box exactly around the bright rectangle it sees must produce a stored box exactly
@@ -20,9 +20,9 @@ import { startSystem, type TestSystem } from '../helpers/system.js';
 const hasOpj = (() => { try { execFileSync('sh', ['-c', 'command -v opj_compress'], { stdio: 'ignore' }); return true; } catch { return false; } })();
 
 const [W, H] = [2048, 1536];
-// Edges on multiples of 64 original pixels: whole pixels at every wavelet level down to 1/8.
+// Edges on multiples of 64 original pixels: whole pixels at every wavelet level down to 1/8, and whole model pixels.
 const RECT = { x: 640, y: 384, width: 512, height: 320 };
-const INPUT = 256; // 2048 / 8 = 256: decoded at 1/8, letterboxed 1:1 with 32 rows of padding top and bottom
+const INPUT = 256; // decoded with longer side >= 2 × 256: 2048 / 4 = 512, letterboxed 2:1 with 32 rows of padding top and bottom
 
 /** A stand-in model: its one box is the bounding box of the bright pixels (> 0.75) of its input. */
 function brightBoxModel(): FractureModel & { seenLongSide?: number } {
@@ -89,7 +89,7 @@ describe.skipIf(!hasOpj)('boxes from a reduced JPEG 2000 decode, through the wor
     const instance = (await system.core.repos.instances.findBySop('site-a', sopInstanceUid))!;
     expect(await classify.classify(instance.id, { queuedAt: null, attempt: 1, maxAttempts: 1 })).toBe('stored');
 
-    expect(reductions).toEqual([8]); // the worker really decoded at 1/8
+    expect(reductions).toEqual([4]); // the worker really decoded at 1/4
     const result = (await system.core.repos.aiResults.byInstance(instance.id))!;
     expect(result.status).toBe('done');
     expect(JSON.parse(result.boxes!)).toEqual([{ ...RECT, level: 'definite' }]);

@@ -27,6 +27,16 @@ export const APPLICABLE_BODY_PARTS = new Set([
   'HIP', 'PELVIS', 'EXTREMITY',
 ]);
 
+/**
+ * The smallest longer side the worker decodes an image at for a model of `inputSize`: twice the
+ * input, so the letterbox still averages at least 2×2 decoded pixels per model pixel. Decoding only
+ * down to the input size itself moved the probability by up to 0.079 (p95 0.061) on FracAtlas val
+ * at acquisition size; twice the input by up to 0.063 (p95 0.020) — docs/benchmarks/reduced-decode.md.
+ */
+export function decodeLongSide(inputSize: number): number {
+  return 2 * inputSize;
+}
+
 export interface ClassifyTiming {
   /** When the job was queued (ms); from the job, else the instance row. */
   queuedAt: number | null;
@@ -85,7 +95,7 @@ export class ClassifyService {
     try {
       const bytes = await this.storage.readFile(instance.storage_key);
       // The model sees inputSize² pixels: a JPEG 2000 image may decode at a reduced wavelet level.
-      const decoded = await this.decoder.decode(bytes, { minLongSide: this.model.inputSize });
+      const decoded = await this.decoder.decode(bytes, { minLongSide: decodeLongSide(this.model.inputSize) });
       const decodedAt = Date.now();
       failpoint('worker-after-decode');
       const verdict = checkPlausibility(decoded.display, decoded.warnings);

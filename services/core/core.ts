@@ -118,7 +118,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
       queueAdmin: new QueueAdminService(classifyJobs, heartbeats, pipelineStats, audit, storage),
       reconcile: new ReconcileService(instances, classifyJobs, storage, log, aiResults),
       reviews: new ReviewService(reviews, worklist, audit, events),
-      studies: new StudyService(worklist, reviews, audit, storage),
+      studies: new StudyService(worklist, reviews, audit, storage, config.limits.maxPartBytes),
       dicomweb: new DicomwebService(instances, audit, storage),
     },
     async close() {

@@ -10,6 +10,7 @@ import { DicomRejection, FailureReason, Reason } from './failure-reason.js';
 import { nativePixelDataBytes } from './image-size.js';
 import { inflateBounded } from './inflate.js';
 import { DEFLATED, EXPLICIT_BIG, EXPLICIT_LITTLE, IMPLICIT_LITTLE } from './transfer-syntax.js';
+import { fileMetaHeader } from './writer.js';
 
 export type DataSet = dicomParser.DataSet;
 export type Element = dicomParser.Element;
@@ -191,3 +192,32 @@ export async function readDicom(bytes: Uint8Array, limits: ReadLimits = {}): Pro
   checkFragmentCount(dataSet);
   return { dataSet, byteArray: dataSet.byteArray, hasPreamble, transferSyntaxUid };
 }
+
+/**
+ * A Deflated Part 10 file as the same data set in Explicit VR Little Endian (inflated with the same
+ * bounds as readDicom), for clients that must not inflate themselves: the browser viewer's loader
+ * inflates without a limit. Any other file comes back as it is.
+ */
+export async function inflatedPart10(bytes: Uint8Array, limits: ReadLimits = {}): Promise<Uint8Array> {
+  if (!hasPart10Preamble(bytes)) return bytes;
+  let meta: DataSet;
+  try {
+    meta = dicomParser.readPart10Header(bytes.subarray(0, metaHeaderEnd(bytes)));
+  } catch (error) {
+    throw asRejection(error);
+  }
+  if (rawString(meta, Tag.TransferSyntaxUID) !== DEFLATED) return bytes;
+  const position = (meta as DataSet & { position: number }).position;
+  const body = await inflateBounded(bytes.subarray(position), {
+    maxBytes: limits.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES,
+    headerAllowance: INFLATE_HEADER_ALLOWANCE,
+    declaredPixelBytes,
+  });
+  const header = fileMetaHeader({
+    sopClassUid: rawString(meta, Tag.MediaStorageSOPClassUID) ?? '',
+    sopInstanceUid: rawString(meta, Tag.MediaStorageSOPInstanceUID) ?? '',
+    transferSyntaxUid: EXPLICIT_LITTLE,
+  });
+  return Buffer.concat([header, body]);
+}
+

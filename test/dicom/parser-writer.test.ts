@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { DEFLATED, DicomRejection, MAX_FRAGMENTS_PER_FRAME, Tag, encapsulate, readDicom, writePart10 } from '../../services/dicom/index.js';
+import { DEFLATED, DicomRejection, MAX_FRAGMENTS_PER_FRAME, Tag, inflatedPart10, encapsulate, readDicom, writePart10 } from '../../services/dicom/index.js';
 import { dxImage, uid } from '../helpers/dicom.js';
 
 const JPEG_LS = '1.2.840.10008.1.2.4.80';
@@ -64,6 +64,13 @@ describe('Part 10 writer and parser', () => {
       const file = Buffer.concat([part10.subarray(0, metaEnd), deflateRawSync(part10.subarray(metaEnd))]);
       const { dataSet } = await readDicom(file);
       expect(dataSet.string(Tag.SOPInstanceUID)).toBe(sopInstanceUid);
+      if (i === 0) {
+        // What the viewer gets for it: the same data set, Explicit VR Little Endian, nothing lost.
+        const plain = await readDicom(await inflatedPart10(file));
+        expect(plain.transferSyntaxUid).toBe('1.2.840.10008.1.2.1');
+        expect(plain.dataSet.string(Tag.SOPInstanceUID)).toBe(sopInstanceUid);
+        expect(plain.dataSet.elements[Tag.PixelData].length).toBe(dataSet.elements[Tag.PixelData].length);
+      }
     }
   });
 });

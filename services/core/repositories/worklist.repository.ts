@@ -179,7 +179,7 @@ export class WorklistRepository {
     if (!siteIds.length) return Promise.resolve(undefined);
     return this.db.selectFrom('instances').leftJoin('ai_results', 'ai_results.instance_id', 'instances.id')
       .select(['instances.id as id', 'instances.site_id as site_id', 'instances.study_id as study_id', 'instances.storage_key as storage_key',
-        'instances.size_bytes as size_bytes', 'ai_results.heatmap_key as heatmap_key'])
+        'instances.size_bytes as size_bytes', 'instances.transfer_syntax_uid as transfer_syntax_uid', 'ai_results.heatmap_key as heatmap_key'])
       .where('instances.site_id', 'in', siteIds).where('instances.id', '=', instanceId).executeTakeFirst();
   }
 }

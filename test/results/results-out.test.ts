@@ -131,7 +131,8 @@ describe.skipIf(!orthancAvailable() || !hasModel)('AI results into a PACS: SR + 
     expect(all.some((o) => o.kind === 'sr') && all.some((o) => o.kind === 'sc')).toBe(true);
     let flaggedBoxes = 0;
     for (const object of all) {
-      const bytes = await system.core.repos.storage.readDerived(object.storageKey);
+      // Stored as our own instance: what WADO-RS serves and what went to the PACS.
+      const bytes = await system.core.repos.storage.readFile((await system.core.repos.instances.get(object.instanceId!))!.storage_key);
       const dump = await check('dcmdump', bytes);
       expect(dump.code, dump.output).toBe(0);
       expect(errorLines(dump.output), dump.output).toEqual([]);

@@ -7,6 +7,7 @@ import { studyAttributesFrom, toPart10 } from './dicom-out.js';
 import { recordSend } from './metrics.js';
 import type { ResultsQueue } from './results-queue.js';
 import type { ResultsRepository } from './results.repository.js';
+import { buildPresentationState, GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, prIdentity, sourceDisplay } from './presentation-state.js';
 import { buildSecondaryCapture, renderMarkedUp, scIdentity, SECONDARY_CAPTURE } from './secondary-capture.js';
 import { sendCStore } from './senders/dimse-sender.js';
 import { sendStow } from './senders/stow-sender.js';
@@ -21,7 +22,8 @@ import { contentHash, type StudyReport } from './study-report.js';
  * DATA_DIR/derived/ only (still sent from there on a retry).
  */
 export interface StoredOutput {
-  kind: 'sr' | 'sc';
+  /** sr: the study's report; sc: an image's marked-up capture; pr: its presentation state (GSPS). */
+  kind: OutputKind;
   sopInstanceUid: string;
   sopClassUid: string;
   seriesUid: string;
@@ -29,6 +31,8 @@ export interface StoredOutput {
   storageKey?: string;
   sourceSopInstanceUid?: string;
 }
+
+export type OutputKind = 'sr' | 'sc' | 'pr';
 
 /** Our objects go into the store through the one ingest door (origin `ai`). */
 export type IngestDoor = Pick<IngestService, 'receive'>;
@@ -48,6 +52,7 @@ export interface ResultSummary {
   images: { sopInstanceUid: string; status: string; flag: string | null; probability: number | null; reason: string | null; boxes: number }[];
   srSopInstanceUid: string;
   secondaryCaptureSopInstanceUids: string[];
+  presentationStateSopInstanceUids: string[];
   viewerUrl: string;
   createdAt: string;
   disclaimer: string;
@@ -141,15 +146,24 @@ export class ResultsService {
     for (const image of report.images) {
       instanceNumber++;
       if (image.status !== 'done') continue;
+      // Read once, and only if the capture or the presentation state has to be built.
+      let source: Promise<Buffer> | undefined;
+      const original = () => (source ??= sourceBytes(image.storageKey));
       const id = scIdentity(report, image);
       const sc = await this.store(report, 'sc', id.sopInstanceUid, SECONDARY_CAPTURE, id.seriesUid, async () => {
-        const bytes = await sourceBytes(image.storageKey);
+        const bytes = await original();
         const decoded = await this.decode(bytes);
         const heatmap = image.heatmapKey ? readGreyPng(await this.storage.readDerived(image.heatmapKey)) : null;
         const pixels = renderMarkedUp(decoded.display, image, heatmap);
         return toPart10(buildSecondaryCapture({ report, image, pixels, decoded, ...id, instanceNumber, createdAt, studyAttributes: await studyAttributesFrom(bytes) }));
       });
       outputs.push({ ...sc, sourceSopInstanceUid: image.sopInstanceUid });
+      const pr = prIdentity(report, image);
+      const gsps = await this.store(report, 'pr', pr.sopInstanceUid, GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, pr.seriesUid, async () => {
+        const bytes = await original();
+        return toPart10(buildPresentationState({ report, image, display: await sourceDisplay(bytes), ...pr, instanceNumber, createdAt, studyAttributes: await studyAttributesFrom(bytes) }));
+      });
+      outputs.push({ ...gsps, sourceSopInstanceUid: image.sopInstanceUid });
     }
     return outputs;
   }
@@ -160,7 +174,7 @@ export class ResultsService {
    * already stored (an image whose result is unchanged in a new version, or a run that raced
    * this one) the stored instance is used as it is and nothing is built again.
    */
-  private async store(report: StudyReport, kind: 'sr' | 'sc', sopInstanceUid: string, sopClassUid: string, seriesUid: string, build: () => Promise<Buffer>): Promise<StoredOutput> {
+  private async store(report: StudyReport, kind: OutputKind, sopInstanceUid: string, sopClassUid: string, seriesUid: string, build: () => Promise<Buffer>): Promise<StoredOutput> {
     const existing = await this.repo.instanceBySop(report.siteId, sopInstanceUid);
     let instanceId = existing?.id;
     if (instanceId === undefined) {
@@ -182,6 +196,7 @@ export class ResultsService {
       images: report.images.map((i) => ({ sopInstanceUid: i.sopInstanceUid, status: i.status, flag: i.flag, probability: i.probability, reason: i.reason, boxes: i.boxes.length })),
       srSopInstanceUid: objects.find((o) => o.kind === 'sr')!.sopInstanceUid,
       secondaryCaptureSopInstanceUids: objects.filter((o) => o.kind === 'sc').map((o) => o.sopInstanceUid),
+      presentationStateSopInstanceUids: objects.filter((o) => o.kind === 'pr').map((o) => o.sopInstanceUid),
       viewerUrl: `${this.settings.publicUrl}/#/study/${report.studyId}`,
       createdAt: new Date(createdAt).toISOString(),
       disclaimer: DISCLAIMER,

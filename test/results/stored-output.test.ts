@@ -7,6 +7,7 @@ import { ClassifyService } from '../../services/core/services/classify.service.j
 import type { FractureModel } from '../../services/inference/index.js';
 import { resultsFor, ResultsWorker, type Results } from '../../services/results/index.js';
 import type { StoredOutput } from '../../services/results/results.service.js';
+import { GRAYSCALE_SOFTCOPY_PRESENTATION_STATE } from '../../services/results/presentation-state.js';
 import { SECONDARY_CAPTURE } from '../../services/results/secondary-capture.js';
 import { COMPREHENSIVE_SR } from '../../services/results/structured-report.js';
 import { makeDx } from '../helpers/dicom.js';
@@ -114,18 +115,21 @@ describe('our SR and Secondary Captures are stored as instances of the study: QI
     await system?.close();
   });
 
-  it('QIDO-RS finds the SR (Modality SR) and the Secondary Capture (Modality OT) in the study; WADO-RS returns the bytes the PACS got', async () => {
+  it('QIDO-RS finds the SR (Modality SR), the Secondary Capture (OT) and the presentation state (PR) in the study; WADO-RS returns the bytes the PACS got', async () => {
     const { row, objects } = await objectsOf(1);
     const sr = objects.find((o) => o.kind === 'sr')!;
     const sc = objects.find((o) => o.kind === 'sc')!;
+    const pr = objects.find((o) => o.kind === 'pr')!;
+    expect(objects.map((o) => o.kind)).toEqual(['sr', 'sc', 'pr']);
 
     const [found] = await qido(`/dicomweb/studies?StudyInstanceUID=${study.studyUid}`);
-    expect(found['00201208'].Value).toEqual([3]); // the image, our SR, our capture
+    expect(found['00201208'].Value).toEqual([4]); // the image, our SR, capture and presentation state
     expect((await qido(`/dicomweb/studies?ModalitiesInStudy=SR&AccessionNumber=ACC-OWN-1`)).map((s) => value(s, '0020000D'))).toEqual([study.studyUid]);
 
     const series = await qido(`/dicomweb/studies/${study.studyUid}/series?Modality=SR`);
     expect(series.map((s) => [value(s, '0020000E'), value(s, '00080060'), value(s, '00200011')])).toEqual([[row.sr_series_uid, 'SR', 9901]]);
     expect((await qido(`/dicomweb/studies/${study.studyUid}/series?Modality=OT`)).map((s) => value(s, '0020000E'))).toEqual([sc.seriesUid]);
+    expect((await qido(`/dicomweb/studies/${study.studyUid}/series?Modality=PR`)).map((s) => value(s, '0020000E'))).toEqual([pr.seriesUid]);
 
     const instances = await qido(`/dicomweb/studies/${study.studyUid}/instances`);
     const bySop = new Map(instances.map((i) => [value(i, '00080018'), i]));
@@ -133,23 +137,24 @@ describe('our SR and Secondary Captures are stored as instances of the study: QI
     expect(value(bySop.get(sr.sopInstanceUid)!, '00080060')).toBe('SR');
     expect(value(bySop.get(sc.sopInstanceUid)!, '00080016')).toBe(SECONDARY_CAPTURE);
     expect(value(bySop.get(sc.sopInstanceUid)!, '00080060')).toBe('OT');
+    expect(value(bySop.get(pr.sopInstanceUid)!, '00080016')).toBe(GRAYSCALE_SOFTCOPY_PRESENTATION_STATE);
     expect((await qido(`/dicomweb/studies/${study.studyUid}/instances?SOPClassUID=${COMPREHENSIVE_SR}`)).map((i) => value(i, '00080018'))).toEqual([sr.sopInstanceUid]);
 
     // Byte for byte what the destination received, by instance, series and study retrieve.
-    for (const object of [sr, sc]) {
+    for (const object of [sr, sc, pr]) {
       const sent = pacs.received.get(object.sopInstanceUid)!;
       expect(sent).toHaveLength(1);
       expect((await wado(`/dicomweb/studies/${study.studyUid}/series/${object.seriesUid}/instances/${object.sopInstanceUid}`))).toEqual([sent[0]]);
       expect((await wado(`/dicomweb/studies/${study.studyUid}/series/${object.seriesUid}`))).toEqual([sent[0]]);
     }
-    expect((await wado(`/dicomweb/studies/${study.studyUid}`))).toHaveLength(3);
+    expect((await wado(`/dicomweb/studies/${study.studyUid}`))).toHaveLength(4);
     const metadata = await (await get(`/dicomweb/studies/${study.studyUid}/series/${sr.seriesUid}/instances/${sr.sopInstanceUid}/metadata`)).json() as Json[];
     expect(value(metadata[0], '0040A493')).toBe('UNVERIFIED');
     expect(value(metadata[0], '00080016')).toBe(COMPREHENSIVE_SR);
 
     // Stored by our algorithm, audited as such.
     const audit = await system.core.database.db.selectFrom('audit_log').selectAll().where('action', '=', 'instance.store').where('actor_type', '=', 'device').execute();
-    expect(audit.map((a) => a.actor_id)).toEqual(['test-model/9.9', 'test-model/9.9']);
+    expect(audit.map((a) => a.actor_id)).toEqual(['test-model/9.9', 'test-model/9.9', 'test-model/9.9']);
     expect(audit.every((a) => JSON.parse(a.details!).origin === 'ai')).toBe(true);
   });
 
@@ -205,10 +210,10 @@ describe('our SR and Secondary Captures are stored as instances of the study: QI
   it('a resend of the source image stores no second SR; a later image stores version 2 as another instance of the SR series', async () => {
     const ownCount = async () => Number((await system.core.database.db.selectFrom('instances').select((eb) => eb.fn.countAll<number>().as('n'))
       .where('study_id', '=', study.studyId).where('origin', '=', 'ai').executeTakeFirstOrThrow()).n);
-    expect(await ownCount()).toBe(2);
+    expect(await ownCount()).toBe(3);
     expect((await ingestDirect(system.core, study.source)).status).toBe('duplicate');
     expect((await results.service.prepare(study.studyId)).outcome).toBe('unchanged');
-    expect(await ownCount()).toBe(2);
+    expect(await ownCount()).toBe(3);
 
     const source = await parseInstance(study.source);
     const later = makeDx({ studyUid: study.studyUid, rows: 64, columns: 64, accession: 'ACC-OWN-1', patientId: source.patientId ?? undefined, patientName: source.patientName ?? undefined });
@@ -216,8 +221,8 @@ describe('our SR and Secondary Captures are stored as instances of the study: QI
     await waitFor(async () => (await deliveriesOf(study.studyId)).some((d) => d.version === 2 && d.status === 'sent'), 60_000, 'version 2 sent');
     const first = await objectsOf(1);
     const second = await objectsOf(2);
-    // One new SR and one capture for the new image; the first image's capture is the stored one, not a copy.
-    expect(await ownCount()).toBe(4);
+    // One new SR, and a capture and presentation state for the new image; the first image's are the stored ones, not copies.
+    expect(await ownCount()).toBe(6);
     const srSeries = await qido(`/dicomweb/studies/${study.studyUid}/series/${first.row.sr_series_uid}/instances`);
     expect(srSeries.map((i) => value(i, '00080018')).sort()).toEqual([first.row.sr_sop_uid, second.row.sr_sop_uid].sort());
     expect(second.row.sr_series_uid).toBe(first.row.sr_series_uid);

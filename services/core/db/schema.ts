@@ -272,7 +272,7 @@ export interface ResultVersionsTable {
   content_hash: string;
   sr_sop_uid: string;
   sr_series_uid: string;
-  /** JSON: [{ sopInstanceUid, sopClassUid, seriesUid, storageKey, kind: 'sr' | 'sc' }] */
+  /** JSON: [{ kind: 'sr' | 'sc' | 'pr', sopInstanceUid, sopClassUid, seriesUid, instanceId (stored as our own instance) or storageKey (older versions: derived/ only), sourceSopInstanceUid? }] */
   objects: string;
   /** JSON: the webhook / results-API summary (flag, score, model, images). No patient names or IDs. */
   summary: string;

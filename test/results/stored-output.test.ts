@@ -238,4 +238,18 @@ describe('our SR and Secondary Captures are stored as instances of the study: QI
     await waitFor(resultsQueueIdle, 30_000, 'the results queue to drain');
     expect((await deliveriesOf(study.studyId)).map((d) => d.version).sort()).toEqual([1, 2]);
   });
+
+  it('still sends, on a retry, a version made before our objects were stored as instances (kept under derived/ only)', async () => {
+    const old = makeDx({ rows: 16, columns: 16 });
+    const storageKey = `site-a/results/${old.sopInstanceUid}.dcm`;
+    await system.core.repos.storage.writeDerived(storageKey, old.bytes);
+    const version = (await results.repo.insertVersion({
+      site_id: 'site-a', study_id: study.studyId, version: 99, content_hash: 'before-ai-instances', sr_sop_uid: old.sopInstanceUid, sr_series_uid: old.seriesUid,
+      objects: JSON.stringify([{ kind: 'sr', sopInstanceUid: old.sopInstanceUid, sopClassUid: '1.2.840.10008.5.1.4.1.1.1.1', seriesUid: old.seriesUid, storageKey }]),
+      summary: JSON.stringify({ studyInstanceUid: study.studyUid }), created_at: Date.now(),
+    }))!;
+    for (const delivery of await results.repo.createDeliveries(version)) await results.queue.enqueueDelivery(delivery.site_id, delivery.id, delivery.generation);
+    await waitFor(async () => (await deliveriesOf(study.studyId)).some((d) => d.version === 99 && d.status === 'sent'), 30_000, 'the old version sent');
+    expect(pacs.received.get(old.sopInstanceUid)).toEqual([old.bytes]);
+  });
 });

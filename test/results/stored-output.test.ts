@@ -14,7 +14,7 @@ import { makeDx } from '../helpers/dicom.js';
 import { ingestDirect } from '../helpers/ingest.js';
 import { waitFor } from '../helpers/processes.js';
 import { login, PASSWORD, type Session } from '../helpers/session.js';
-import { REDIS_URL, startSystem, type TestSystem } from '../helpers/system.js';
+import { databases, REDIS_URL, startSystem, type TestSystem } from '../helpers/system.js';
 import { multipartBodies } from './helpers.js';
 
 /** A DICOMweb STOW-RS destination that keeps every object it is sent, by SOP Instance UID. */
@@ -40,7 +40,7 @@ async function stowReceiver() {
 type Json = Record<string, { Value?: unknown[] }>;
 const value = (item: Json, tag: string) => item[tag]?.Value?.[0];
 
-describe('our SR and Secondary Captures are stored as instances of the study: QIDO-RS finds them, WADO-RS returns them, nothing else sees them as images', () => {
+describe.each(await databases())('our SR, captures and presentation states are stored as instances of the study (%s): QIDO-RS finds them, WADO-RS returns them, nothing else sees them as images', (db) => {
   let system: TestSystem;
   let results: Results;
   let connection: Redis;
@@ -90,7 +90,7 @@ describe('our SR and Secondary Captures are stored as instances of the study: QI
   };
 
   beforeAll(async () => {
-    system = await startSystem({ env: { STUDY_STABLE_SEC: '0', SEND_BACKOFF_MS: '200', SEND_ATTEMPTS: '5' } });
+    system = await startSystem({ db, env: { STUDY_STABLE_SEC: '0', SEND_BACKOFF_MS: '200', SEND_ATTEMPTS: '5' } });
     results = resultsFor(system.core);
     pacs = await stowReceiver();
     await results.repo.addDestination({ site_id: 'site-a', name: 'pacs', kind: 'stow', url: pacs.url, headers: null, ae_title: null, host: null, port: null, secret: null });

@@ -7,7 +7,10 @@
  * in turn (round-robin; Node 20 has no SO_REUSEPORT). Every process is a complete API (its own
  * database pool and Redis connections); ingest stays durable-before-ack in each, because the answer
  * is sent by the process that wrote the file and committed the row. Only the first process runs the
- * reconciler and the orphan sweep. An API process that dies is started again after a second.
+ * reconciler and the orphan sweep. An API process that dies is started again after a second; a
+ * connection the primary hands to it in the instant it dies can hang until the client's timeout
+ * (seen in test/supervisor/api-cluster.test.ts), so clients must time out and retry, as STOW
+ * senders do (a retried upload is acknowledged once: same SOP Instance UID, same bytes).
  * Not the default: `npm start` and the supervisor run one API process (services/api/server.ts).
  */
 import cluster from 'node:cluster';

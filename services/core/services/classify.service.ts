@@ -37,6 +37,17 @@ export function decodeLongSide(inputSize: number): number {
   return 2 * inputSize;
 }
 
+/**
+ * How far below an operating point a score from a reduced decode is scored again at full
+ * resolution: the p95 of the change reduced decoding makes (docs/benchmarks/reduced-decode.md).
+ */
+export const RESCORE_MARGIN = 0.02;
+
+/** True when `p` is under an operating point by less than RESCORE_MARGIN (a reduced decode might have lowered the flag). */
+export function justBelowAnOperatingPoint(p: number, points: { doubt: number; definite: number }): boolean {
+  return [points.doubt, points.definite].some((t) => p < t && p >= t - RESCORE_MARGIN);
+}
+
 export interface ClassifyTiming {
   /** When the job was queued (ms); from the job, else the instance row. */
   queuedAt: number | null;
@@ -105,8 +116,14 @@ export class ClassifyService {
         await this.save({ ...base, status: 'unreadable', reason: verdict.reason, started_at: started, decoded_at: decodedAt, stored_at: Date.now() }, instance.received_at);
         return 'unreadable';
       }
-      const lb = inOriginalPixels(letterbox(decoded.display, this.model.inputSize), decoded.reduction);
-      const prediction = await this.model.predict(lb.data);
+      let lb = inOriginalPixels(letterbox(decoded.display, this.model.inputSize), decoded.reduction);
+      let prediction = await this.model.predict(lb.data);
+      if (decoded.reduction > 1 && justBelowAnOperatingPoint(prediction.probability, this.model.operatingPoints)) {
+        // A reduced decode must not lower the flag the full image would get: score the full image.
+        const full = await this.decoder.decode(bytes);
+        lb = letterbox(full.display, this.model.inputSize);
+        prediction = await this.model.predict(lb.data);
+      }
       const inferredAt = Date.now();
       const heatmapKey = `${instance.site_id}/${instance.id}/heatmap.png`;
       await this.storage.writeDerived(heatmapKey, renderPng(heatmapOverImage(prediction, lb, decoded.width, decoded.height), 256));

@@ -289,7 +289,7 @@ async function burstMain() {
 // ---------------------------------------------------------------- scale-out
 
 async function scaleOutMain() {
-  const count = Number(values.small === '1000' ? '120' : values.small);
+  const count = values.small === '1000' ? 120 : Number(values.small); // --small left at the burst default: 120 images per row
   const shapes: SystemShape[] = [
     { db: 'sqlite', apis: 1, workers: 1 },
     { db: 'postgres', apis: 1, workers: 1 },

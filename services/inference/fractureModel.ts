@@ -134,10 +134,13 @@ export function checkCalibration(c: unknown): Calibration {
   const o = (c ?? {}) as Record<string, unknown>;
   const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
   if (o.type === 'platt' && finite(o.a) && finite(o.b)) return o as unknown as Calibration;
-  if (o.type === 'isotonic' && Array.isArray(o.x) && Array.isArray(o.p) && o.x.length >= 1 && o.x.length === o.p.length &&
-      o.x.every(finite) && o.p.every((v) => finite(v) && v >= 0 && v <= 1) &&
-      o.x.every((v, i) => i === 0 || v > o.x[i - 1]) && o.p.every((v, i) => i === 0 || v >= o.p[i - 1])) {
-    return o as unknown as Calibration;
+  if (o.type === 'isotonic' && Array.isArray(o.x) && Array.isArray(o.p)) {
+    const x = o.x as unknown[], p = o.p as unknown[];
+    if (x.length >= 1 && x.length === p.length && x.every(finite) && p.every((v) => finite(v) && (v as number) >= 0 && (v as number) <= 1) &&
+        x.every((v, i) => i === 0 || (v as number) > (x[i - 1] as number)) &&
+        p.every((v, i) => i === 0 || (v as number) >= (p[i - 1] as number))) {
+      return o as unknown as Calibration;
+    }
   }
   throw new Error(`model manifest: unsupported or malformed calibration ${JSON.stringify(o).slice(0, 120)}`);
 }

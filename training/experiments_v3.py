@@ -31,6 +31,7 @@ RECIPES = {
     "box target + softmax peak loss": ["--target", "box", "--peak-weight", "1"],
     "gauss target, no peak loss": ["--target", "gauss", "--peak-weight", "0"],
     "gauss target + softmax peak loss": ["--target", "gauss", "--peak-weight", "1"],
+    "gauss target + softmax peak loss x3": ["--target", "gauss", "--peak-weight", "3"],
 }
 
 

@@ -30,6 +30,9 @@ def platt_fit(z: np.ndarray, y: np.ndarray, iters: int = 100) -> tuple[float, fl
     """p = sigmoid(a*z + b), maximum likelihood by Newton's method."""
     z = np.asarray(z, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    def nll(a, b):
+        v = a * z + b
+        return float(np.sum(np.logaddexp(0, v) - y * v))
     a, b = 1.0, 0.0
     for _ in range(iters):
         p = 1 / (1 + np.exp(-(a * z + b)))
@@ -37,8 +40,13 @@ def platt_fit(z: np.ndarray, y: np.ndarray, iters: int = 100) -> tuple[float, fl
         w = p * (1 - p) + 1e-12
         h = np.array([[np.sum(w * z * z), np.sum(w * z)], [np.sum(w * z), np.sum(w)]]) + 1e-9 * np.eye(2)
         step = np.linalg.solve(h, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-10:
+        # damped: halve the Newton step until the likelihood does not get worse (plain Newton
+        # from (1, 0) diverges on wide score ranges)
+        t, f0 = 1.0, nll(a, b)
+        while t > 1e-6 and nll(a - t * step[0], b - t * step[1]) > f0:
+            t /= 2
+        a, b = a - t * step[0], b - t * step[1]
+        if np.abs(t * step).max() < 1e-10:
             break
     return float(a), float(b)
 

@@ -66,6 +66,7 @@ def parse():
     ap.add_argument("--pos-frac", type=float, default=0.35, help="share of fractured images drawn per epoch")
     ap.add_argument("--topk", type=int, default=4, help="heat-map cells pooled into the heat score")
     ap.add_argument("--dense-weight", type=float, default=1.0)
+    ap.add_argument("--pool-weight", type=float, default=1.0, help="weight of the BCE on the top-k heat pooling")
     ap.add_argument("--target", choices=["gauss", "box"], default="gauss",
                     help="heat-map target: 'box' = whole-box cells (v2); 'gauss' = a Gaussian on each box's centre, "
                          "1 at the centre cell, kept inside the box's cells")
@@ -79,12 +80,17 @@ def parse():
     ap.add_argument("--definite-specificity", type=float, default=0.95)
     ap.add_argument("--seed", type=int, default=20261130)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--stop-after-epochs", type=int, default=None,
+                    help="stop after this many epochs of the --epochs schedule (reproduces v2: 7 of 15)")
     ap.add_argument("--max-train-minutes", type=float, default=90.0,
                     help="safety net only: stop after an epoch past this wall time of the training phase "
                          "(a full run takes far less; the run records stopped_early)")
     ap.add_argument("--float16", action="store_true", help="store weights.bin as float16")
     ap.add_argument("--smoke", action="store_true", help="tiny run to prove the pipeline end to end")
     ap.add_argument("--extract-only", action="store_true", help="fill the feature cache and stop")
+    ap.add_argument("--heads-from", default=None,
+                    help="skip training: load the heads (EMA) from a checkpoint a run saved in training/.cache/<tag>.pt, "
+                         "then make the choices and export as usual")
     return ap.parse_args()
 
 
@@ -102,10 +108,13 @@ def feature_shapes(S: int) -> dict[str, tuple]:
             "c1_gap": (1280,), "c1_gmp": (1280,)}
 
 
-def extract(model: GraphNet, jobs: list[tuple[list, bool]], img_dir: str, S: int, cache_dir: str, tag: str):
+def extract(model: GraphNet, jobs: list[tuple[list, bool]], img_dir: str, S: int, cache_dir: str, tag: str,
+            order: list[int] | None = None, skip: tuple = ()):
     """Runs training/extract_features.ts (TF.js, wasm) on the frozen backbone, two processes at a
     time. jobs: [(records, with_flip)]. Returns one dict {feature: float16 NCHW array [N, V, ...]}
-    per job, V = 2 with flip (original, mirror) else 1. Cached in training/.cache by image list and size."""
+    per job, V = 2 with flip (original, mirror) else 1. Cached in training/.cache by image list and size.
+    order: the order the jobs run in (default as given; the cache key does not depend on it).
+    skip: jobs whose features are not read back (None in their place)."""
     key = hashlib.sha1(("|".join(f"{r.image_id}:{int(fl)}" for recs, fl in jobs for r in recs) + f"|{S}|{FEATURES}|{ORIGIN['version']}").encode()).hexdigest()[:12]
     base = os.path.join(cache_dir, f"v2-{tag}-{S}-{key}")
     shapes = feature_shapes(S)
@@ -117,7 +126,8 @@ def extract(model: GraphNet, jobs: list[tuple[list, bool]], img_dir: str, S: int
         export(fm, S, fdir, "frozen_features")
         tsx = os.path.join(ROOT, "node_modules", ".bin", "tsx")
         procs, pending = [], []
-        for j, (recs, fl) in enumerate(jobs):
+        for j in (order or range(len(jobs))):
+            recs, fl = jobs[j]
             ids = f"{base}-{j}.ids"
             with open(ids, "w") as f:
                 f.write("\n".join(r.image_id for r in recs) + "\n")
@@ -135,6 +145,9 @@ def extract(model: GraphNet, jobs: list[tuple[list, bool]], img_dir: str, S: int
         open(base + ".done", "w").close()
     out = []
     for j, (recs, fl) in enumerate(jobs):
+        if j in skip:
+            out.append(None)
+            continue
         V = 2 if fl else 1
         raw = np.memmap(f"{base}-{j}.f32", dtype="<f4", mode="r")
         assert raw.size == len(recs) * V * per_view, (raw.size, len(recs), V, per_view)
@@ -249,7 +262,7 @@ def train_heads(model: GraphNet, frozen: set, Ftr: dict, Ttr: np.ndarray, ytr: n
             l_cls = F.binary_cross_entropy_with_logits(cls[:, 0], y)
             l_pool = F.binary_cross_entropy_with_logits(pool_heat(heat, args.topk), y)
             l_dense = F.binary_cross_entropy_with_logits(heat, target, pos_weight=pos_w)
-            loss = l_cls + l_pool + args.dense_weight * l_dense
+            loss = l_cls + args.pool_weight * l_pool + args.dense_weight * l_dense
             has = target.flatten(1).sum(1) > 0
             if args.peak_weight > 0 and has.any():
                 # softmax over the cells of each fractured image against the normalised target:
@@ -284,6 +297,10 @@ def train_heads(model: GraphNet, frozen: set, Ftr: dict, Ttr: np.ndarray, ytr: n
         log(f"epoch {ep + 1} calibration part (EMA): " + ", ".join(
             f"{k[4:]} {v:.4f}" for k, v in rec.items() if k.startswith("cal_") and v is not None))
         history.append(rec)
+        if args.stop_after_epochs and ep + 1 >= args.stop_after_epochs and ep < epochs - 1:
+            log(f"--stop-after-epochs {args.stop_after_epochs}: stopping after epoch {ep + 1} of {epochs}")
+            stopped_early = True
+            break
         if (time.time() - t_train) / 60 > args.max_train_minutes and ep < epochs - 1:
             log(f"training wall-time budget {args.max_train_minutes} min reached: stopping after epoch {ep + 1}")
             stopped_early = True
@@ -332,13 +349,17 @@ def main():
     nf = int(round(args.flip_share * half))
     tr_jobs = [(tr[:nf], True), (tr[half:half + nf], True), (tr[nf:half], False), (tr[half + nf:], False)]
     jobs = tr_jobs + [(ca[:chalf], False), (ca[chalf:], False)]
-    f = extract(model, jobs, img_dir, S, cache, "smoke" if args.smoke else "fracatlas")
+    # the calibration jobs first: an interrupted or slow run can already be inspected on them
+    order = [4, 5, 0, 1, 2, 3]
+    f = extract(model, jobs, img_dir, S, cache, "smoke" if args.smoke else "fracatlas", order,
+                skip=(0, 1, 2, 3) if args.heads_from else ())
     if args.extract_only:
         log(f"features cached ({(time.time() - t_cache) / 60:.1f} min)")
         return
     tr = [r for recs, _ in tr_jobs for r in recs]  # the order of the features
-    Ftr, Fca = merge(f[:4]), merge(f[4:])
-    Ttr = np.concatenate([pad_views(targets_for(recs, S, fl, args.target)) for recs, fl in tr_jobs])
+    Fca = merge(f[4:])
+    Ftr = merge(f[:4]) if not args.heads_from else None
+    Ttr = np.concatenate([pad_views(targets_for(recs, S, fl, args.target)) for recs, fl in tr_jobs]) if not args.heads_from else None
     ntr_views = np.concatenate([np.full(len(recs), 2 if fl else 1) for recs, fl in tr_jobs])
     Bca = [boxes_in_model_pixels(r, S) for r in ca]
     cache_minutes = (time.time() - t_cache) / 60
@@ -346,10 +367,19 @@ def main():
     ytr = np.array([r.fractured for r in tr])
     yca = np.array([r.fractured for r in ca])
 
-    ema, run = train_heads(model, frozen, Ftr, Ttr, ytr, ntr_views, Fca, yca, Bca, args)
+    if args.heads_from:
+        ck = torch.load(args.heads_from)
+        model.load_state_dict(ck["state_dict"])
+        ema = model.eval()
+        run = ck.get("run") or {"history": [], "steps": None, "stopped_early": None, "train_minutes": None,
+                                "epochs": ck["args"]["epochs"]}
+        log(f"heads loaded from {args.heads_from} (trained with {ck['args']}); no training")
+    else:
+        ema, run = train_heads(model, frozen, Ftr, Ttr, ytr, ntr_views, Fca, yca, Bca, args)
     history, step, stopped_early, train_minutes, epochs = (run[k] for k in ("history", "steps", "stopped_early", "train_minutes", "epochs"))
     tag = os.path.basename(os.path.normpath(out_dir)) + ("-smoke" if args.smoke else "")
-    torch.save({"state_dict": ema.state_dict(), "args": vars(args)}, os.path.join(cache, f"{tag}.pt"))
+    if not args.heads_from:
+        torch.save({"state_dict": ema.state_dict(), "args": vars(args), "run": run}, os.path.join(cache, f"{tag}.pt"))
 
     # ------------------------------------------------------------ choices on the calibration part
     vh, vc = predict_cached(ema, Fca, 0)
@@ -358,7 +388,11 @@ def main():
     mode = max(aucs, key=lambda k: aucs[k])
     z = sc[mode]
     cal_cv = cv_calibration(z, yca)
-    cal_method = min(cal_cv, key=lambda m: cal_cv[m]["ece"]) if args.calibration == "auto" else args.calibration
+    # auto: the lower cross-validated ECE of the two strictly increasing maps. Isotonic is
+    # cross-validated and reported but not chosen automatically: its steps put p = 0 or 1 on
+    # some images and merge scores into plateaus, so the operating points lose the score's
+    # ranking the doubt point needs (tied positives and negatives cannot be split).
+    cal_method = min(("platt", "temperature"), key=lambda m: cal_cv[m]["ece"]) if args.calibration == "auto" else args.calibration
     cal_params, cal_fn = calibration_maps(z, yca)[cal_method]
     log(f"calibration maps, 5-fold CV x20 within the calibration part: {cal_cv} -> {cal_method} {cal_params}")
     p = cal_fn(z)

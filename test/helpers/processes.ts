@@ -7,6 +7,7 @@ import { loadConfig } from '../../services/core/config.js';
 import { createCore, type Core } from '../../services/core/core.js';
 import { createLogger } from '../../services/core/logger.js';
 import { DEFAULT_MODEL_DIR } from '../../services/inference/defaultModel.js';
+import { freePort } from './redis-server.js';
 import { REDIS_URL } from './system.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -21,8 +22,11 @@ export interface ProcessSystem {
   core: Core;
   key: string;
   url: string;
-  /** `openFiles`: start it under `ulimit -n` (its soft open-file limit), as a constrained host would. */
-  startApi(opts?: { openFiles?: number; env?: Record<string, string> }): Promise<ChildProcess>;
+  /**
+   * `openFiles`: start it under `ulimit -n` (its soft open-file limit), as a constrained host would.
+   * `entry`: another API entry point, e.g. 'services/api/cluster.ts' (several API processes, one port).
+   */
+  startApi(opts?: { openFiles?: number; env?: Record<string, string>; entry?: string }): Promise<ChildProcess>;
   startWorker(extra?: Record<string, string>): Promise<ChildProcess>;
   /** The DICOM listener (services/dimse/main.ts); set DIMSE_PORT in the env. */
   startDimse(extra?: Record<string, string>): Promise<ChildProcess>;
@@ -53,7 +57,7 @@ function waitForLine(child: ChildProcess, text: string, timeoutMs = 60_000): Pro
 
 export async function startProcessSystem(env: Record<string, string> = {}): Promise<ProcessSystem> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-proc-'));
-  const port = String(22000 + Math.floor(Math.random() * 20000));
+  const port = String(await freePort());
   const fullEnv: Record<string, string> = {
     DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, REDIS_URL,
     QUEUE_PREFIX: `ft-proc-${randomBytes(4).toString('hex')}`, PORT: port, LOG_LEVEL: 'info', MODEL_DIR,
@@ -82,7 +86,7 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
   return {
     env: fullEnv, core, key, url: `http://127.0.0.1:${port}`,
     async startApi(opts = {}) {
-      const child = spawnTs('services/api/server.ts', opts.env ?? {}, opts.openFiles);
+      const child = spawnTs(opts.entry ?? 'services/api/server.ts', opts.env ?? {}, opts.openFiles);
       child.stdout!.resume();
       child.stderr!.resume();
       await waitFor(async () => {

@@ -1,3 +1,4 @@
+import { sql, type SqlBool } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { IngestOrigin, Instance, InstanceStatus, NewInstance, Series, Study } from '../db/schema.js';
 import type { InstanceMetadata } from '../../dicom/index.js';
@@ -7,6 +8,16 @@ export interface StoredObject {
   sizeBytes: number;
   storageKey: string;
 }
+
+/**
+ * An image as received from the hospital, not an object our AI made (origin `ai`: its SR and
+ * Secondary Captures, stored so DICOMweb serves them). Only originals are classified, counted,
+ * rolled up into the study's AI flag, shown in the viewer, decided on, or make a study's results
+ * due: an `ai` object counted as an image would leave the study waiting for its own result, or
+ * make a new version of the results each time one is stored. Rows from before origins were
+ * recorded (null) are originals. For queries on the `instances` table under its own name.
+ */
+export const ORIGINAL_IMAGE = sql<SqlBool>`(instances.origin is null or instances.origin <> 'ai')`;
 
 /** How an instance arrived and who sent it (recorded on its row). */
 export interface InstanceSource {
@@ -30,9 +41,12 @@ export class InstanceRepository {
   /**
    * Records a new instance (and its study and series, if new) in one transaction.
    * Returns undefined when another request stored the same SOP Instance UID first.
+   * An object our AI made (origin `ai`) is recorded as done (there is nothing to classify) and
+   * leaves the study as it was: its priority, and its AI state that the object reports on.
    */
   async insert(siteId: string, meta: InstanceMetadata, object: StoredObject, priority: number, source: InstanceSource): Promise<Instance | undefined> {
     const now = Date.now();
+    const own = source.origin === 'ai';
     return this.db.transaction().execute(async (trx) => {
       await trx.insertInto('studies').values({
         site_id: siteId,
@@ -88,7 +102,7 @@ export class InstanceRepository {
         sha256: object.sha256,
         size_bytes: object.sizeBytes,
         storage_key: object.storageKey,
-        status: 'stored',
+        status: own ? 'done' : 'stored',
         priority,
         received_at: now,
         queued_at: null,
@@ -98,7 +112,7 @@ export class InstanceRepository {
       const inserted = await trx.insertInto('instances').values(row)
         .onConflict((oc) => oc.columns(['site_id', 'sop_instance_uid']).doNothing())
         .returningAll().executeTakeFirst();
-      if (inserted) {
+      if (inserted && !own) {
         // A study only ever becomes more urgent: a later STAT image raises it, a routine one never
         // lowers it. A new image also means the study's AI read is not complete any more.
         await trx.updateTable('studies')
@@ -116,7 +130,7 @@ export class InstanceRepository {
   /** What the worker needs to classify one instance. */
   forClassification(id: number) {
     return this.db.selectFrom('instances').innerJoin('series', 'series.id', 'instances.series_id')
-      .select(['instances.id', 'instances.site_id', 'instances.study_id', 'instances.storage_key', 'instances.sop_class_uid',
+      .select(['instances.id', 'instances.site_id', 'instances.study_id', 'instances.storage_key', 'instances.sop_class_uid', 'instances.origin',
         'instances.rows', 'instances.columns', 'instances.received_at', 'instances.queued_at', 'series.modality', 'series.body_part'])
       .where('instances.id', '=', id).executeTakeFirst();
   }
@@ -127,10 +141,10 @@ export class InstanceRepository {
       .where('id', 'in', ids).where('status', '=', 'stored').execute();
   }
 
-  /** Instances the record says are not finished; the reconciler checks each has a job. */
+  /** Original images the record says are not finished; the reconciler checks each has a job (our own objects never get one). */
   listUnfinished(afterId: number, limit: number): Promise<Pick<Instance, 'id' | 'site_id' | 'sop_instance_uid' | 'status' | 'priority'>[]> {
     return this.db.selectFrom('instances').select(['id', 'site_id', 'sop_instance_uid', 'status', 'priority'])
-      .where('status', 'in', ['stored', 'queued', 'processing'] satisfies InstanceStatus[])
+      .where('status', 'in', ['stored', 'queued', 'processing'] satisfies InstanceStatus[]).where(ORIGINAL_IMAGE)
       .where('id', '>', afterId).orderBy('id').limit(limit).execute();
   }
 

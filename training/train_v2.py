@@ -162,6 +162,17 @@ def extract(model: GraphNet, jobs: list[tuple[list, bool]], img_dir: str, S: int
     return out
 
 
+def feature_jobs(tr: list, ca: list, flip_share: float):
+    """The extraction jobs (and so the cache key): two processes; the mirrored view (a second
+    forward pass) only for the first `flip_share` of each half of train — the wasm passes are the
+    run's main cost. Jobs 4 and 5 are the calibration part's halves and run first, so an
+    interrupted or slow run can already be inspected on them. Returns (tr_jobs, jobs, order)."""
+    half, chalf = len(tr) // 2, len(ca) // 2
+    nf = int(round(flip_share * half))
+    tr_jobs = [(tr[:nf], True), (tr[half:half + nf], True), (tr[nf:half], False), (tr[half + nf:], False)]
+    return tr_jobs, tr_jobs + [(ca[:chalf], False), (ca[chalf:], False)], [4, 5, 0, 1, 2, 3]
+
+
 def targets_for(recs, S: int, flip: bool, kind: str = "box") -> np.ndarray:
     """Heat-map targets [N, V, S/16, S/16] in [0, 1] (float16).
     box: the cells a fracture box touches (max-pooled box mask) are 1.
@@ -343,14 +354,7 @@ def main():
 
     img_dir = os.path.join(args.data, "images")
     t_cache = time.time()
-    # Two extraction processes; the mirrored view (a second forward pass) only for the first
-    # --flip-share of each half of train: the wasm passes are the run's main cost here.
-    half, chalf = len(tr) // 2, len(ca) // 2
-    nf = int(round(args.flip_share * half))
-    tr_jobs = [(tr[:nf], True), (tr[half:half + nf], True), (tr[nf:half], False), (tr[half + nf:], False)]
-    jobs = tr_jobs + [(ca[:chalf], False), (ca[chalf:], False)]
-    # the calibration jobs first: an interrupted or slow run can already be inspected on them
-    order = [4, 5, 0, 1, 2, 3]
+    tr_jobs, jobs, order = feature_jobs(tr, ca, args.flip_share)
     f = extract(model, jobs, img_dir, S, cache, "smoke" if args.smoke else "fracatlas", order,
                 skip=(0, 1, 2, 3) if args.heads_from else ())
     if args.extract_only:

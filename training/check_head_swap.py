@@ -60,6 +60,23 @@ def from_tfjs(model_dir: str, arch, state) -> GraphNet:
     return net.eval()
 
 
+def calibration_part(data: str, S: int, flip_share: float):
+    """The calibration part's records, the v2 graph spec + converted backbone, and the part's cached
+    frozen features (read from the cache a train_v2 run filled; the test part is not read).
+    Returns (ca, arch, state, F, y, boxes)."""
+    recs = read_labels(os.path.join(data, "labels.csv"))
+    part = read_split(SPLIT_FILE)
+    tr = [r for r in recs if r.split == "train"]
+    ca = [r for r in recs if r.split == "val" and part[r.image_id] == "calibration"]
+    arch, state = build_arch()
+    _, jobs, order = T.feature_jobs(tr, ca, flip_share)
+    backbone = GraphNet(arch, T.OUTPUTS)
+    load_state(backbone, state)
+    f = T.extract(backbone, jobs, os.path.join(data, "images"), S, os.path.join(T.ROOT, "training", ".cache"),
+                  "fracatlas", order, skip=(0, 1, 2, 3))
+    return ca, arch, state, T.merge(f[4:]), np.array([r.fractured for r in ca]), [T.boxes_in_model_pixels(r, S) for r in ca]
+
+
 def main():
     root = T.ROOT
     ap = argparse.ArgumentParser()
@@ -69,18 +86,7 @@ def main():
     ap.add_argument("--flip-share", type=float, default=0.3, help="as the run that filled the cache")
     args = ap.parse_args()
     S = json.load(open(os.path.join(args.image, "manifest.json")))["inputSize"]
-    recs = read_labels(os.path.join(args.data, "labels.csv"))
-    part = read_split(SPLIT_FILE)
-    tr = [r for r in recs if r.split == "train"]
-    ca = [r for r in recs if r.split == "val" and part[r.image_id] == "calibration"]
-    arch, state = build_arch()
-    _, jobs, order = T.feature_jobs(tr, ca, args.flip_share)
-    backbone = GraphNet(arch, T.OUTPUTS)
-    load_state(backbone, state)
-    f = T.extract(backbone, jobs, os.path.join(args.data, "images"), S, os.path.join(root, "training", ".cache"),
-                  "fracatlas", order, skip=(0, 1, 2, 3))
-    F, y = T.merge(f[4:]), np.array([r.fractured for r in ca])
-    boxes = [T.boxes_in_model_pixels(r, S) for r in ca]
+    ca, arch, state, F, y, boxes = calibration_part(args.data, S, args.flip_share)
 
     img, heat = from_tfjs(args.image, arch, state), from_tfjs(args.heat, arch, state)
     hi, ci = T.predict_cached(img, F, 0)

@@ -170,7 +170,7 @@ def main():
     h3, c3 = T.predict_cached(heat, F, 0)
     check = {
         "doc": "calibration part of val (test part not read). pytorch: heads on the cached frozen features "
-               "(TF.js wasm); tfjs: the three exported models, whole network, through training/extract_features.ts "
+               "(computed by TF.js wasm, stored as float16); tfjs: the three exported models, whole network, through training/extract_features.ts "
                "(wasm, services/imaging/letterbox.ts). v4 image logit vs the image model's, v4 heat logits vs the "
                "heat model's; weights: tensors of v4's weights.bin not bit-identical to their source.",
         "image_model": os.path.relpath(args.image, root), "heat_model": os.path.relpath(args.heat, root),
@@ -203,7 +203,8 @@ def main():
                          "cls_auroc": {"v4": auroc(y, C4), "image_model": auroc(y, C2)},
                          "pointing": {"v4": localisation(H4, boxes, y, HEAT_STRIDE),
                                       "heat_model": localisation(H3, boxes, y, HEAT_STRIDE)},
-                         "tfjs_vs_pytorch_cls_max_abs_diff": float(np.abs(C4 - c4).max()),
+                         # float32 whole network vs heads on the float16 feature cache: not a parity figure
+                         "tfjs_vs_pytorch_float16_cache_cls_max_abs_diff": float(np.abs(C4 - c4).max()),
                          "minutes": (time.time() - t0) / 60}
     print(json.dumps(check, indent=2), flush=True)
     with open(os.path.join(args.out, "combination_check.json"), "w") as f:
@@ -229,6 +230,7 @@ def main():
                  "taken": "weights, heatmap (box thresholds)", "training": mh["training"]},
     }
     m["training"] = {"commit": commit, "command": "/usr/bin/python3 training/combine_heads.py",
+                     "seed": mi["training"]["seed"],  # the parity fixture's noise; both sources' training seed
                      "note": "no training: weights copied from the two models' exported weights.bin; every choice "
                              "was made on the calibration part (see heads.*.training and combination_check.json)"}
     with open(os.path.join(args.out, "manifest.json"), "w") as f:

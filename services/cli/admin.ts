@@ -1,17 +1,15 @@
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { UserRole } from '../core/db/schema.js';
 import { aeTitle, loadConfig } from '../core/config.js';
 import { createCore, type Core } from '../core/core.js';
 import { createLogger } from '../core/logger.js';
-import { ROLES } from '../core/services/auth.service.js';
+import { ROLES, generatePassword } from '../core/services/auth.service.js';
 
 import { UsageError, type Command, type Options, type Values } from './command.js';
 import { DESTINATION_COMMANDS } from './destination-commands.js';
 
 export { UsageError, type Command };
 
-const generatedPassword = () => randomBytes(12).toString('base64url');
 
 /** "90d", "12h", "30m" or an ISO date → epoch ms. */
 function when(value: string | undefined, now = Date.now()): number {
@@ -25,7 +23,7 @@ function when(value: string | undefined, now = Date.now()): number {
 
 async function passwordFrom(values: Values): Promise<{ password: string; generated: boolean }> {
   if (values['password-stdin']) return { password: (await readStdin()).trim(), generated: false };
-  return { password: generatedPassword(), generated: true };
+  return { password: generatePassword(), generated: true };
 }
 
 const passwordStdin: Options = { 'password-stdin': { type: 'boolean' } };

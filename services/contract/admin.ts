@@ -63,3 +63,23 @@ export const AdminActionSchema = Type.Object({
 });
 export type AdminAction = Static<typeof AdminActionSchema>;
 export const AdminActionsSchema = Type.Array(AdminActionSchema);
+
+/** Account management (issue 16): users and API keys an admin may manage (their sites'; a superadmin, all). */
+export const ManagedUserSchema = Type.Object({
+  username: Type.String(), displayName: Type.String(), role: StringEnum(['radiologist', 'admin', 'superadmin'] as const),
+  siteIds: Type.Array(Type.String()), disabled: Type.Boolean(),
+});
+export type ManagedUser = Static<typeof ManagedUserSchema>;
+export const ManagedUsersSchema = Type.Array(ManagedUserSchema);
+
+export const ManagedKeySchema = Type.Object({
+  id: Type.String(), siteId: Type.String(), label: Type.String(), state: StringEnum(['active', 'expired', 'revoked'] as const),
+  createdAt: Type.String(), expiresAt: Nullable(Type.String()), lastUsedAt: Nullable(Type.String()),
+});
+export type ManagedKey = Static<typeof ManagedKeySchema>;
+export const ManagedKeysSchema = Type.Array(ManagedKeySchema);
+
+/** A new password or key is in this answer only: it is stored as a hash and never shown again. */
+export const NewPasswordSchema = Type.Object({ username: Type.String(), password: Type.String() });
+export const RotatedKeySchema = Type.Object({ id: Type.String(), key: Type.String(), replaces: Type.String(), oldExpiresAt: Type.String() });
+export const KeyExpirySchema = Type.Object({ id: Type.String(), expiresAt: Type.String() });

@@ -18,6 +18,7 @@ import { UserRepository } from './repositories/user.repository.js';
 import { ReviewRepository } from './repositories/review.repository.js';
 import { WorklistRepository } from './repositories/worklist.repository.js';
 import { ApiKeyService } from './services/api-key.service.js';
+import { AccountAdminService } from './services/account-admin.service.js';
 import { AuthService } from './services/auth.service.js';
 import { DicomwebService } from './services/dicomweb.service.js';
 import { EventService } from './services/event.service.js';
@@ -57,6 +58,7 @@ export interface Core {
     classify: ClassifyJobs;
   };
   services: {
+    accounts: AccountAdminService;
     apiKeys: ApiKeyService;
     auth: AuthService;
     events: EventService;
@@ -98,6 +100,8 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
   const classifyJobs = new JobRepository(redis, config.queuePrefix, CLASSIFY_JOBS);
   classifyJobs.onError((err) => log.warn({ err: err.message }, 'queue error'));
 
+  const apiKeys = new ApiKeyService(sites, audit);
+  const auth = new AuthService(users, sites, audit, rateLimits);
   return {
     config,
     log,
@@ -106,14 +110,15 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
     repos: { worklist, reviews, sites, instances, audit, storage, users, aiResults, pipelineStats, heartbeats, events, rateLimits, aeTitles: new AeTitleRepository(database.db) },
     jobs: { classify: classifyJobs },
     services: {
-      apiKeys: new ApiKeyService(sites, audit),
-      auth: new AuthService(users, sites, audit, rateLimits),
+      accounts: new AccountAdminService(users, sites, auth, apiKeys),
+      apiKeys,
+      auth,
       events: new EventService(events),
       ingest: new IngestService(storage, instances, audit, classifyJobs, log, { maxInflatedBytes: config.limits.maxPartBytes }),
       queueAdmin: new QueueAdminService(classifyJobs, heartbeats, pipelineStats, audit, storage),
       reconcile: new ReconcileService(instances, classifyJobs, storage, log, aiResults),
       reviews: new ReviewService(reviews, worklist, audit, events),
-      studies: new StudyService(worklist, reviews, audit, storage),
+      studies: new StudyService(worklist, reviews, audit, storage, config.limits.maxPartBytes),
       dicomweb: new DicomwebService(instances, audit, storage),
     },
     async close() {

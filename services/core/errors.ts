@@ -13,6 +13,8 @@ export const ERROR_CATALOGUE = {
   review_not_found: { httpStatus: 404, retryable: false, message: 'the study has no decision to undo' },
   heatmap_not_found: { httpStatus: 404, retryable: false, message: 'no heat map for this image' },
   job_not_found: { httpStatus: 404, retryable: false, message: 'no such job' },
+  user_not_found: { httpStatus: 404, retryable: false, message: 'no such user' },
+  key_not_found: { httpStatus: 404, retryable: false, message: 'no such API key' },
   not_acceptable: { httpStatus: 406, retryable: false, message: 'cannot answer in a media type the client accepts' },
   request_timeout: { httpStatus: 408, retryable: true, message: 'the request body did not arrive in time' },
   job_state_conflict: { httpStatus: 409, retryable: false, message: 'the job is not in a state that allows this' },

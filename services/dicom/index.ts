@@ -18,7 +18,7 @@ export { nativePixelDataBytes, type DeclaredImage } from './image-size.js';
 export { inflateBounded, type InflateLimits } from './inflate.js';
 export {
   DEFAULT_MAX_INFLATED_BYTES, INFLATE_HEADER_ALLOWANCE, MAX_FRAGMENTS_PER_FRAME, asRejection, hasPart10Preamble,
-  inferBareTransferSyntax, rawString, readDicom, type DataSet, type DicomFile, type Element, type ReadLimits,
+  inferBareTransferSyntax, inflatedPart10, rawString, readDicom, type DataSet, type DicomFile, type Element, type ReadLimits,
 } from './parser.js';
 export { parseInstance, type InstanceMetadata } from './instance.js';
 export {

@@ -39,6 +39,12 @@ export function inflateBounded(deflated: Uint8Array, limits: InflateLimits): Pro
         sized = true;
         chunks = [Buffer.concat(chunks, total)];
         const declared = limits.declaredPixelBytes(chunks[0]);
+        // An image that declares more pixels than the limit allows cannot fit: refuse it now rather
+        // than inflate up to the limit first (that cost the worker 100 MB per bomb).
+        if (declared !== undefined && declared > limit) {
+          fail(new DicomRejection(FailureReason.OutOfResources, Reason.inflatedTooLarge, undefined, undefined, 'too-large'));
+          return;
+        }
         // Header, pixel data and a header's worth of trailing elements; nothing a real image needs more.
         if (declared !== undefined && declared + 2 * limits.headerAllowance < limit) {
           limit = declared + 2 * limits.headerAllowance;

@@ -10,6 +10,7 @@ import { DicomRejection, FailureReason, Reason } from './failure-reason.js';
 import { nativePixelDataBytes } from './image-size.js';
 import { inflateBounded } from './inflate.js';
 import { DEFLATED, EXPLICIT_BIG, EXPLICIT_LITTLE, IMPLICIT_LITTLE } from './transfer-syntax.js';
+import { fileMetaHeader } from './writer.js';
 
 export type DataSet = dicomParser.DataSet;
 export type Element = dicomParser.Element;
@@ -84,6 +85,14 @@ export function rawString(ds: DataSet, tag: string): string | undefined {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
 }
 
+/** Where the File Meta Information ends, from its Group Length (0002,0000); the whole buffer if it has none. */
+function metaHeaderEnd(bytes: Uint8Array): number | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 144 || view.getUint32(132, true) !== 0x00000002 || bytes[136] !== 0x55 || bytes[137] !== 0x4c) return undefined;
+  const end = 144 + view.getUint32(140, true);
+  return end <= bytes.length ? end : undefined;
+}
+
 type DataSetClass = new (parser: dicomParser.ByteArrayParser, byteArray: Uint8Array, elements: Record<string, Element>) => DataSet;
 /** dicom-parser's DataSet class (exported at run time, declared only as an interface in its types). */
 const DataSetOf = (dicomParser as unknown as { DataSet: DataSetClass }).DataSet;
@@ -155,7 +164,10 @@ export async function readDicom(bytes: Uint8Array, limits: ReadLimits = {}): Pro
 
   let meta: DataSet;
   try {
-    meta = dicomParser.readPart10Header(bytes);
+    // Only the bytes of group 0002: dicom-parser reads one element past the meta header to find its
+    // end, and in a Deflated file that element is compressed bytes (about 1 in 30 looked like a
+    // sequence and made a valid file unreadable).
+    meta = dicomParser.readPart10Header(bytes.subarray(0, metaHeaderEnd(bytes)));
   } catch (error) {
     throw asRejection(error);
   }
@@ -174,7 +186,38 @@ export async function readDicom(bytes: Uint8Array, limits: ReadLimits = {}): Pro
     whole.set(body, position);
     inflated = whole;
   }
-  const dataSet = parseWith(bytes, inflated ? { inflater: () => inflated } : {});
+  // The inflated copy carries the same meta header followed by plain explicit VR LE: dicom-parser
+  // reads its meta from there (see above), and its inflater hands back the same bytes.
+  const dataSet = parseWith(inflated ?? bytes, inflated ? { inflater: () => inflated } : {});
   checkFragmentCount(dataSet);
   return { dataSet, byteArray: dataSet.byteArray, hasPreamble, transferSyntaxUid };
 }
+
+/**
+ * A Deflated Part 10 file as the same data set in Explicit VR Little Endian (inflated with the same
+ * bounds as readDicom), for clients that must not inflate themselves: the browser viewer's loader
+ * inflates without a limit. Any other file comes back as it is.
+ */
+export async function inflatedPart10(bytes: Uint8Array, limits: ReadLimits = {}): Promise<Uint8Array> {
+  if (!hasPart10Preamble(bytes)) return bytes;
+  let meta: DataSet;
+  try {
+    meta = dicomParser.readPart10Header(bytes.subarray(0, metaHeaderEnd(bytes)));
+  } catch (error) {
+    throw asRejection(error);
+  }
+  if (rawString(meta, Tag.TransferSyntaxUID) !== DEFLATED) return bytes;
+  const position = (meta as DataSet & { position: number }).position;
+  const body = await inflateBounded(bytes.subarray(position), {
+    maxBytes: limits.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES,
+    headerAllowance: INFLATE_HEADER_ALLOWANCE,
+    declaredPixelBytes,
+  });
+  const header = fileMetaHeader({
+    sopClassUid: rawString(meta, Tag.MediaStorageSOPClassUID) ?? '',
+    sopInstanceUid: rawString(meta, Tag.MediaStorageSOPInstanceUID) ?? '',
+    transferSyntaxUid: EXPLICIT_LITTLE,
+  });
+  return Buffer.concat([header, body]);
+}
+

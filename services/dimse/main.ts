@@ -2,7 +2,7 @@ import { loadConfig } from '../core/config.js';
 import { createCore } from '../core/core.js';
 import { createLogger } from '../core/logger.js';
 import { startMetricsServer } from '../core/metrics.js';
-import { listenDimse } from './dcmjs-dimse-adapter.js';
+import { listenDimse, routeLibraryLog } from '../dimse-net/dcmjs-dimse.js';
 import { createDimseMetrics } from './metrics.js';
 import { storeScpHandlers } from './store-scp.js';
 
@@ -17,6 +17,7 @@ async function main() {
     log.info('DIMSE_PORT=0: DICOM listener off');
     return;
   }
+  routeLibraryLog(log);
   const core = await createCore(config, log);
   const metrics = createDimseMetrics();
   const listener = await listenDimse({

@@ -2,7 +2,7 @@ import type { Core } from '../core/core.js';
 import { EXPLICIT_BIG, EXPLICIT_LITTLE, FailureReason, IMPLICIT_LITTLE, fileMetaHeader, isStorableSopClass, isSupportedTransferSyntax } from '../dicom/index.js';
 import type { Logger } from '../core/logger.js';
 import type { IngestOutcome } from '../core/services/ingest.service.js';
-import { DimseStatus, type AssociationDecision, type AssociationRequest, type DimseHandlers, type StoreSink, type StoreStatus } from './dcmjs-dimse-adapter.js';
+import { DimseStatus, type AssociationDecision, type AssociationRequest, type DimseHandlers, type StoreSink, type StoreStatus } from '../dimse-net/dcmjs-dimse.js';
 import type { DimseMetrics } from './metrics.js';
 
 const VERIFICATION_SOP_CLASS = '1.2.840.10008.1.1';

@@ -24,7 +24,7 @@ export function resultsFor(core: Core, decode: (bytes: Uint8Array) => Promise<De
   const repo = new ResultsRepository(core.database.db);
   const queue = new ResultsQueue(core.redis, config.queuePrefix, { attempts: config.results.sendAttempts, backoffMs: config.results.sendBackoffMs });
   queue.queue.on('error', (err) => core.log.warn({ err: err.message }, 'results queue error'));
-  const service = new ResultsService(repo, core.repos.storage, queue, decode, {
+  const service = new ResultsService(repo, core.repos.storage, core.services.ingest, queue, decode, {
     stableMs: config.results.stableSec * 1000,
     // Read when used: tests (and a server on port 0) learn the public URL after start.
     get publicUrl() { return config.publicUrl; },

@@ -1,6 +1,7 @@
 import type { Insertable } from 'kysely';
 import type { Db } from '../core/db/database.js';
 import type { DeliveryStatus, ResultDelivery, ResultDestination, ResultDestinationsTable, ResultVersion, ResultVersionsTable } from '../core/db/schema.js';
+import { ORIGINAL_IMAGE } from '../core/repositories/instance.repository.js';
 import type { ReportBox, ReportImage, StudyReport } from './study-report.js';
 
 export type NewDestination = Omit<Insertable<ResultDestinationsTable>, 'id' | 'created_at'>;
@@ -41,7 +42,7 @@ export class ResultsRepository {
         'ai_results.status', 'ai_results.flag', 'ai_results.probability', 'ai_results.reason', 'ai_results.boxes', 'ai_results.heatmap_key',
         'ai_results.model_name', 'ai_results.model_version',
       ])
-      .where('instances.study_id', '=', studyId).orderBy('series.series_number').orderBy('instances.instance_number').orderBy('instances.id').execute();
+      .where('instances.study_id', '=', studyId).where(ORIGINAL_IMAGE).orderBy('series.series_number').orderBy('instances.instance_number').orderBy('instances.id').execute();
     const images: ReportImage[] = rows.map((r) => ({
       sopClassUid: r.sop_class_uid, sopInstanceUid: r.sop_instance_uid, seriesUid: r.series_uid, rows: r.rows, columns: r.columns,
       storageKey: r.storage_key, status: r.status ?? 'failed', flag: r.flag, probability: r.probability,
@@ -55,13 +56,29 @@ export class ResultsRepository {
     };
   }
 
-  /** Whether every image of the study has a result, and when its newest image arrived. */
+  /**
+   * Whether every original image of the study has a result, and when its newest one arrived. Our
+   * own SR / captures (origin `ai`) never count: they have no result, and storing them must not
+   * make the study look new again (that would send another version after each one).
+   */
   async studyReadiness(studyId: number): Promise<{ complete: boolean; lastReceivedAt: number } | undefined> {
     const row = await this.db.selectFrom('instances').leftJoin('ai_results', 'ai_results.instance_id', 'instances.id')
       .select((eb) => [eb.fn.countAll<number>().as('images'), eb.fn.count<number>('ai_results.id').as('results'), eb.fn.max('instances.received_at').as('last')])
-      .where('instances.study_id', '=', studyId).executeTakeFirst();
+      .where('instances.study_id', '=', studyId).where(ORIGINAL_IMAGE).executeTakeFirst();
     if (!row || Number(row.images) === 0) return undefined;
     return { complete: Number(row.images) === Number(row.results), lastReceivedAt: Number(row.last) };
+  }
+
+  /** A stored instance of the site by SOP Instance UID (ours are looked up before being built again). */
+  instanceBySop(siteId: string, sopInstanceUid: string) {
+    return this.db.selectFrom('instances').select(['id', 'origin']).where('site_id', '=', siteId).where('sop_instance_uid', '=', sopInstanceUid).executeTakeFirst();
+  }
+
+  /** Storage keys of a site's instances by id. */
+  async instanceStorageKeys(siteId: string, ids: number[]): Promise<Map<number, string>> {
+    if (!ids.length) return new Map();
+    const rows = await this.db.selectFrom('instances').select(['id', 'storage_key']).where('site_id', '=', siteId).where('id', 'in', ids).execute();
+    return new Map(rows.map((r) => [Number(r.id), r.storage_key]));
   }
 
   /** SOP Instance UIDs of every object we made for a study (all versions). */

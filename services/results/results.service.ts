@@ -1,4 +1,5 @@
 import type { Logger } from '../core/logger.js';
+import type { IngestService } from '../core/services/ingest.service.js';
 import type { StorageRepository } from '../core/repositories/storage.repository.js';
 import type { ResultDelivery, ResultDestination, ResultVersion } from '../core/db/schema.js';
 import { readGreyPng, type DecodedImage } from '../imaging/index.js';
@@ -6,6 +7,7 @@ import { studyAttributesFrom, toPart10 } from './dicom-out.js';
 import { recordSend } from './metrics.js';
 import type { ResultsQueue } from './results-queue.js';
 import type { ResultsRepository } from './results.repository.js';
+import { buildPresentationState, GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, prIdentity, sourceDisplay } from './presentation-state.js';
 import { buildSecondaryCapture, renderMarkedUp, scIdentity, SECONDARY_CAPTURE } from './secondary-capture.js';
 import { sendCStore } from './senders/dimse-sender.js';
 import { sendStow } from './senders/stow-sender.js';
@@ -14,7 +16,26 @@ import { sendWebhook } from './senders/webhook-sender.js';
 import { buildStructuredReport, COMPREHENSIVE_SR, DISCLAIMER, srIdentity } from './structured-report.js';
 import { contentHash, type StudyReport } from './study-report.js';
 
-export interface StoredOutput { kind: 'sr' | 'sc'; sopInstanceUid: string; sopClassUid: string; seriesUid: string; storageKey: string; sourceSopInstanceUid?: string }
+/**
+ * One object of a version. `instanceId`: stored as our own instance (origin `ai`), served by
+ * QIDO-RS / WADO-RS and sent from there. `storageKey`: a version made before that, kept under
+ * DATA_DIR/derived/ only (still sent from there on a retry).
+ */
+export interface StoredOutput {
+  /** sr: the study's report; sc: an image's marked-up capture; pr: its presentation state (GSPS). */
+  kind: OutputKind;
+  sopInstanceUid: string;
+  sopClassUid: string;
+  seriesUid: string;
+  instanceId?: number;
+  storageKey?: string;
+  sourceSopInstanceUid?: string;
+}
+
+export type OutputKind = 'sr' | 'sc' | 'pr';
+
+/** Our objects go into the store through the one ingest door (origin `ai`). */
+export type IngestDoor = Pick<IngestService, 'receive'>;
 
 /** The webhook body and the results API's answer for a study (documented in docs/results.md). */
 export interface ResultSummary {
@@ -31,6 +52,7 @@ export interface ResultSummary {
   images: { sopInstanceUid: string; status: string; flag: string | null; probability: number | null; reason: string | null; boxes: number }[];
   srSopInstanceUid: string;
   secondaryCaptureSopInstanceUids: string[];
+  presentationStateSopInstanceUids: string[];
   viewerUrl: string;
   createdAt: string;
   disclaimer: string;
@@ -59,6 +81,7 @@ export class ResultsService {
   constructor(
     private readonly repo: ResultsRepository,
     private readonly storage: StorageRepository,
+    private readonly ingest: IngestDoor,
     private readonly queue: ResultsQueue,
     private readonly decode: (bytes: Uint8Array) => Promise<DecodedImage>,
     private readonly settings: ResultsSettings,
@@ -116,28 +139,54 @@ export class ResultsService {
 
     const identity = srIdentity(report, hash);
     const predecessor = latest ? { sopInstanceUid: latest.sr_sop_uid, seriesUid: latest.sr_series_uid } : undefined;
-    const sr = buildStructuredReport(report, { ...identity, version: (latest?.version ?? 0) + 1, createdAt, predecessor }, studyAttributes);
-    outputs.push(await this.store(report.siteId, 'sr', identity.sopInstanceUid, COMPREHENSIVE_SR, identity.seriesUid, toPart10(sr)));
+    outputs.push(await this.store(report, 'sr', identity.sopInstanceUid, COMPREHENSIVE_SR, identity.seriesUid,
+      async () => toPart10(buildStructuredReport(report, { ...identity, version: (latest?.version ?? 0) + 1, createdAt, predecessor }, studyAttributes))));
 
     let instanceNumber = 0;
     for (const image of report.images) {
       instanceNumber++;
       if (image.status !== 'done') continue;
-      const bytes = await sourceBytes(image.storageKey);
-      const decoded = await this.decode(bytes);
-      const heatmap = image.heatmapKey ? readGreyPng(await this.storage.readDerived(image.heatmapKey)) : null;
-      const pixels = renderMarkedUp(decoded.display, image, heatmap);
+      // Read once, and only if the capture or the presentation state has to be built.
+      let source: Promise<Buffer> | undefined;
+      const original = () => (source ??= sourceBytes(image.storageKey));
       const id = scIdentity(report, image);
-      const sc = buildSecondaryCapture({ report, image, pixels, decoded, ...id, instanceNumber, createdAt, studyAttributes: await studyAttributesFrom(bytes) });
-      outputs.push({ ...(await this.store(report.siteId, 'sc', id.sopInstanceUid, SECONDARY_CAPTURE, id.seriesUid, toPart10(sc))), sourceSopInstanceUid: image.sopInstanceUid });
+      const sc = await this.store(report, 'sc', id.sopInstanceUid, SECONDARY_CAPTURE, id.seriesUid, async () => {
+        const bytes = await original();
+        const decoded = await this.decode(bytes);
+        const heatmap = image.heatmapKey ? readGreyPng(await this.storage.readDerived(image.heatmapKey)) : null;
+        const pixels = renderMarkedUp(decoded.display, image, heatmap);
+        return toPart10(buildSecondaryCapture({ report, image, pixels, decoded, ...id, instanceNumber, createdAt, studyAttributes: await studyAttributesFrom(bytes) }));
+      });
+      outputs.push({ ...sc, sourceSopInstanceUid: image.sopInstanceUid });
+      const pr = prIdentity(report, image);
+      const gsps = await this.store(report, 'pr', pr.sopInstanceUid, GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, pr.seriesUid, async () => {
+        const bytes = await original();
+        return toPart10(buildPresentationState({ report, image, display: await sourceDisplay(bytes), ...pr, instanceNumber, createdAt, studyAttributes: await studyAttributesFrom(bytes) }));
+      });
+      outputs.push({ ...gsps, sourceSopInstanceUid: image.sopInstanceUid });
     }
     return outputs;
   }
 
-  private async store(siteId: string, kind: 'sr' | 'sc', sopInstanceUid: string, sopClassUid: string, seriesUid: string, bytes: Buffer): Promise<StoredOutput> {
-    const storageKey = `${siteId}/results/${sopInstanceUid}.dcm`;
-    await this.storage.writeDerived(storageKey, bytes);
-    return { kind, sopInstanceUid, sopClassUid, seriesUid, storageKey };
+  /**
+   * Stores one object as our own instance of the study (origin `ai`, the algorithm as actor), so
+   * QIDO-RS finds it and WADO-RS returns it. Its UID is derived from its content: when it is
+   * already stored (an image whose result is unchanged in a new version, or a run that raced
+   * this one) the stored instance is used as it is and nothing is built again.
+   */
+  private async store(report: StudyReport, kind: OutputKind, sopInstanceUid: string, sopClassUid: string, seriesUid: string, build: () => Promise<Buffer>): Promise<StoredOutput> {
+    const existing = await this.repo.instanceBySop(report.siteId, sopInstanceUid);
+    let instanceId = existing?.id;
+    if (instanceId === undefined) {
+      const bytes = await build();
+      const outcome = await this.ingest.receive(oneChunk(bytes), {
+        origin: 'ai', siteId: report.siteId, actorId: `${report.algorithm.name}/${report.algorithm.version}`, expectedStudyUid: report.studyUid,
+      });
+      // A failure throws: the prepare job is retried and no version names an object not stored.
+      if (outcome.status === 'failed') throw new Error(`could not store our ${kind.toUpperCase()}: ${outcome.reason}`);
+      instanceId = outcome.instanceId;
+    }
+    return { kind, sopInstanceUid, sopClassUid, seriesUid, instanceId };
   }
 
   private summary(report: StudyReport, version: number, supersedes: number | null, objects: StoredOutput[], createdAt: number): ResultSummary {
@@ -147,6 +196,7 @@ export class ResultsService {
       images: report.images.map((i) => ({ sopInstanceUid: i.sopInstanceUid, status: i.status, flag: i.flag, probability: i.probability, reason: i.reason, boxes: i.boxes.length })),
       srSopInstanceUid: objects.find((o) => o.kind === 'sr')!.sopInstanceUid,
       secondaryCaptureSopInstanceUids: objects.filter((o) => o.kind === 'sc').map((o) => o.sopInstanceUid),
+      presentationStateSopInstanceUids: objects.filter((o) => o.kind === 'pr').map((o) => o.sopInstanceUid),
       viewerUrl: `${this.settings.publicUrl}/#/study/${report.studyId}`,
       createdAt: new Date(createdAt).toISOString(),
       disclaimer: DISCLAIMER,
@@ -188,9 +238,18 @@ export class ResultsService {
       return;
     }
     const stored = JSON.parse(version.objects) as StoredOutput[];
-    const objects: OutgoingObject[] = await Promise.all(stored.map(async (o) => ({
-      sopInstanceUid: o.sopInstanceUid, sopClassUid: o.sopClassUid, bytes: await this.storage.readDerived(o.storageKey),
-    })));
+    // What goes out is the stored instance, byte for byte: the same a WADO-RS retrieve returns.
+    const keys = await this.repo.instanceStorageKeys(version.site_id, stored.flatMap((o) => (o.instanceId === undefined ? [] : [o.instanceId])));
+    const objects: OutgoingObject[] = await Promise.all(stored.map(async (o) => {
+      let bytes: Buffer;
+      if (o.instanceId === undefined) bytes = await this.storage.readDerived(o.storageKey!);
+      else {
+        const key = keys.get(o.instanceId);
+        if (!key) throw new Error(`our ${o.kind.toUpperCase()} ${o.sopInstanceUid} is no longer stored`);
+        bytes = await this.storage.readFile(key);
+      }
+      return { sopInstanceUid: o.sopInstanceUid, sopClassUid: o.sopClassUid, bytes };
+    }));
     const summary = JSON.parse(version.summary) as ResultSummary;
     if (destination.kind === 'stow') {
       await sendStow(destination.url!, destination.headers ? JSON.parse(destination.headers) : {}, summary.studyInstanceUid, objects);
@@ -227,4 +286,8 @@ export class ResultsService {
     if (delivery && delivery.status === 'queued') await this.queue.enqueueDelivery(delivery.site_id, delivery.id, delivery.generation);
     return delivery;
   }
+}
+
+async function* oneChunk(bytes: Buffer): AsyncGenerator<Buffer> {
+  yield bytes;
 }

@@ -4,6 +4,7 @@ import { createLogger } from '../core/logger.js';
 import { startMetricsServer } from '../core/metrics.js';
 import { ClassifyService } from '../core/services/classify.service.js';
 import { redisConnection } from '../core/queue/classify-queue.js';
+import { routeLibraryLog } from '../dimse-net/dcmjs-dimse.js';
 import { createDecodePool } from '../imaging/decode-pool.js';
 import { loadFractureModel } from '../inference/index.js';
 import { resultsFor, ResultsWorker } from '../results/index.js';
@@ -17,6 +18,8 @@ export async function startWorker() {
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'worker');
   const core = await createCore(config, log);
+  // The results' C-STORE SCU logs its associations to ours (debug), never to stdout.
+  routeLibraryLog(log);
   const model = await loadFractureModel(config.worker.modelDir, { backend: config.worker.backend });
   log.info({ model: model.name, version: model.version, backend: model.backend, concurrency: config.worker.concurrency }, 'model loaded');
   const pool = createDecodePool(config.worker.decodeThreads, { timeoutMs: config.worker.decodeTimeoutMs });

@@ -67,7 +67,10 @@ describe('access: every route, every kind of caller', () => {
   afterAll(() => system?.close());
 
   /** The route's path with site A's resources filled in. */
+  const keyIdA = () => system.keys.a.split('_')[1];
   const concrete = (p: string) => p
+    // Account management: site A's radiologist and site A's key.
+    .replace(/^\/api\/admin\/users\/:username/, '/api/admin/users/rad-a').replace(/^\/api\/admin\/keys\/:id/, `/api/admin/keys/${keyIdA()}`)
     .replace(':study', dx.studyUid).replace(':series', dx.seriesUid).replace(':instance', dx.sopInstanceUid)
     .replace(/^\/api\/studies\/:id/, `/api/studies/${ids.studyId}`).replace(/^\/api\/instances\/:id/, `/api/instances/${ids.instanceId}`)
     .replace(':queueName', 'classify').replace(/:(jobId|id)/g, `sop-site-a-${dx.sopInstanceUid}`).replace(/:\w+/g, 'x').replace(/\*$/, 'index.html');
@@ -91,7 +94,7 @@ describe('access: every route, every kind of caller', () => {
         headers['content-type'] = 'application/json';
         // A body that passes the routes' schemas, or (badBody) one that does not: credentials are
         // checked first either way, so an anonymous caller learns nothing about the schema.
-        body = JSON.stringify(opts.badBody ? { bogus: ['x'] } : { decision: 'agree' });
+        body = JSON.stringify(opts.badBody ? { bogus: ['x'] } : p.endsWith('/expire') ? { at: 'now' } : { decision: 'agree' });
       }
     }
     const res = await fetch(`${system.url}${concrete(p)}`, { method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
@@ -111,7 +114,7 @@ describe('access: every route, every kind of caller', () => {
   };
 
   const isAdminRoute = (p: string) => /^\/api\/admin\/|^\/admin\/queues|^\/api\/reviews\/export|^\/metrics/.test(p);
-  const sitePrivate = (p: string) => /:study|:instance|:series|^\/api\/studies\/:id|^\/api\/instances\/:id/.test(p);
+  const sitePrivate = (p: string) => /:study|:instance|:series|^\/api\/studies\/:id|^\/api\/instances\/:id|^\/api\/admin\/(users|keys)\/:/.test(p);
 
   it('finds the routes (sanity: the tree parser sees the known ones)', () => {
     const paths = routes.map((r) => `${r.method} ${r.path}`);
@@ -146,9 +149,16 @@ describe('access: every route, every kind of caller', () => {
         if (sitePrivate(r.path) && status >= 200 && status < 300) leaks.push(`${caller} ${r.method} ${r.path} → ${status}`);
         const seen = markers.filter((m) => text.includes(m));
         if (seen.length && !isAdminRoute(r.path)) leaks.push(`${caller} ${r.method} ${r.path} shows ${seen.join(', ')}`);
+        // Account lists: site A's people and keys are not site B's admin's to see.
+        const accounts = ['"rad-a"', '"admin-a"', keyIdA()].filter((m) => text.includes(m));
+        if (accounts.length && /^\/api\/admin\/(users|keys)/.test(r.path)) leaks.push(`${caller} ${r.method} ${r.path} shows ${accounts.join(', ')}`);
       }
     }
     expect(leaks).toEqual([]);
+    // Site A's key and people are untouched (no rotation, expiry, disable or new password by site B).
+    expect((await call('key-a', 'GET', '/dicomweb/studies/:study')).status).toBe(200);
+    expect((await call('rad-a', 'GET', '/api/worklist')).status).toBe(200);
+    expect((await system.core.repos.audit.list({ limit: 500 })).filter((a) => a.actor_type === 'user' && /^user\.|^api_key\./.test(a.action))).toEqual([]);
     // No review was recorded on site A's study by anyone from site B.
     expect(await system.core.database.db.selectFrom('reviews').selectAll().execute()).toEqual([]);
   });
@@ -169,6 +179,11 @@ describe('access: every route, every kind of caller', () => {
 
   it('an admin reaches the admin routes; an API key reaches no person route', async () => {
     expect((await call('admin-a', 'GET', '/api/admin/overview')).status).toBe(200);
+    // Their own site's accounts (so the 404s site B's admin got above are meaningful).
+    const users = await call('admin-a', 'GET', '/api/admin/users');
+    expect(users.status).toBe(200);
+    expect(users.text).toContain('"rad-a"');
+    expect((await call('admin-a', 'GET', '/api/admin/keys')).text).toContain(keyIdA());
     // bull-board lists every site's jobs: superadmins only (test/admin/scoping.test.ts).
     expect((await call('admin-a', 'GET', '/admin/queues')).status).toBe(403);
     for (const p of ['/api/worklist', '/api/studies/:id', '/api/instances/:id/file', '/auth/me', '/api/events']) {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MODEL_DIR } from '../../services/inference/defaultModel.js';
-import { multipart } from '../helpers/dicom.js';
+import { makeDx, multipart } from '../helpers/dicom.js';
 import { startSystem, stow, type TestSystem } from '../helpers/system.js';
 import { addUsers, corruptJpegLossless, PASSWORD, waitFor } from './helpers.js';
 import { writeTinyModel } from './tiny-model.js';
@@ -195,4 +195,60 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('admin dashboard in a browser', () => 
     expect(external).toEqual([]);
     await context.close();
   }, 240_000);
+
+  it("the worklist links to the admin page for an admin and a superadmin, not for a radiologist", async () => {
+    await system.core.services.auth.createUser({ username: 'site-admin', password: PASSWORD, role: 'admin', siteIds: ['site-a'] });
+    for (const [username, linked] of [['ops', true], ['site-admin', true], ['rad', false]] as const) {
+      const { context, page } = await newPage();
+      await page.goto(`${system.url}/`);
+      await page.fill('#login-form input[name=username]', username);
+      await page.fill('#login-form input[name=password]', PASSWORD);
+      await page.click('#login-form button[type=submit]');
+      await page.waitForSelector('#sign-out');
+      expect(await page.locator('#admin-link').count(), username).toBe(linked ? 1 : 0);
+      await context.close();
+    }
+  });
+
+  it("an admin resets a user's password from the page (shown once), disables and enables them, and rotates and expires a key", async () => {
+    await system.core.services.auth.createUser({ username: 'rad-page', password: PASSWORD, role: 'radiologist', siteIds: ['site-a'] });
+    const { context, page } = await newPage();
+    await signIn(page, 'site-admin');
+    const row = page.locator('#users tr[data-user="rad-page"]');
+    await row.waitFor();
+    expect(await page.locator('#users tr[data-user="rad"]').count()).toBe(0); // rad also works at site B: not this admin's
+
+    await row.locator('button.reset-password').click();
+    await page.waitForSelector('#new-secret:not([hidden])');
+    const password = (await page.textContent('#new-secret-value'))!;
+    expect(password.length).toBeGreaterThanOrEqual(16);
+    const signIn2 = (pw: string) => fetch(`${system.url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'rad-page', password: pw }) }).then((r) => r.status);
+    expect(await signIn2(password)).toBe(200);
+    await page.click('#new-secret-done');
+    expect(await page.locator('#new-secret-value').count()).toBe(0); // gone for good
+
+    await row.locator('button.disable').click();
+    await page.waitForSelector('#users tr[data-user="rad-page"] button.enable');
+    expect(await signIn2(password)).toBe(401);
+    await page.locator('#users tr[data-user="rad-page"] button.enable').click();
+    await page.waitForSelector('#users tr[data-user="rad-page"] button.disable');
+    expect(await signIn2(password)).toBe(200);
+
+    const keyId = system.keys.a.split('_')[1];
+    expect(await page.locator('#api-keys tr').count()).toBe(1); // site A's key only
+    await page.locator(`#api-keys tr[data-key="${keyId}"] button.rotate`).click();
+    await page.waitForSelector('#new-secret:not([hidden])');
+    const newKey = (await page.textContent('#new-secret-value'))!;
+    expect(newKey).toMatch(/^ft_[0-9a-f]{12}_/);
+    const upload = async (key: string) => { const b = multipart([makeDx().bytes]); return (await stow(system, b.body, b.contentType, { key })).status; };
+    expect(await upload(newKey)).toBe(200);
+    await page.waitForSelector(`#api-keys tr[data-key="${keyId}"] button.expire`);
+    await page.locator(`#api-keys tr[data-key="${keyId}"] button.expire`).click();
+    await page.waitForSelector(`#api-keys tr[data-key="${keyId}"] .state.bad`);
+    expect(await upload(system.keys.a)).toBe(401);
+    const actions = (await system.core.repos.audit.list({ limit: 20 })).filter((a) => a.actor_type === 'user').map((a) => a.action);
+    expect(actions).toEqual(expect.arrayContaining(['user.reset_password', 'user.disable', 'user.enable', 'api_key.create', 'api_key.expire']));
+    expect(external).toEqual([]);
+    await context.close();
+  }, 120_000);
 });

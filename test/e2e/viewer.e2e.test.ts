@@ -214,6 +214,25 @@ describe('radiologist viewer, end to end (API + worker processes, headless Chrom
       expect(stats.lit / stats.pixels, `study ${id}`).toBeGreaterThan(0.05);
       expect(stats.levels, `study ${id}`).toBeGreaterThan(30);
     }
+    // The Deflated samples rendered above were inflated by the server (bounded, issue 16 H1): the file
+    // the viewer loads is Explicit VR Little Endian, and the loader's own inflater refuses to run.
+    const deflated = await system.core.database.db.selectFrom('instances').select('id')
+      .where('site_id', '=', 'site-a').where('transfer_syntax_uid', '=', '1.2.840.10008.1.2.1.99').execute();
+    expect(deflated.length).toBeGreaterThan(0);
+    for (const { id } of deflated) {
+      const served = Buffer.from(await (await page.request.get(`${system.url}/api/instances/${id}/file`)).body());
+      const meta = served.subarray(0, 144 + served.readUInt32LE(140)).toString('latin1');
+      expect(meta).toContain('1.2.840.10008.1.2.1\0');
+      expect(meta).not.toContain('1.2.840.10008.1.2.1.99');
+    }
+    expect(await page.evaluate(() => {
+      try {
+        (window as unknown as { pako: { inflateRaw(b: Uint8Array): unknown } }).pako.inflateRaw(new Uint8Array([3, 0]));
+        return 'inflated';
+      } catch (error) {
+        return String(error);
+      }
+    })).toMatch(/not inflated in the browser/);
   }, 90_000);
 
   it('a radiologist of site A never sees site B, and the reverse', async () => {

@@ -7,6 +7,7 @@ import { loadConfig } from '../../services/core/config.js';
 import { createCore, type Core } from '../../services/core/core.js';
 import { createLogger } from '../../services/core/logger.js';
 import { DEFAULT_MODEL_DIR } from '../../services/inference/defaultModel.js';
+import { freePort } from './redis-server.js';
 import { REDIS_URL } from './system.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -53,7 +54,7 @@ function waitForLine(child: ChildProcess, text: string, timeoutMs = 60_000): Pro
 
 export async function startProcessSystem(env: Record<string, string> = {}): Promise<ProcessSystem> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-proc-'));
-  const port = String(22000 + Math.floor(Math.random() * 20000));
+  const port = String(await freePort());
   const fullEnv: Record<string, string> = {
     DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, REDIS_URL,
     QUEUE_PREFIX: `ft-proc-${randomBytes(4).toString('hex')}`, PORT: port, LOG_LEVEL: 'info', MODEL_DIR,

@@ -2,14 +2,22 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { Redis } from 'ioredis';
 
-/** A TCP port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
+/**
+ * A TCP port nothing listens on right now, for a child process to listen on. Drawn from below
+ * the kernel's ephemeral range (32768–60999 here): a port the OS hands out itself (listen(0)) can
+ * be taken by any outgoing connection (Redis, PostgreSQL, HTTP) in the seconds before the child
+ * binds it, which made process tests fail with EADDRINUSE on a busy machine.
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
 }
 
 /**

@@ -36,3 +36,22 @@ export function referencedSops(json: unknown, out = new Set<string>()): Set<stri
   }
   return out;
 }
+
+/** The bodies of a multipart/related message (STOW-RS request, WADO-RS answer), byte for byte. */
+export function multipartBodies(message: Buffer, contentType: string): Buffer[] {
+  const boundary = /boundary="?([^";]+)"?/.exec(contentType)?.[1];
+  if (!boundary) throw new Error(`no boundary in ${contentType}`);
+  const delimiter = Buffer.from(`--${boundary}`);
+  const bodies: Buffer[] = [];
+  let at = message.indexOf(delimiter);
+  while (at >= 0) {
+    const next = message.indexOf(delimiter, at + delimiter.length);
+    if (next < 0) break;
+    const part = message.subarray(at + delimiter.length, next);
+    const headersEnd = part.indexOf('\r\n\r\n');
+    // The part ends with the CRLF that precedes the next delimiter.
+    bodies.push(Buffer.from(part.subarray(headersEnd + 4, part.length - 2)));
+    at = next;
+  }
+  return bodies;
+}

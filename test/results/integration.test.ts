@@ -123,16 +123,13 @@ describe('results: CLI destinations, signed webhook, results API, quiet period',
       expect(body.disclaimer).toMatch(/not a diagnosis/);
       expect(JSON.stringify(body)).not.toMatch(/TEST\^PATIENT|PID0001/);
 
-      // A PACS that forwards the study back to us (with our own Secondary Capture) starts no new version.
+      // A PACS that forwards the study back to us sends our own Secondary Capture: it is already
+      // stored (as our own instance), so it is acknowledged as a duplicate and starts nothing.
       const version = (await results.repo.latestVersion(study.studyId))!;
-      const sc = (JSON.parse(version.objects) as { kind: string; storageKey: string; sopInstanceUid: string }[]).find((o) => o.kind === 'sc')!;
-      expect((await ingestDirect(system.core, await system.core.repos.storage.readDerived(sc.storageKey))).status).toBe('stored');
-      const echoed = (await system.core.repos.instances.findBySop('site-a', sc.sopInstanceUid))!;
-      expect(echoed.study_id).toBe(study.studyId);
-      await system.core.repos.aiResults.store({
-        instance_id: echoed.id, site_id: 'site-a', study_id: study.studyId, status: 'not_applicable', model_name: 'test-model', model_version: '9.9',
-        backend: 'cpu', reason: 'modality OT', queued_at: null, started_at: Date.now(), stored_at: Date.now(),
-      });
+      const sc = (JSON.parse(version.objects) as { kind: string; sopInstanceUid: string }[]).find((o) => o.kind === 'sc')!;
+      const ours = (await system.core.repos.instances.findBySop('site-a', sc.sopInstanceUid))!;
+      expect(ours).toMatchObject({ study_id: study.studyId, origin: 'ai' });
+      expect((await ingestDirect(system.core, await system.core.repos.storage.readFile(ours.storage_key))).status).toBe('duplicate');
       expect((await results.service.prepare(study.studyId)).outcome).toBe('unchanged');
       expect(ris.calls).toHaveLength(3);
     } finally {

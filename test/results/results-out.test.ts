@@ -11,6 +11,7 @@ import { loadFractureModel, type FractureModel } from '../../services/inference/
 import { resultsFor, ResultsWorker, type Results } from '../../services/results/index.js';
 import type { StoredOutput } from '../../services/results/results.service.js';
 import { COMPREHENSIVE_SR } from '../../services/results/structured-report.js';
+import { GRAYSCALE_SOFTCOPY_PRESENTATION_STATE } from '../../services/results/presentation-state.js';
 import { SECONDARY_CAPTURE } from '../../services/results/secondary-capture.js';
 import { makeDx } from '../helpers/dicom.js';
 import { ingestDirect } from '../helpers/ingest.js';
@@ -99,7 +100,7 @@ describe.skipIf(!orthancAvailable() || !hasModel)('AI results into a PACS: SR + 
     await system?.close();
   }, 60_000);
 
-  it('sends each classified sample study an SR referencing every source image and a Secondary Capture per scored image, over STOW-RS and C-STORE', async () => {
+  it('sends each classified sample study an SR referencing every source image and a Secondary Capture and presentation state per scored image, over STOW-RS and C-STORE', async () => {
     const sent = (rows: Awaited<ReturnType<typeof deliveries>>, destination: number) => rows.filter((d) => d.destination_id === destination && d.status === 'sent').length;
     const destinations = await results.repo.listDestinations('site-a');
     const [stowId, dimseId] = ['pacs-stow', 'pacs-dimse'].map((n) => destinations.find((d) => d.name === n)!.id);
@@ -119,6 +120,7 @@ describe.skipIf(!orthancAvailable() || !hasModel)('AI results into a PACS: SR + 
         // The PACS has our objects in the source study: exactly one SR, one SC per scored image.
         expect(held.filter((i) => i.sopClass === COMPREHENSIVE_SR).map((i) => i.sop)).toEqual([sr.sopInstanceUid]);
         expect(held.filter((i) => i.sopClass === SECONDARY_CAPTURE).map((i) => i.sop).sort()).toEqual(objects.filter((o) => o.kind === 'sc').map((o) => o.sopInstanceUid).sort());
+        expect(held.filter((i) => i.sopClass === GRAYSCALE_SOFTCOPY_PRESENTATION_STATE).map((i) => i.sop).sort()).toEqual(objects.filter((o) => o.kind === 'pr').map((o) => o.sopInstanceUid).sort());
         const metadata = await wadoMetadata(orthanc, studyUid, sr.seriesUid, sr.sopInstanceUid);
         const referenced = referencedSops(metadata);
         for (const source of sources) expect(referenced.has(source)).toBe(true);
@@ -126,12 +128,13 @@ describe.skipIf(!orthancAvailable() || !hasModel)('AI results into a PACS: SR + 
     }
   }, 240_000);
 
-  it('writes SRs and Secondary Captures that dsrdump, dcmdump and dciodvfy read without errors', async () => {
+  it('writes SRs, Secondary Captures and presentation states that dsrdump, dcmdump and dciodvfy read without errors', async () => {
     const all = (await versions()).flatMap((v) => JSON.parse(v.objects) as StoredOutput[]);
-    expect(all.some((o) => o.kind === 'sr') && all.some((o) => o.kind === 'sc')).toBe(true);
+    expect(all.some((o) => o.kind === 'sr') && all.some((o) => o.kind === 'sc') && all.some((o) => o.kind === 'pr')).toBe(true);
     let flaggedBoxes = 0;
     for (const object of all) {
-      const bytes = await system.core.repos.storage.readDerived(object.storageKey);
+      // Stored as our own instance: what WADO-RS serves and what went to the PACS.
+      const bytes = await system.core.repos.storage.readFile((await system.core.repos.instances.get(object.instanceId!))!.storage_key);
       const dump = await check('dcmdump', bytes);
       expect(dump.code, dump.output).toBe(0);
       expect(errorLines(dump.output), dump.output).toEqual([]);
@@ -149,8 +152,12 @@ describe.skipIf(!orthancAvailable() || !hasModel)('AI results into a PACS: SR + 
         } else {
           expect(sr.output).toMatch(/No fracture found|Not applicable|Unreadable/);
         }
-      } else {
+      } else if (object.kind === 'sc') {
         expect(dump.output).toMatch(/\(0028,0301\) CS \[YES\]/);
+      } else {
+        expect(object.kind).toBe('pr');
+        expect(dump.output).toMatch(/\(0070,0006\) ST \[AI decision support, not a diagnosis/);
+        expect(dump.output).toContain(`(0008,1155) UI [${object.sourceSopInstanceUid}]`);
       }
     }
     // The fractured samples give boxes (the worker test holds the model to its flag rate).

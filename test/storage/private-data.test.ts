@@ -3,6 +3,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDx, multipart } from '../helpers/dicom.js';
+import { startProcessSystem, waitFor, type ProcessSystem } from '../helpers/processes.js';
 import { login, PASSWORD } from '../helpers/session.js';
 import { startSystem, stow, type TestSystem } from '../helpers/system.js';
 
@@ -93,4 +94,24 @@ describe('data at rest and storage limits', { timeout: 90_000 }, () => {
       await db.deleteFrom('sessions').where('id_hash', 'like', 'filler-%').execute();
     }
   });
+});
+
+describe('partial upload files after a crash (API as its own process)', () => {
+  let system: ProcessSystem | undefined;
+  afterAll(() => system?.stop());
+
+  it('are swept at start once no upload wrote to them for two idle timeouts; a recent one stays', async () => {
+    system = await startProcessSystem({ UPLOAD_IDLE_TIMEOUT_SEC: '30' });
+    const tmp = path.join(system.env.DATA_DIR, 'tmp');
+    fs.mkdirSync(tmp, { recursive: true });
+    const stale = path.join(tmp, 'left-by-a-crash.part');
+    const recent = path.join(tmp, 'upload-in-progress.part');
+    fs.writeFileSync(stale, 'half an upload');
+    fs.writeFileSync(recent, 'half an upload');
+    const old = (Date.now() - 61_000) / 1000; // just past 2 × 30 s
+    fs.utimesSync(stale, old, old);
+    await system.startApi();
+    await waitFor(async () => !fs.existsSync(stale), 20_000, 'the stale partial file to be swept');
+    expect(fs.existsSync(recent)).toBe(true);
+  }, 90_000);
 });

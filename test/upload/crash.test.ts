@@ -7,6 +7,7 @@ import { loadConfig } from '../../services/core/config.js';
 import { createCore } from '../../services/core/core.js';
 import { createLogger } from '../../services/core/logger.js';
 import { makeDx, multipart } from '../helpers/dicom.js';
+import { freePort } from '../helpers/redis-server.js';
 import { REDIS_URL } from '../helpers/system.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -23,9 +24,10 @@ function runServer(env: Record<string, string>) {
   return { child, ready };
 }
 
+const port = String(await freePort());
+
 describe('a process killed between writing the file and committing its row', () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-crash-'));
-  const port = String(20000 + Math.floor(Math.random() * 20000));
   const env = {
     DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, REDIS_URL,
     QUEUE_PREFIX: `ft-crash-${process.pid}`, PORT: port, LOG_LEVEL: 'info',

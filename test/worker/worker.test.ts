@@ -5,6 +5,7 @@ import { parseInstance } from '../../services/dicom/index.js';
 import { ingestDirect } from '../helpers/ingest.js';
 import { corruptJpegLossless, makeDx, scrambledJpegLossless } from '../helpers/dicom.js';
 import { exited, MODEL_DIR, startProcessSystem, waitFor, type ProcessSystem } from '../helpers/processes.js';
+import { freePort } from '../helpers/redis-server.js';
 
 const samples = path.resolve(import.meta.dirname, '../../samples');
 const hasModel = fs.existsSync(path.join(MODEL_DIR, 'manifest.json'));
@@ -21,7 +22,7 @@ describe.skipIf(!hasModel)('classify worker (real Redis, real SQLite, worker pro
   it('gives every sample a result, flags applicable images, and marks the chest image not applicable', async () => {
     system = await startProcessSystem();
     const s = system;
-    const metricsPort = String(30000 + Math.floor(Math.random() * 20000));
+    const metricsPort = String(await freePort());
     await s.startWorker({ WORKER_METRICS_PORT: metricsPort });
     const files = fs.readdirSync(path.join(samples, 'fracatlas')).map((f) => path.join(samples, 'fracatlas', f))
       .concat(fs.readdirSync(path.join(samples, 'real-cr')).map((f) => path.join(samples, 'real-cr', f)));

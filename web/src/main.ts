@@ -35,6 +35,8 @@ function showLogin(message?: string) {
 }
 
 function header(user: User) {
+  // A superadmin may do everything an admin may (services/api/plugins/auth.ts hasRole).
+  const isAdmin = user.role === 'admin' || user.role === 'superadmin';
   const out = h('button', { class: 'link', id: 'sign-out' }, 'Sign out');
   out.addEventListener('click', async () => {
     await signOut().catch(() => undefined);
@@ -46,9 +48,9 @@ function header(user: User) {
     h('span', { class: 'ai-label badge' }, AI_LABEL),
     h('span', { class: 'spacer' }),
     h('span', { class: 'who' }, `${user.displayName} · ${user.role} · ${user.siteIds.join(', ') || 'no site'}`),
-    user.role === 'admin' ? h('a', { href: '/api/reviews/export?format=csv', download: '' }, 'Export decisions (CSV)') : null,
-    user.role === 'admin' ? h('a', { href: '/api/reviews/export?format=json', download: '' }, 'JSON') : null,
-    user.role === 'admin' ? h('a', { href: '/admin.html' }, 'Admin') : null,
+    isAdmin ? h('a', { href: '/api/reviews/export?format=csv', download: '' }, 'Export decisions (CSV)') : null,
+    isAdmin ? h('a', { href: '/api/reviews/export?format=json', download: '' }, 'JSON') : null,
+    isAdmin ? h('a', { href: '/admin.html', id: 'admin-link' }, 'Admin') : null,
     out);
 }
 

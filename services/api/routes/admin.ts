@@ -10,6 +10,7 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import type { Core } from '../../core/core.js';
 import type { Actor, JobScope } from '../../core/services/queue-admin.service.js';
 import { SESSION_COOKIE, hasRole, type Authenticate } from '../plugins/auth.js';
+import { accountRoutes } from './admin-accounts.js';
 import { webDistDir } from './web.js';
 import { AdminActionsSchema, FailedJobsSchema, OverviewSchema, ThroughputSchema } from '../../contract/index.js';
 
@@ -108,6 +109,8 @@ export async function adminRoutes(app: FastifyInstance, core: Core, authenticate
     }, async (request) => admin.drain(actor(request)));
 
     scope.get('/api/admin/actions', { schema: { tags, summary: 'Recent audited queue actions', response: { 200: AdminActionsSchema } } }, async (request) => admin.recentActions(20, scopeOf(request)));
+
+    accountRoutes(scope, core);
   });
 
   // The dashboard page: code only, no data (that comes from /api/admin/*). Without a session it

@@ -122,13 +122,19 @@ export interface InstancesTable {
   actor_id: string | null;
 }
 
-/** The door an instance came in by: STOW-RS, the single-file upload API, or a DIMSE C-STORE. */
-export type IngestOrigin = 'stow' | 'api' | 'dimse';
+/**
+ * The door an instance came in by: STOW-RS, the single-file upload API, a DIMSE C-STORE, or `ai`:
+ * an object our AI made (its SR and Secondary Captures), stored so QIDO-RS / WADO-RS serve it. An
+ * `ai` instance is never classified, counted as an image, rolled up, shown to decide on or a
+ * trigger for sending results (see ORIGINAL_IMAGE in instance.repository.ts).
+ */
+export type IngestOrigin = 'stow' | 'api' | 'dimse' | 'ai';
 
 export interface AuditLogTable {
   id: Generated<number>;
   at: number;
-  actor_type: 'api_key' | 'user' | 'system' | 'dicom_ae';
+  /** `device`: our AI algorithm (name/version), e.g. storing the SR it made. */
+  actor_type: 'api_key' | 'user' | 'system' | 'dicom_ae' | 'device';
   actor_id: string | null;
   site_id: string | null;
   action: string;
@@ -266,7 +272,7 @@ export interface ResultVersionsTable {
   content_hash: string;
   sr_sop_uid: string;
   sr_series_uid: string;
-  /** JSON: [{ sopInstanceUid, sopClassUid, seriesUid, storageKey, kind: 'sr' | 'sc' }] */
+  /** JSON: [{ kind: 'sr' | 'sc' | 'pr', sopInstanceUid, sopClassUid, seriesUid, instanceId (stored as our own instance) or storageKey (older versions: derived/ only), sourceSopInstanceUid? }] */
   objects: string;
   /** JSON: the webhook / results-API summary (flag, score, model, images). No patient names or IDs. */
   summary: string;

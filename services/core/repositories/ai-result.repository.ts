@@ -1,6 +1,7 @@
 import { writeTransaction, type Db } from '../db/database.js';
 import type { AiFlag, AiResult, AiResultsTable, Study, StudyAiFlag } from '../db/schema.js';
 import type { Insertable } from 'kysely';
+import { ORIGINAL_IMAGE } from './instance.repository.js';
 
 export type NewAiResult = Omit<Insertable<AiResultsTable>, 'id'>;
 
@@ -47,7 +48,7 @@ export class AiResultRepository {
       const before = await trx.selectFrom('studies').select(['id', 'site_id', 'ai_state', 'ai_flag', 'ai_score']).where('id', '=', result.study_id).executeTakeFirstOrThrow();
       const rows = await trx.selectFrom('instances').leftJoin('ai_results', 'ai_results.instance_id', 'instances.id')
         .select(['ai_results.status as status', 'ai_results.flag as flag', 'ai_results.probability as probability'])
-        .where('instances.study_id', '=', result.study_id).execute();
+        .where('instances.study_id', '=', result.study_id).where(ORIGINAL_IMAGE).execute();
       const complete = rows.every((r) => r.status !== null);
       let flag: Study['ai_flag'] = null;
       let score: number | null = null;

@@ -1,6 +1,13 @@
 import type { Db } from '../db/database.js';
 import type { AuditEntry } from '../db/schema.js';
 
+/** Who made a change: a signed-in user (their id) or the system (the CLI, demo mode). */
+export interface AuditActor {
+  type: 'user' | 'system';
+  id: string;
+}
+export const CLI_ACTOR: AuditActor = { type: 'system', id: 'cli' };
+
 export type AuditInput = Omit<AuditEntry, 'at' | 'details'> & { details?: Record<string, unknown> };
 
 /** Append-only record of who read or changed what. Details must not carry patient names or IDs. */

@@ -1,3 +1,4 @@
+import { sql, type SqlBool } from 'kysely';
 import type { Db } from '../db/database.js';
 import { GroupCommit } from '../db/group-commit.js';
 import type { IngestOrigin, Instance, InstanceStatus, NewInstance, Series, Study } from '../db/schema.js';
@@ -8,6 +9,16 @@ export interface StoredObject {
   sizeBytes: number;
   storageKey: string;
 }
+
+/**
+ * An image as received from the hospital, not an object our AI made (origin `ai`: its SR and
+ * Secondary Captures, stored so DICOMweb serves them). Only originals are classified, counted,
+ * rolled up into the study's AI flag, shown in the viewer, decided on, or make a study's results
+ * due: an `ai` object counted as an image would leave the study waiting for its own result, or
+ * make a new version of the results each time one is stored. Rows from before origins were
+ * recorded (null) are originals. For queries on the `instances` table under its own name.
+ */
+export const ORIGINAL_IMAGE = sql<SqlBool>`(instances.origin is null or instances.origin <> 'ai')`;
 
 /** How an instance arrived and who sent it (recorded on its row). */
 export interface InstanceSource {
@@ -36,6 +47,8 @@ export class InstanceRepository {
   /**
    * Records a new instance (and its study and series, if new) in one transaction.
    * Returns undefined when another request stored the same SOP Instance UID first.
+   * An object our AI made (origin `ai`) is recorded as done (there is nothing to classify) and
+   * leaves the study as it was: its priority, and its AI state that the object reports on.
    */
   async insert(
     siteId: string, meta: InstanceMetadata, object: StoredObject, priority: number, source: InstanceSource,
@@ -43,6 +56,7 @@ export class InstanceRepository {
     withRow?: (row: Instance, trx: Db) => Promise<void>,
   ): Promise<Instance | undefined> {
     const now = Date.now();
+    const own = source.origin === 'ai';
     // Grouped with concurrent uploads' inserts: one commit for all, each answered after it.
     return this.group.run(async (trx) => {
       await trx.insertInto('studies').values({
@@ -102,24 +116,24 @@ export class InstanceRepository {
         // Recorded as handed to the queue: the caller adds the job (deterministic id) right after this
         // commit, and the reconciler re-adds the job of any unfinished row Redis lacks, so a separate
         // "queued" commit after the add would only cost a second WAL fsync per image.
-        status: 'queued',
+        status: own ? 'done' : 'queued',
         priority,
         received_at: now,
-        queued_at: now,
+        queued_at: own ? null : now,
         origin: source.origin,
         actor_id: source.actorId,
       };
       const inserted = await trx.insertInto('instances').values(row)
         .onConflict((oc) => oc.columns(['site_id', 'sop_instance_uid']).doNothing())
         .returningAll().executeTakeFirst();
-      if (inserted) {
+      if (inserted && !own) {
         // A study only ever becomes more urgent: a later STAT image raises it, a routine one never
         // lowers it. A new image also means the study's AI read is not complete any more.
         await trx.updateTable('studies')
           .set({ priority: Math.min(priority, study.priority), ai_state: 'pending', updated_at: now })
           .where('id', '=', study.id).execute();
-        await withRow?.(inserted, trx);
       }
+      if (inserted) await withRow?.(inserted, trx);
       return inserted;
     });
   }
@@ -131,7 +145,7 @@ export class InstanceRepository {
   /** What the worker needs to classify one instance. */
   forClassification(id: number) {
     return this.db.selectFrom('instances').innerJoin('series', 'series.id', 'instances.series_id')
-      .select(['instances.id', 'instances.site_id', 'instances.study_id', 'instances.storage_key', 'instances.sop_class_uid',
+      .select(['instances.id', 'instances.site_id', 'instances.study_id', 'instances.storage_key', 'instances.sop_class_uid', 'instances.origin',
         'instances.rows', 'instances.columns', 'instances.received_at', 'instances.queued_at', 'series.modality', 'series.body_part'])
       .where('instances.id', '=', id).executeTakeFirst();
   }
@@ -142,10 +156,10 @@ export class InstanceRepository {
       .where('id', 'in', ids).where('status', '=', 'stored').execute();
   }
 
-  /** Instances the record says are not finished; the reconciler checks each has a job. */
+  /** Original images the record says are not finished; the reconciler checks each has a job (our own objects never get one). */
   listUnfinished(afterId: number, limit: number): Promise<Pick<Instance, 'id' | 'site_id' | 'sop_instance_uid' | 'status' | 'priority'>[]> {
     return this.db.selectFrom('instances').select(['id', 'site_id', 'sop_instance_uid', 'status', 'priority'])
-      .where('status', 'in', ['stored', 'queued', 'processing'] satisfies InstanceStatus[])
+      .where('status', 'in', ['stored', 'queued', 'processing'] satisfies InstanceStatus[]).where(ORIGINAL_IMAGE)
       .where('id', '>', afterId).orderBy('id').limit(limit).execute();
   }
 

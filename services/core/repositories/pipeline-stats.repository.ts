@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
+import { ORIGINAL_IMAGE } from './instance.repository.js';
 
 export interface MinuteStats {
   /** Start of the minute, epoch ms. */
@@ -122,7 +123,7 @@ export class PipelineStatsRepository {
   }
 
   async instancesByStatus(): Promise<Record<string, number>> {
-    const rows = await this.db.selectFrom('instances').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('status').execute();
+    const rows = await this.db.selectFrom('instances').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).where(ORIGINAL_IMAGE).groupBy('status').execute();
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
   }
 

@@ -1,5 +1,6 @@
 import { writeTransaction, type Db } from '../db/database.js';
 import type { Review, ReviewDecision } from '../db/schema.js';
+import { ORIGINAL_IMAGE } from './instance.repository.js';
 
 export interface ReviewInput {
   studyId: number;
@@ -49,9 +50,9 @@ export class ReviewRepository {
     });
   }
 
-  /** Ids of the study's images at its site: the only ones a decision, box or measurement may name. */
+  /** Ids of the study's original images at its site: the only ones a decision, box or measurement may name (never our own SR / captures). */
   async studyInstanceIds(studyId: number, siteId: string): Promise<Set<number>> {
-    const rows = await this.db.selectFrom('instances').select('id').where('study_id', '=', studyId).where('site_id', '=', siteId).execute();
+    const rows = await this.db.selectFrom('instances').select('id').where('study_id', '=', studyId).where('site_id', '=', siteId).where(ORIGINAL_IMAGE).execute();
     return new Set(rows.map((r) => Number(r.id)));
   }
 
@@ -84,7 +85,7 @@ export class ReviewRepository {
         'ai_results.boxes as ai_boxes', 'ai_results.model_name as model_name', 'ai_results.model_version as model_version',
         'studies.ai_flag as study_ai_flag', 'studies.ai_score as study_ai_score',
       ])
-      .where('reviews.site_id', 'in', siteIds);
+      .where('reviews.site_id', 'in', siteIds).where(ORIGINAL_IMAGE);
     if (!opts.includeSuperseded) query = query.where('reviews.superseded_at', 'is', null);
     if (opts.from !== undefined) query = query.where('reviews.created_at', '>=', opts.from);
     if (opts.to !== undefined) query = query.where('reviews.created_at', '<', opts.to);

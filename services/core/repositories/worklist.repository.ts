@@ -1,6 +1,7 @@
 import { sql, type Expression, type OrderByDirection, type RawBuilder, type SqlBool } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { Study } from '../db/schema.js';
+import { ORIGINAL_IMAGE } from './instance.repository.js';
 
 /** What the worklist shows for the AI: the study roll-up, with "pending" while results are outstanding. */
 export type WorklistAiState = 'pending' | 'definite' | 'doubt' | 'unreadable' | 'none' | 'failed' | 'not_applicable';
@@ -125,7 +126,7 @@ export class WorklistRepository {
       base.selectAll('studies')
         .select([
           sql<string | null>`(select min(series.body_part) from series where series.study_id = studies.id)`.as('body_part'),
-          sql<number>`(select count(*) from instances where instances.study_id = studies.id)`.as('images'),
+          sql<number>`(select count(*) from instances where instances.study_id = studies.id and ${ORIGINAL_IMAGE})`.as('images'),
           unreadableReason.as('unreadable_reason'),
         ])
         .$call((q) => worklistOrder(sort).reduce((acc, [term, dir]) => acc.orderBy(term, dir), q))
@@ -153,7 +154,7 @@ export class WorklistRepository {
     return this.db.selectFrom('studies').selectAll().where('site_id', 'in', siteIds).where('id', '=', studyId).executeTakeFirst();
   }
 
-  /** The study's images with their series and AI result (if any), in display order. */
+  /** The study's images (originals: not our own SR / Secondary Captures) with their series and AI result (if any), in display order. */
   studyImages(studyId: number) {
     return this.db.selectFrom('instances')
       .innerJoin('series', 'series.id', 'instances.series_id')
@@ -169,17 +170,17 @@ export class WorklistRepository {
         'ai_results.heatmap_key as ai_heatmap_key', 'ai_results.model_name as ai_model_name', 'ai_results.model_version as ai_model_version',
         'ai_results.reason as ai_reason',
       ])
-      .where('instances.study_id', '=', studyId)
+      .where('instances.study_id', '=', studyId).where(ORIGINAL_IMAGE)
       .orderBy('series.series_number').orderBy('series.id').orderBy('instances.instance_number').orderBy('instances.id')
       .execute();
   }
 
-  /** An instance the caller may see (site scope), with what the file and heat-map routes need. */
+  /** An original image the caller may see (site scope), with what the file and heat-map routes need. */
   getInstance(siteIds: string[], instanceId: number) {
     if (!siteIds.length) return Promise.resolve(undefined);
     return this.db.selectFrom('instances').leftJoin('ai_results', 'ai_results.instance_id', 'instances.id')
       .select(['instances.id as id', 'instances.site_id as site_id', 'instances.study_id as study_id', 'instances.storage_key as storage_key',
-        'instances.size_bytes as size_bytes', 'ai_results.heatmap_key as heatmap_key'])
-      .where('instances.site_id', 'in', siteIds).where('instances.id', '=', instanceId).executeTakeFirst();
+        'instances.size_bytes as size_bytes', 'instances.transfer_syntax_uid as transfer_syntax_uid', 'ai_results.heatmap_key as heatmap_key'])
+      .where('instances.site_id', 'in', siteIds).where('instances.id', '=', instanceId).where(ORIGINAL_IMAGE).executeTakeFirst();
   }
 }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { AuditRepository } from '../repositories/audit.repository.js';
+import { CLI_ACTOR, type AuditActor, type AuditRepository } from '../repositories/audit.repository.js';
 import type { SiteRepository } from '../repositories/site.repository.js';
 
 /**
@@ -18,12 +18,12 @@ export class ApiKeyService {
     return site;
   }
 
-  async createKey(siteId: string, label: string): Promise<{ id: string; key: string }> {
+  async createKey(siteId: string, label: string, by: AuditActor = CLI_ACTOR): Promise<{ id: string; key: string }> {
     if (!(await this.sites.get(siteId))) throw new Error(`no site "${siteId}"`);
     const id = randomBytes(6).toString('hex');
     const secret = randomBytes(32).toString('base64url');
     await this.sites.addKey({ id, site_id: siteId, label, key_hash: hashSecret(secret), created_at: Date.now() });
-    await this.audit.record({ actor_type: 'system', actor_id: 'cli', site_id: siteId, action: 'api_key.create', target_type: 'api_key', target_id: id });
+    await this.audit.record({ actor_type: by.type, actor_id: by.id, site_id: siteId, action: 'api_key.create', target_type: 'api_key', target_id: id });
     return { id, key: `ft_${id}_${secret}` };
   }
 
@@ -37,19 +37,19 @@ export class ApiKeyService {
   }
 
   /** Makes a key stop working at `expiresAt` (epoch ms); false when there is no active key with that id. */
-  async expireKey(id: string, expiresAt: number, actor = 'cli'): Promise<boolean> {
+  async expireKey(id: string, expiresAt: number, by: AuditActor = CLI_ACTOR): Promise<boolean> {
     const key = await this.sites.getKey(id);
     const updated = await this.sites.setKeyExpiry(id, expiresAt);
-    if (updated) await this.audit.record({ actor_type: 'system', actor_id: actor, site_id: key?.site_id ?? null, action: 'api_key.expire', target_type: 'api_key', target_id: id, details: { expires_at: expiresAt } });
+    if (updated) await this.audit.record({ actor_type: by.type, actor_id: by.id, site_id: key?.site_id ?? null, action: 'api_key.expire', target_type: 'api_key', target_id: id, details: { expires_at: expiresAt } });
     return updated;
   }
 
   /** A new key for the same site and label; the old one keeps working until `oldExpiresAt`, so senders can switch over. */
-  async rotateKey(id: string, oldExpiresAt: number): Promise<{ id: string; key: string }> {
+  async rotateKey(id: string, oldExpiresAt: number, by: AuditActor = CLI_ACTOR): Promise<{ id: string; key: string }> {
     const old = await this.sites.getKey(id);
     if (!old || old.revoked_at !== null) throw new Error(`no active key ${id}`);
-    const fresh = await this.createKey(old.site_id, old.label);
-    await this.expireKey(id, Math.min(oldExpiresAt, old.expires_at ?? Infinity));
+    const fresh = await this.createKey(old.site_id, old.label, by);
+    await this.expireKey(id, Math.min(oldExpiresAt, old.expires_at ?? Infinity), by);
     return fresh;
   }
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { UserRole } from '../db/schema.js';
-import type { AuditRepository } from '../repositories/audit.repository.js';
+import { CLI_ACTOR, type AuditActor, type AuditRepository } from '../repositories/audit.repository.js';
 import type { RateLimitRepository, SessionsEnded } from '../repositories/rate-limit.repository.js';
 import type { SiteRepository } from '../repositories/site.repository.js';
 import type { UserRepository } from '../repositories/user.repository.js';
@@ -26,6 +26,9 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const actual = await scryptAsync(password, Buffer.from(salt, 'base64url'), { N: Number(n), r: Number(r), p: Number(p), maxmem: SCRYPT.maxmem });
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }
+
+/** A new random password (16 characters), shown once by whoever generated it. */
+export const generatePassword = () => randomBytes(12).toString('base64url');
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 
@@ -144,24 +147,25 @@ export class AuthService {
   }
 
   /** Sets a new password and ends the user's sessions; `enable` also lifts a disable. */
-  async resetPassword(username: string, password: string, opts: { enable?: boolean; actor?: string } = {}): Promise<void> {
+  async resetPassword(username: string, password: string, opts: { enable?: boolean; by?: AuditActor } = {}): Promise<void> {
     this.checkPassword(password);
     const user = await this.existing(username);
     await this.users.setPassword(user.id, await hashPassword(password));
     await this.users.endSessions(user.id);
     if (opts.enable) await this.users.setDisabled(user.id, false);
     await this.limits.publishSessionsEnded({ userId: user.id });
-    await this.audit.record({ actor_type: 'system', actor_id: opts.actor ?? 'cli', action: 'user.reset_password', target_type: 'user', target_id: String(user.id), details: { enabled: Boolean(opts.enable) } });
+    const by = opts.by ?? CLI_ACTOR;
+    await this.audit.record({ actor_type: by.type, actor_id: by.id, action: 'user.reset_password', target_type: 'user', target_id: String(user.id), details: { enabled: Boolean(opts.enable) } });
   }
 
   /** Disables a user (their sessions end and their open event streams close) or enables them again. */
-  async setDisabled(username: string, disabled: boolean, actor = 'cli'): Promise<void> {
+  async setDisabled(username: string, disabled: boolean, by: AuditActor = CLI_ACTOR): Promise<void> {
     const user = await this.existing(username);
     await this.users.setDisabled(user.id, disabled);
     if (disabled) {
       await this.users.endSessions(user.id);
       await this.limits.publishSessionsEnded({ userId: user.id });
     }
-    await this.audit.record({ actor_type: 'system', actor_id: actor, action: disabled ? 'user.disable' : 'user.enable', target_type: 'user', target_id: String(user.id) });
+    await this.audit.record({ actor_type: by.type, actor_id: by.id, action: disabled ? 'user.disable' : 'user.enable', target_type: 'user', target_id: String(user.id) });
   }
 }

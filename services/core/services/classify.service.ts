@@ -63,6 +63,8 @@ export class ClassifyService {
     const instance = await this.instances.forClassification(instanceId);
     // No row: the record was removed after the job was queued. Nothing to classify, nothing to retry.
     if (!instance) throw new PermanentJobError(`instance ${instanceId} is not in the database`);
+    // Our own SR / Secondary Capture: never classified (no result, not even "not applicable").
+    if (instance.origin === 'ai') throw new PermanentJobError(`instance ${instanceId} is an object our AI made, not an image to classify`);
     const existing = await this.results.byInstance(instanceId);
     if (existing && existing.status !== 'failed') return 'already-done';
 

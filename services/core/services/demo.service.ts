@@ -70,7 +70,7 @@ export class DemoService {
       const user = await this.users.byUsername(username);
       if (!user || user.disabled_at !== null) continue;
       if ((await this.users.siteIds(user.id)).join() !== DEMO_SITE) continue; // a real account that took the name
-      await this.auth.setDisabled(username, true, 'system');
+      await this.auth.setDisabled(username, true, { type: 'system', id: 'system' });
       retired.users.push(username);
     }
     for (const key of await this.sites.listKeys(DEMO_SITE)) {

@@ -8,10 +8,14 @@ import { StudyPatientConflictError, type InstanceRepository } from '../repositor
 import { ObjectTooLargeError, type StorageRepository, type TempObject, type TempObjectWriter } from '../repositories/storage.repository.js';
 
 export interface IngestContext {
-  /** The door it came in by: STOW-RS, the single-file upload API, or DIMSE C-STORE. Recorded per instance. */
+  /**
+   * The door it came in by: STOW-RS, the single-file upload API, DIMSE C-STORE, or `ai` for an
+   * object our AI made (SR, Secondary Capture): stored and served like any instance, never queued
+   * for classification. Recorded per instance.
+   */
   origin: IngestOrigin;
   siteId: string;
-  /** Who sent it, recorded per instance and in the audit log: the API key id, or for DIMSE the calling AE title. */
+  /** Who sent it, recorded per instance and in the audit log: the API key id, for DIMSE the calling AE title, for `ai` the algorithm ("name/version"). */
   actorId: string;
   /** STOW to /studies/{uid}: every instance must belong to that study. */
   expectedStudyUid?: string;
@@ -194,7 +198,9 @@ export class IngestService {
     }
     failpoint('after-db-commit');
 
-    await this.tryEnqueue(row.id, ctx.siteId, meta.sopInstanceUid, priority);
+    // Our own AI output is not an image to classify: a job would give it a result of its own and
+    // make the study's results due again, which would store another SR, and so on.
+    if (ctx.origin !== 'ai') await this.tryEnqueue(row.id, ctx.siteId, meta.sopInstanceUid, priority);
     return { status: 'stored', ...identify(meta, row.id) };
   }
 
@@ -233,9 +239,11 @@ function isSystemError(error: unknown): boolean {
   return typeof (error as NodeJS.ErrnoException)?.code === 'string' && typeof (error as NodeJS.ErrnoException).errno === 'number';
 }
 
-/** Who the audit log names for a store: a DICOM peer by its AE title, anything else by its API key. */
+const ACTOR_TYPE = { dimse: 'dicom_ae', ai: 'device', stow: 'api_key', api: 'api_key' } as const;
+
+/** Who the audit log names for a store: a DICOM peer by its AE title, our AI by its algorithm, anything else by its API key. */
 function actorOf(ctx: IngestContext) {
-  return { actor_type: ctx.origin === 'dimse' ? 'dicom_ae' as const : 'api_key' as const, actor_id: ctx.actorId };
+  return { actor_type: ACTOR_TYPE[ctx.origin], actor_id: ctx.actorId };
 }
 
 function identify(meta: InstanceMetadata, instanceId: number): Identified {

@@ -1,4 +1,5 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { DEFLATED, inflatedPart10 } from '../../dicom/index.js';
 import { AppError } from '../errors.js';
 import type { AuditRepository } from '../repositories/audit.repository.js';
 import type { ReviewRepository } from '../repositories/review.repository.js';
@@ -26,6 +27,8 @@ export class StudyService {
     private readonly reviews: ReviewRepository,
     private readonly audit: AuditRepository,
     private readonly storage: StorageRepository,
+    /** Bound for inflating a Deflated original for the viewer (MAX_PART_MB, as at ingest). */
+    private readonly maxInflatedBytes?: number,
   ) {}
 
   /** A worklist page in the clinical order, or by one allow-listed column with the clinical order as tiebreak. */
@@ -68,6 +71,13 @@ export class StudyService {
       actor_type: reader.type, actor_id: reader.id, site_id: row.site_id, action: 'instance.retrieve',
       target_type: 'instance', target_id: String(row.id), details: { study_id: row.study_id },
     });
+    if (row.transfer_syntax_uid === DEFLATED) {
+      // The browser's loader would inflate it without a limit: it gets the same data set in
+      // Explicit VR Little Endian, inflated here within the bounds ingest applied.
+      const inflated = await inflatedPart10(await this.storage.readFile(row.storage_key), { maxInflatedBytes: this.maxInflatedBytes })
+        .catch((error: Error) => { throw new AppError('image_not_found', `the stored image cannot be read: ${(error as { reason?: string }).reason ?? error.message}`); });
+      return { sizeBytes: inflated.length, stream: Readable.from([Buffer.from(inflated.buffer, inflated.byteOffset, inflated.byteLength)]) };
+    }
     return { sizeBytes: row.size_bytes, stream: this.storage.createReadStream(row.storage_key) };
   }
 

@@ -8,6 +8,7 @@ import { showDemoBanner } from '../lib/demo-banner.js';
 import { clear, h } from '../lib/dom.js';
 import type { AdminAction, FailedJob, Overview, Throughput, WorkerStatus } from '../../../services/contract/index.js';
 import { PipelineCharts } from './charts.js';
+import { AccountsPanel } from './accounts.js';
 import { DeliveriesPanel } from './deliveries.js';
 import { ago, bytes, duration, shortUid, time } from './format.js';
 
@@ -70,6 +71,7 @@ class Dashboard {
   private readonly actionsBody = h('tbody', { id: 'recent-actions' });
   private readonly message = h('p', { class: 'notice', id: 'action-message', role: 'status' }, '');
   private readonly deliveries = new DeliveriesPanel((text, error) => this.say(text, error));
+  private readonly accounts = new AccountsPanel((text, error) => this.say(text, error));
   private busy = false;
   private finished: number | undefined;
 
@@ -93,7 +95,7 @@ class Dashboard {
         h('a', { href: '/docs' }, 'API docs'),
         h('span', { class: 'spacer' }),
         this.status,
-        h('span', { class: 'who' }, `${this.user.displayName} · admin`),
+        h('span', { class: 'who' }, `${this.user.displayName} · ${this.user.role}`),
         out),
       h('main', { class: 'admin-main' },
         this.message,
@@ -107,6 +109,7 @@ class Dashboard {
             this.failedBody))),
         this.historyBox,
         this.deliveries.element,
+        this.accounts.element,
         h('section', { class: 'panel wide' }, h('h2', {}, 'Recent queue actions (audited)'),
           h('table', { class: 'data' }, h('thead', {}, h('tr', {}, ...['When', 'Who', 'Action', 'Target', 'Details'].map((t) => h('th', {}, t)))), this.actionsBody))));
   }
@@ -116,6 +119,7 @@ class Dashboard {
     void this.loadCharts();
     void this.loadFailed();
     void this.deliveries.load();
+    void this.accounts.load();
     this.timer = window.setInterval(() => { void this.refresh(); void this.deliveries.load(); }, REFRESH_MS);
     this.chartTimer = window.setInterval(() => void this.loadCharts(), REFRESH_MS * 5);
   }

@@ -32,6 +32,12 @@ function initCornerstone() {
   cornerstoneTools.init({ showSVGCursors: false, mouseEnabled: true, touchEnabled: true, globalToolSyncEnabled: false });
   cornerstoneWADOImageLoader.external.cornerstone = cornerstone;
   cornerstoneWADOImageLoader.external.dicomParser = dicomParser;
+  // The loader puts pako on window and dicom-parser inflates Deflated data sets with it, with no
+  // limit (a 1 MB file can inflate to gigabytes in this tab). The server sends Deflated originals
+  // already inflated (/api/instances/:id/file), so a Deflated file here is refused, never inflated.
+  (window as unknown as { pako: unknown }).pako = {
+    inflateRaw() { throw new Error('Deflated DICOM is not inflated in the browser'); },
+  };
   cornerstoneWADOImageLoader.configure({ beforeSend: (xhr: XMLHttpRequest) => { xhr.withCredentials = true; } });
   // The loader starts its workers from a blob: URL; our CSP allows workers only from our own origin,
   // so they start from the same script served at /assets (copied there by web/vite.config.ts).

@@ -1,17 +1,29 @@
 /**
- * The only file that knows dcmjs-dimse (npm). It turns the library's SCP callbacks into the small
- * protocol-neutral interface of DimseHandlers, so the library can be swapped by rewriting this file.
+ * The only module that imports dcmjs-dimse (npm): our DICOM network layer. It turns the library's
+ * SCP callbacks into the small protocol-neutral interface of DimseHandlers (the C-STORE listener,
+ * services/dimse), and its Client into one call that stores objects on a peer (the C-STORE SCU
+ * of services/results), so the library can be swapped by rewriting this file. It imports nothing
+ * of ours: both the listener entry point and the results senders may use it, neither knows the other.
  *
  * What we rely on (dcmjs-dimse 0.3): an Scp subclass per connection; associationRequested; cEchoRequest;
  * C-STORE data sets streamed into a Writable of ours (createStoreWritableStream), so nothing is held
  * whole in memory by the library; createDatasetFromStoreWritableStream runs after the last fragment,
- * and we answer the C-STORE only once our sink has stored and recorded the instance.
+ * and we answer the C-STORE only once our sink has stored and recorded the instance. As SCU: a
+ * Client with one CStoreRequest per object (read from a file), one association for all of them.
+ *
+ * Logging: the library logs through loglevel's root logger at TRACE by default, to the console.
+ * It is silenced when this module loads; routeLibraryLog() sends its INFO and above to our logger
+ * at debug level (connection and association events; data sets are never logged).
  */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import dimse from 'dcmjs-dimse';
 
-const { Scp, Dataset, log: libraryLog } = dimse;
+const { Scp, Client, Dataset, log: libraryLog } = dimse;
 const { PresentationContextResult, RejectResult, RejectSource, RejectReason } = dimse.constants;
 const { CEchoResponse, CStoreResponse } = dimse.responses;
 
@@ -19,6 +31,24 @@ type LibAssociation = InstanceType<typeof dimse.association.Association>;
 type LibContext = InstanceType<typeof dimse.association.PresentationContext>;
 type LibStoreRequest = InstanceType<typeof dimse.requests.CStoreRequest>;
 type LibDataset = InstanceType<typeof Dataset>;
+
+// Nothing on stdout from the library, whoever loads it (a test, the worker, the listener).
+libraryLog.setLevel('silent');
+
+/** The part of our (pino) logger the library's messages go to. */
+export interface LibraryLogSink {
+  debug(obj: object, msg: string): void;
+  isLevelEnabled(level: string): boolean;
+}
+
+/** Sends the library's INFO and above to `log` at debug level; silent unless `log` has debug on. */
+export function routeLibraryLog(log: LibraryLogSink): void {
+  libraryLog.methodFactory = (level) => (...args: unknown[]) => {
+    log.debug({ library: 'dcmjs-dimse', libraryLevel: level }, args.map((a) => (a instanceof Error ? a.message : String(a))).join(' '));
+  };
+  // setLevel rebuilds the logging methods with the factory above.
+  libraryLog.setLevel(log.isLevelEnabled('debug') ? 'info' : 'silent');
+}
 
 export interface ProposedContext {
   id: number;
@@ -102,8 +132,6 @@ export async function listenDimse(opts: {
   maxConnections: number;
   handlers: DimseHandlers;
 }): Promise<DimseListener> {
-  // The library logs through loglevel to the console; our own log says what matters, without its dumps.
-  libraryLog.setLevel('silent');
   const { handlers } = opts;
   const sinks = new WeakMap<LibDataset, Promise<StoreStatus>>();
 
@@ -238,4 +266,57 @@ export async function listenDimse(opts: {
       clearTimeout(timer);
     },
   };
+}
+
+/** A peer to send to: its AE title, host and port, and the AE title we call from. */
+export interface StoreTarget {
+  aeTitle: string;
+  host: string;
+  port: number;
+  callingAeTitle: string;
+}
+
+/** A C-STORE SCU session that could not run: refused association, network error, timeout. */
+export class DimseNetworkError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DimseNetworkError';
+  }
+}
+
+/**
+ * C-STORE SCU: sends each object (a Part 10 file's bytes) on one association and returns the
+ * status the peer answered for each, or undefined where it answered nothing. A refused
+ * association or a network error throws DimseNetworkError; judging the statuses is the caller's.
+ */
+export async function storeObjects(
+  target: StoreTarget,
+  objects: { sopInstanceUid: string; bytes: Uint8Array }[],
+  timeouts: { connectMs: number; associationMs: number; pduMs: number },
+): Promise<{ sopInstanceUid: string; status: number | undefined }[]> {
+  // The library reads the objects from files: a private temp folder, removed afterwards.
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ft-cstore-'));
+  try {
+    const client = new Client();
+    const statuses = new Map<string, number>();
+    for (const object of objects) {
+      const file = path.join(dir, `${randomUUID()}.dcm`);
+      await fs.writeFile(file, object.bytes);
+      const request = new dimse.requests.CStoreRequest(file);
+      request.on('response', (response: { getStatus(): number }) => statuses.set(object.sopInstanceUid, response.getStatus()));
+      client.addRequest(request);
+    }
+    await new Promise<void>((resolve, reject) => {
+      const where = `${target.aeTitle}@${target.host}:${target.port}`;
+      client.on('associationRejected', (result: { reason?: number }) => reject(new DimseNetworkError(`C-STORE to ${where}: association rejected (reason ${result?.reason ?? '?'})`)));
+      client.on('networkError', (error: Error) => reject(new DimseNetworkError(`C-STORE to ${where} failed: ${(error as { code?: string }).code ?? error.message}`)));
+      client.on('closed', () => resolve());
+      client.send(target.host, target.port, target.callingAeTitle, target.aeTitle, {
+        connectTimeout: timeouts.connectMs, associationTimeout: timeouts.associationMs, pduTimeout: timeouts.pduMs,
+      });
+    });
+    return objects.map((o) => ({ sopInstanceUid: o.sopInstanceUid, status: statuses.get(o.sopInstanceUid) }));
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 }

@@ -3,7 +3,7 @@
  *
  *   npm run evaluate -- <labels.csv> <images dir> [--model models/fracatlas-mnv2-v2]
  *                       [--split val|all] [--holdout <csv> --part test] [--out metrics.json]
- *                       [--backend auto|node|wasm|cpu]
+ *                       [--backend auto|node|wasm|cpu] [--scores per-image.csv]
  *
  * --holdout: a CSV with columns image_id, part (training/splits/fracatlas-val-v2.csv); with
  * --part, only the images of that part are evaluated (model v2's untouched test part).
@@ -46,7 +46,7 @@ function parseArgs(argv: string[]) {
     } else pos.push(a);
   }
   if (pos.length < 2) {
-    console.error('usage: npm run evaluate -- <labels.csv> <images dir> [--model dir] [--split val|all] [--holdout csv --part name] [--out file] [--backend b]');
+    console.error('usage: npm run evaluate -- <labels.csv> <images dir> [--model dir] [--split val|all] [--holdout csv --part name] [--out file] [--scores file.csv] [--backend b]');
     process.exit(2);
   }
   return { labels: pos[0], images: pos[1], opt };
@@ -247,6 +247,11 @@ async function main() {
     if ((i + 1) % 100 === 0) console.error(`  ${i + 1}/${rows.length} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   }
 
+  if (opt.scores) {
+    // per-image figures (no pixels, no patient data: FracAtlas file names), for paired comparisons of models
+    const lines = ['image_id,body_part,fractured,raw_score,probability', ...used.map((r, i) => `${r.image_id},${r.body_part ?? ''},${y[i]},${raw[i]},${p[i]}`)];
+    await writeFile(opt.scores, lines.join('\n') + '\n');
+  }
   const op = model.operatingPoints;
   const perBodyPart: Record<string, unknown> = {};
   for (const part of [...new Set(used.map((r) => r.body_part).filter((b): b is string => !!b))].sort()) {

@@ -37,10 +37,14 @@ export async function startApi() {
 
   await app.listen({ host: config.host, port: config.port });
   // Both walk everything stored or pending: run them once listening, so a large store does not delay start.
-  void sweep();
-  void reconcile();
-  const timer = setInterval(reconcile, config.reconcileIntervalSec * 1000);
-  const sweeper = setInterval(sweep, 10 * 60_000);
+  // Behind services/api/cluster.ts only one of the API processes runs them (API_CHORES=0 in the others).
+  const chores = process.env.API_CHORES !== '0';
+  if (chores) {
+    void sweep();
+    void reconcile();
+  }
+  const timer = chores ? setInterval(reconcile, config.reconcileIntervalSec * 1000) : undefined;
+  const sweeper = chores ? setInterval(sweep, 10 * 60_000) : undefined;
 
   let closing = false;
   const shutdown = async (signal: string) => {

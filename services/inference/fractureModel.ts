@@ -22,11 +22,19 @@ export interface ModelManifest {
   inputSize: number;
   normalisation: { mean: number; std: number };
   score: { mode: 'cls' | 'heat_topk' | 'mean'; topk: number };
-  calibration: { type: 'platt'; a: number; b: number };
+  calibration: Calibration;
   operatingPoints: { doubt: number; definite: number };
   heatmap: { stride: number; size: number; boxThresholds: { doubt: number; definite: number } };
   training?: Record<string, unknown>;
 }
+
+/**
+ * Raw score -> probability, fitted on the calibration part by training/train_v2.py: Platt (or
+ * temperature, written as Platt with b = 0) or isotonic (knots, linear in between, flat outside).
+ */
+export type Calibration =
+  | { type: 'platt'; a: number; b: number }
+  | { type: 'isotonic'; x: number[]; p: number[] };
 
 export interface Prediction {
   /** Calibrated probability of a fracture. */
@@ -111,12 +119,39 @@ export function rawScoreFrom(out: RawOutputs, score: ModelManifest['score']): nu
   }
 }
 
+export function calibrate(rawScore: number, c: Calibration): number {
+  if (c.type === 'platt') return sigmoid(c.a * rawScore + c.b);
+  const { x, p } = c;
+  if (rawScore <= x[0]) return p[0];
+  if (rawScore >= x[x.length - 1]) return p[p.length - 1];
+  let i = 1;
+  while (x[i] < rawScore) i++;
+  return p[i - 1] + ((p[i] - p[i - 1]) * (rawScore - x[i - 1])) / (x[i] - x[i - 1]);
+}
+
+/** Refuses a manifest whose calibration the worker cannot apply (a clear error at load, not NaN scores). */
+export function checkCalibration(c: unknown): Calibration {
+  const o = (c ?? {}) as Record<string, unknown>;
+  const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  if (o.type === 'platt' && finite(o.a) && finite(o.b)) return o as unknown as Calibration;
+  if (o.type === 'isotonic' && Array.isArray(o.x) && Array.isArray(o.p)) {
+    const x = o.x as unknown[], p = o.p as unknown[];
+    if (x.length >= 1 && x.length === p.length && x.every(finite) && p.every((v) => finite(v) && (v as number) >= 0 && (v as number) <= 1) &&
+        x.every((v, i) => i === 0 || (v as number) > (x[i - 1] as number)) &&
+        p.every((v, i) => i === 0 || (v as number) >= (p[i - 1] as number))) {
+      return o as unknown as Calibration;
+    }
+  }
+  throw new Error(`model manifest: unsupported or malformed calibration ${JSON.stringify(o).slice(0, 120)}`);
+}
+
 export function flagFor(p: number, op: { doubt: number; definite: number }): Prediction['flag'] {
   return p >= op.definite ? 'definite' : p >= op.doubt ? 'doubt' : 'none';
 }
 
 export async function loadFractureModel(dir: string, opts: { backend?: Backend } = {}): Promise<FractureModel> {
   const manifest = JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')) as ModelManifest;
+  manifest.calibration = checkCalibration(manifest.calibration);
   const backend = await selectBackend(opts.backend ?? 'auto');
   const model = await tf.loadLayersModel(fileIOHandler(path.join(dir, manifest.modelFile ?? 'model.json')));
   const S = manifest.inputSize;
@@ -148,7 +183,7 @@ export async function loadFractureModel(dir: string, opts: { backend?: Backend }
     async predict(input) {
       const out = await raw(input);
       const rawScore = rawScoreFrom(out, manifest.score);
-      const probability = sigmoid(manifest.calibration.a * rawScore + manifest.calibration.b);
+      const probability = calibrate(rawScore, manifest.calibration);
       const flag = flagFor(probability, manifest.operatingPoints);
       const heatmap = new Float32Array(out.heat.length);
       for (let i = 0; i < heatmap.length; i++) heatmap[i] = sigmoid(out.heat[i]);

@@ -22,8 +22,11 @@ export interface ProcessSystem {
   core: Core;
   key: string;
   url: string;
-  /** `openFiles`: start it under `ulimit -n` (its soft open-file limit), as a constrained host would. */
-  startApi(opts?: { openFiles?: number; env?: Record<string, string> }): Promise<ChildProcess>;
+  /**
+   * `openFiles`: start it under `ulimit -n` (its soft open-file limit), as a constrained host would.
+   * `entry`: another API entry point, e.g. 'services/api/cluster.ts' (several API processes, one port).
+   */
+  startApi(opts?: { openFiles?: number; env?: Record<string, string>; entry?: string }): Promise<ChildProcess>;
   startWorker(extra?: Record<string, string>): Promise<ChildProcess>;
   /** The DICOM listener (services/dimse/main.ts); set DIMSE_PORT in the env. */
   startDimse(extra?: Record<string, string>): Promise<ChildProcess>;
@@ -83,7 +86,7 @@ export async function startProcessSystem(env: Record<string, string> = {}): Prom
   return {
     env: fullEnv, core, key, url: `http://127.0.0.1:${port}`,
     async startApi(opts = {}) {
-      const child = spawnTs('services/api/server.ts', opts.env ?? {}, opts.openFiles);
+      const child = spawnTs(opts.entry ?? 'services/api/server.ts', opts.env ?? {}, opts.openFiles);
       child.stdout!.resume();
       child.stderr!.resume();
       await waitFor(async () => {

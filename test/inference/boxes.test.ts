@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { extractBoxes, flagFor } from '../../services/inference/index.js';
+import { calibrate, checkCalibration, extractBoxes, flagFor } from '../../services/inference/index.js';
 
 function heat(size: number, cells: [number, number, number][]) {
   const h = new Float32Array(size * size).fill(0.01);
@@ -82,5 +82,25 @@ describe('flagFor', () => {
     expect(flagFor(0.2, op)).toBe('doubt');
     expect(flagFor(0.59, op)).toBe('doubt');
     expect(flagFor(0.6, op)).toBe('definite');
+  });
+});
+
+describe('calibrate', () => {
+  it('applies Platt and isotonic maps as training/metrics.py does', () => {
+    expect(calibrate(1, { type: 'platt', a: 2, b: -1 })).toBeCloseTo(1 / (1 + Math.exp(-1)), 12);
+    const iso = checkCalibration({ type: 'isotonic', x: [-2, 0, 3], p: [0.05, 0.2, 0.8] });
+    expect(calibrate(-5, iso)).toBe(0.05); // flat outside the knots
+    expect(calibrate(9, iso)).toBe(0.8);
+    expect(calibrate(-1, iso)).toBeCloseTo(0.125, 12); // linear between knots
+    expect(calibrate(1.5, iso)).toBeCloseTo(0.5, 12);
+    expect(calibrate(0, iso)).toBeCloseTo(0.2, 12);
+  });
+
+  it('refuses a calibration it cannot apply, with a clear error', () => {
+    for (const bad of [undefined, { type: 'beta' }, { type: 'platt', a: 'x', b: 0 },
+      { type: 'isotonic', x: [0, 1], p: [0.5] }, { type: 'isotonic', x: [1, 0], p: [0.1, 0.2] },
+      { type: 'isotonic', x: [0, 1], p: [0.3, 0.2] }, { type: 'isotonic', x: [0, 1], p: [0.1, 1.2] }]) {
+      expect(() => checkCalibration(bad)).toThrow(/calibration/);
+    }
   });
 });

@@ -27,6 +27,27 @@ export const APPLICABLE_BODY_PARTS = new Set([
   'HIP', 'PELVIS', 'EXTREMITY',
 ]);
 
+/**
+ * The smallest longer side the worker decodes an image at for a model of `inputSize`: twice the
+ * input, so the letterbox still averages at least 2×2 decoded pixels per model pixel. Decoding only
+ * down to the input size itself moved the probability by up to 0.079 (p95 0.061) on FracAtlas val
+ * at acquisition size; twice the input by up to 0.063 (p95 0.020) — docs/benchmarks/reduced-decode.md.
+ */
+export function decodeLongSide(inputSize: number): number {
+  return 2 * inputSize;
+}
+
+/**
+ * How far below an operating point a score from a reduced decode is scored again at full
+ * resolution: the p95 of the change reduced decoding makes (docs/benchmarks/reduced-decode.md).
+ */
+export const RESCORE_MARGIN = 0.02;
+
+/** True when `p` is under an operating point by less than RESCORE_MARGIN (a reduced decode might have lowered the flag). */
+export function justBelowAnOperatingPoint(p: number, points: { doubt: number; definite: number }): boolean {
+  return [points.doubt, points.definite].some((t) => p < t && p >= t - RESCORE_MARGIN);
+}
+
 export interface ClassifyTiming {
   /** When the job was queued (ms); from the job, else the instance row. */
   queuedAt: number | null;
@@ -87,7 +108,7 @@ export class ClassifyService {
     try {
       const bytes = await this.storage.readFile(instance.storage_key);
       // The model sees inputSize² pixels: a JPEG 2000 image may decode at a reduced wavelet level.
-      const decoded = await this.decoder.decode(bytes, { minLongSide: this.model.inputSize });
+      const decoded = await this.decoder.decode(bytes, { minLongSide: decodeLongSide(this.model.inputSize) });
       const decodedAt = Date.now();
       failpoint('worker-after-decode');
       const verdict = checkPlausibility(decoded.display, decoded.warnings);
@@ -95,8 +116,14 @@ export class ClassifyService {
         await this.save({ ...base, status: 'unreadable', reason: verdict.reason, started_at: started, decoded_at: decodedAt, stored_at: Date.now() }, instance.received_at);
         return 'unreadable';
       }
-      const lb = inOriginalPixels(letterbox(decoded.display, this.model.inputSize), decoded.reduction);
-      const prediction = await this.model.predict(lb.data);
+      let lb = inOriginalPixels(letterbox(decoded.display, this.model.inputSize), decoded.reduction);
+      let prediction = await this.model.predict(lb.data);
+      if (decoded.reduction > 1 && justBelowAnOperatingPoint(prediction.probability, this.model.operatingPoints)) {
+        // A reduced decode must not lower the flag the full image would get: score the full image.
+        const full = await this.decoder.decode(bytes);
+        lb = letterbox(full.display, this.model.inputSize);
+        prediction = await this.model.predict(lb.data);
+      }
       const inferredAt = Date.now();
       const heatmapKey = `${instance.site_id}/${instance.id}/heatmap.png`;
       await this.storage.writeDerived(heatmapKey, renderPng(heatmapOverImage(prediction, lb, decoded.width, decoded.height), 256));

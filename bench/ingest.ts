@@ -1,18 +1,23 @@
 /**
- * npm run bench:ingest [-- --small 400 --large 20 --concurrency 4]
- * npm run bench:ingest -- --vs-orthanc [--rounds 3 --small 200 --large 20]
+ * npm run bench:ingest [-- --small 400 --large 20 --concurrency 4] [--cstore]
+ * npm run bench:ingest -- --vs-orthanc [--rounds 3 --small 200 --large 20] [--cstore]
  *
  * Starts the real API server as a child process (SQLite in a temp folder, the local Redis, no
  * worker), then sends generated 16-bit DX images over STOW-RS, one per request, at the given
  * concurrency, and reports images/s and MB/s per image size. Results go to docs/benchmarks/ingest.md.
  *
- * --vs-orthanc: the same images, the same HTTP client and concurrency against Orthanc (Debian's
- * 1.10 + DICOMweb plugin, started here on a loopback port). For every round and size each server
- * starts from an empty store; the order alternates between rounds, so both see the same machine
- * load. Prints both servers' images/s and our/Orthanc ratio (median of the rounds).
+ * --cstore: the same images by DICOM C-STORE instead — our DICOM listener in its own process,
+ * dcmtk's storescu in `concurrency` processes at once (one association each).
+ *
+ * --vs-orthanc: the same images, the same client and concurrency against Orthanc (Debian's 1.10 +
+ * DICOMweb plugin, test/helpers/orthanc.ts, loopback ports; with --cstore its DICOM port). For every
+ * round and size each server starts from an empty store; the order alternates between rounds, so
+ * both see the same machine load. Prints both servers' images/s and our/Orthanc ratio (median of
+ * the rounds).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,8 +25,7 @@ import { loadConfig } from '../services/core/config.js';
 import { createCore } from '../services/core/core.js';
 import { createLogger } from '../services/core/logger.js';
 import { dxImage, writeDicom } from '../test/helpers/dicom.js';
-import { freePort } from '../test/helpers/redis-server.js';
-import { orthancAvailable, startOrthanc } from './lib/orthanc.js';
+import { freePort, orthancAvailable, startOrthanc } from '../test/helpers/orthanc.js';
 
 const { values } = parseArgs({
   options: {
@@ -30,10 +34,12 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '4' },
     rounds: { type: 'string', default: '3' },
     'vs-orthanc': { type: 'boolean', default: false },
+    cstore: { type: 'boolean', default: false },
     out: { type: 'string', default: 'docs/benchmarks/ingest.md' },
   },
 });
 const vsOrthanc = values['vs-orthanc']!;
+const cstore = values.cstore!;
 const smallCount = Number(values.small ?? (vsOrthanc ? 200 : 400));
 const largeCount = Number(values.large ?? 20);
 const root = path.resolve(import.meta.dirname, '..');
@@ -46,11 +52,13 @@ function image(rows: number, columns: number): Buffer {
   return writeDicom(dxImage({ studyUid: uid(), seriesUid: uid(), sopInstanceUid: uid(), rows, columns, pixels }));
 }
 
-/** A STOW-RS endpoint under test: where to post, how to authenticate, how to shut it down. */
+/** A server under test: where to post (STOW-RS) or C-STORE to, how to authenticate, how to shut it down. */
 interface Server {
   name: string;
   stowUrl: string;
   headers: Record<string, string>;
+  dicom?: { port: number; aet: string };
+  /** The process that receives (its CPU time is reported). */
   pid: number;
   stop(): Promise<void>;
 }
@@ -79,18 +87,46 @@ function cpuMs(pid: number): number {
 
 interface Result { label: string; server: string; count: number; failed: number; seconds: number; imagesPerSec: number; mbPerSec: number; mbPerImage: number; cpuMsPerImage: number }
 
+/**
+ * storescu in `associations` processes at once, each sending its share of the files over one
+ * association; "failed" counts the images of storescu processes that did not exit 0.
+ */
+async function storescu(server: Server, images: Buffer[], associations: number): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-bench-cstore-'));
+  try {
+    const files = images.map((bytes, i) => {
+      const file = path.join(dir, `${i}.dcm`);
+      fs.writeFileSync(file, bytes);
+      return file;
+    });
+    const failed = await Promise.all(Array.from({ length: associations }, (_, a) => new Promise<number>((resolve, reject) => {
+      const share = files.filter((_, i) => i % associations === a);
+      if (!share.length) return resolve(0);
+      const child = spawn('storescu', ['-aet', 'BENCH', '-aec', server.dicom!.aet, '127.0.0.1', String(server.dicom!.port), ...share], { stdio: ['ignore', 'ignore', 'inherit'] });
+      child.once('error', reject);
+      child.once('exit', (code) => resolve(code === 0 ? 0 : share.length));
+    })));
+    return failed.reduce((a, b) => a + b, 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function run(label: string, images: Buffer[], server: Server, concurrency: number): Promise<Result> {
   const bytes = images.reduce((a, b) => a + b.length, 0);
   let next = 0;
   let failed = 0;
   const cpuBefore = cpuMs(server.pid);
   const started = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < images.length) {
-      const status = await post(server, images[next++]);
-      if (status !== 200) failed++;
-    }
-  }));
+  if (cstore) failed = await storescu(server, images, concurrency);
+  else {
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (next < images.length) {
+        const status = await post(server, images[next++]);
+        if (status !== 200) failed++;
+      }
+    }));
+  }
   const seconds = (performance.now() - started) / 1000;
   const count = images.length;
   return {
@@ -99,20 +135,26 @@ async function run(label: string, images: Buffer[], server: Server, concurrency:
   };
 }
 
-/** Our API server alone (no worker), from an empty data folder with one site and key. */
+/** Our API server alone (no worker), or with --cstore our DICOM listener alone, from an empty data folder with one site and key. */
 async function startOurs(): Promise<Server> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-bench-'));
-  const port = String(await freePort());
-  const env = { DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, QUEUE_PREFIX: `ft-bench-${process.pid}-${port}`, PORT: port, LOG_LEVEL: 'warn', MAX_CONCURRENT_UPLOADS: '64', MAX_CONCURRENT_UPLOADS_PER_KEY: '64' };
+  const [port, dimsePort] = [await freePort(), await freePort()];
+  const env = {
+    DATA_DIR: dataDir, DATABASE_URL: `sqlite:${path.join(dataDir, 'db.sqlite')}`, QUEUE_PREFIX: `ft-bench-${process.pid}-${port}`, PORT: String(port), LOG_LEVEL: 'warn',
+    MAX_CONCURRENT_UPLOADS: '64', MAX_CONCURRENT_UPLOADS_PER_KEY: '64', DIMSE_PORT: String(dimsePort), DIMSE_HOST: '127.0.0.1',
+  };
   const core = await createCore(loadConfig({ ...process.env, ...env }), createLogger('silent', 'bench'));
   await core.services.apiKeys.createSite('bench', 'Bench');
   const { key } = await core.services.apiKeys.createKey('bench', 'bench');
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', path.join(root, 'services/api/server.ts')], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  if (cstore) await core.repos.aeTitles.upsert({ aeTitle: 'BENCH', siteId: 'bench', host: null });
+  const entry = cstore ? 'services/dimse/main.ts' : 'services/api/server.ts';
+  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', path.join(root, entry)], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   child.stdout!.resume();
   const url = `http://127.0.0.1:${port}`;
+  const up = () => (cstore ? accepts(dimsePort) : fetch(`${url}/healthz`).then((r) => r.ok, () => false));
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode})`);
-    if (await fetch(`${url}/healthz`).then((r) => r.ok, () => false)) break;
+    if (await up()) break;
     if (i > 600) throw new Error('server did not come up');
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -120,6 +162,7 @@ async function startOurs(): Promise<Server> {
     name: 'fracture-triage',
     stowUrl: `${url}/dicomweb/studies`,
     headers: { authorization: `Bearer ${key}` },
+    dicom: { port: dimsePort, aet: core.config.dimse.aeTitle },
     pid: child.pid!,
     async stop() {
       const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -132,9 +175,17 @@ async function startOurs(): Promise<Server> {
   };
 }
 
+/** Whether something accepts TCP connections on the loopback port (the DICOM listener is up). */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 async function startOrthancServer(): Promise<Server> {
   const orthanc = await startOrthanc();
-  return { name: 'Orthanc', stowUrl: `${orthanc.dicomWebUrl}/studies`, headers: {}, pid: orthanc.pid, stop: () => orthanc.stop() };
+  return { name: 'Orthanc', stowUrl: `${orthanc.dicomWebUrl}/studies`, headers: {}, dicom: { port: orthanc.dicomPort, aet: orthanc.aet }, pid: orthanc.pid, stop: () => orthanc.stop() };
 }
 
 const sizes = [
@@ -154,8 +205,12 @@ async function measure(start: () => Promise<Server>, size: (typeof sizes)[number
   }
 }
 
+const how = cstore
+  ? `DICOM C-STORE: dcmtk storescu in ${concurrency} processes at once (one association each), to our DICOM listener in its own process`
+  : `One STOW-RS request per image (uncompressed Explicit VR LE), ${concurrency} at a time, API server in its own process`;
+const loadAtStart = os.loadavg()[0];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const machine = () => `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, shared with other work while measured (load average at start ${os.loadavg()[0].toFixed(1)}); Node ${process.version}; files in a temp folder on the local disk; Redis on localhost.`;
+const machine = () => `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, shared with other work while measured (load average at start ${loadAtStart.toFixed(1)}, at the end ${os.loadavg()[0].toFixed(1)}); Node ${process.version}; files in a temp folder on the local disk; Redis on localhost.`;
 
 async function soloMain(): Promise<string[]> {
   const results: Result[] = [];
@@ -166,9 +221,9 @@ async function soloMain(): Promise<string[]> {
   return [
     '# Ingest benchmark',
     '',
-    `Command: \`npm run bench:ingest -- --small ${smallCount} --large ${largeCount} --concurrency ${concurrency}\``,
+    `Command: \`npm run bench:ingest -- --small ${smallCount} --large ${largeCount} --concurrency ${concurrency}${cstore ? ' --cstore' : ''}\``,
     machine(),
-    `Date: ${new Date().toISOString().slice(0, 10)}. One STOW-RS request per image (uncompressed Explicit VR LE), ${concurrency} at a time, API server in its own process, no worker; each image is fsynced, recorded and queued before its response.`,
+    `Date: ${new Date().toISOString().slice(0, 10)}. ${how}, no worker; each image is fsynced, recorded and queued before its response.`,
     '',
     '| images | count | failed | seconds | images/s | MB/s | MB/image | server CPU ms/image |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
@@ -201,9 +256,9 @@ async function vsOrthancMain(): Promise<string[]> {
   return [
     '# Ingest benchmark: fracture-triage vs Orthanc',
     '',
-    `Command: \`npm run bench:ingest -- --vs-orthanc --rounds ${rounds} --small ${smallCount} --large ${largeCount} --concurrency ${concurrency}\``,
+    `Command: \`npm run bench:ingest -- --vs-orthanc --rounds ${rounds} --small ${smallCount} --large ${largeCount} --concurrency ${concurrency}${cstore ? ' --cstore' : ''}\``,
     machine(),
-    `Date: ${new Date().toISOString().slice(0, 10)}. Orthanc 1.10 (Debian) + DICOMweb plugin with its default settings, versus our API process alone (no worker). Same generated 16-bit DX files (uncompressed Explicit VR LE, fresh UIDs) to both, the same HTTP client (Node fetch), ${concurrency} concurrent STOW-RS requests of one instance each; every server starts from an empty store for each round and size (after 20 warm-up images of 256²); the order alternates between rounds. Ours answers only after the file and its directory are fsynced, the row committed (SQLite WAL, synchronous=FULL) and the job queued.`,
+    `Date: ${new Date().toISOString().slice(0, 10)}. Orthanc 1.10 (Debian) + DICOMweb plugin with its default settings, versus our ${cstore ? 'DICOM listener' : 'API'} process alone (no worker). Same generated 16-bit DX files (uncompressed Explicit VR LE, fresh UIDs) to both, ${cstore ? `dcmtk storescu in ${concurrency} processes at once (one association each)` : `the same HTTP client (Node fetch), ${concurrency} concurrent STOW-RS requests of one instance each`}; every server starts from an empty store for each round and size (after 20 warm-up images of 256²); the order alternates between rounds. Ours answers only after the file and its directory are fsynced, the row committed (SQLite WAL, synchronous=FULL) and the job queued.`,
     '',
     'Median of the rounds (ratio = ours / Orthanc; CPU = the server process\'s user+system time per image, less sensitive to the shared machine than wall-clock rates):',
     '',
@@ -221,7 +276,7 @@ async function vsOrthancMain(): Promise<string[]> {
 }
 
 async function main() {
-  if (vsOrthanc && !orthancAvailable) {
+  if (vsOrthanc && !orthancAvailable()) {
     console.log('bench:ingest --vs-orthanc skipped: Orthanc or its DICOMweb plugin is not installed (apt install orthanc orthanc-dicomweb)');
     return;
   }

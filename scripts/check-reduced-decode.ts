@@ -22,7 +22,7 @@ import jpeg from 'jpeg-js';
 import { decodeInstance, letterbox, resize, type DecodedImage } from '../services/imaging/index.js';
 import { loadFractureModel, type FractureModel } from '../services/inference/index.js';
 import { DEFAULT_MODEL_DIR } from '../services/inference/defaultModel.js';
-import { decodeLongSide, justBelowAnOperatingPoint, RESCORE_MARGIN } from '../services/core/services/classify.service.js';
+import { decodeLongSide, justBelowAnOperatingPoint, RESCORE_MARGIN_LOGIT } from '../services/core/services/classify.service.js';
 import { encapsulatedPixelData, imageElements, writeDicom } from '../test/helpers/images.js';
 
 const { values } = parseArgs({
@@ -144,7 +144,7 @@ function report(model: FractureModel, started: number, sampleRows: Row[], atlasR
     'scored by the model; |Δ| is the absolute change of the calibrated fracture probability. The same run also scores decoding',
     'one wavelet level further (longer side only ≥ the model input: the first policy, replaced because of these figures).',
     '',
-    `"p reduced" is what the worker stores: when the reduced score fell less than ${RESCORE_MARGIN} under an operating point, the worker scores the full image again and stores that (${all.filter((r) => r.rescored).length} of ${all.length} reduced files here; the alternative column does not apply this rule).`,
+    `"p reduced" is what the worker stores: when the reduced score fell less than ${RESCORE_MARGIN_LOGIT} in log-odds under an operating point, the worker scores the full image again and stores that (${all.filter((r) => r.rescored).length} of ${all.length} reduced files here; the alternative column does not apply this rule).`,
     '',
     `**Tolerance: |Δ probability| ≤ ${tolerance}, and no flag may change.** ${over.length === 0 && flips.length === 0 ? 'Met on every file.' : `NOT met: ${over.length} file(s) above the tolerance, ${flips.length} flag change(s) (listed below).`}`,
     '',

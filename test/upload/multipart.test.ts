@@ -27,7 +27,7 @@ describe('streaming multipart/related reader', () => {
     Buffer.from(`--${boundary}--\r\nepilogue`),
   ]);
 
-  it.each([1, 2, 3, 7, 64, 100_000])('gives identical parts whatever the chunking (%i-byte chunks)', async (size) => {
+  it.each([1, 2, 3, 7, 8, 9, 11, 13, 64, 100_000])('gives identical parts whatever the chunking (%i-byte chunks)', async (size) => {
     const parts = await collect(raw, boundary, size);
     expect(parts.map((p) => p.body.toString('hex'))).toEqual(bodies.map((b) => b.toString('hex')));
     expect(parts[0].headers['content-type']).toBe('application/dicom');

@@ -110,7 +110,7 @@ describe.skipIf(!hasOpj)('boxes from a reduced JPEG 2000 decode, through the wor
   });
 
   it('scores the full image again when the reduced one lands just below an operating point', async () => {
-    // 0.09 is within RESCORE_MARGIN under "doubt" (0.1): the full-resolution score (0.12) is the one stored.
+    // 0.09 is within RESCORE_MARGIN_LOGIT under "doubt" (0.1; log-odds −2.31 vs −2.20): the full-resolution score (0.12) is the one stored.
     const { reductions, result } = await classifyWith(brightBoxModel([0.09, 0.12]));
     expect(reductions).toEqual([4, 1]);
     expect([result.probability, result.flag]).toEqual([0.12, 'doubt']);

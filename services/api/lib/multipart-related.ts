@@ -107,7 +107,16 @@ export async function readMultipartRelated(
   try {
     for await (const chunk of source) {
       if ((state as State) === 'done') continue; // epilogue: read and ignore
-      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      if ((state as State) === 'body' && buf.length < delimiter.length && chunk.length >= delimiter.length
+        && Buffer.concat([buf, chunk.subarray(0, delimiter.length - 1)]).indexOf(delimiter) < 0) {
+        // Mid-part, only the held-back tail (shorter than a delimiter) is pending and no delimiter
+        // starts in it: it is body. Pass it on and take the chunk as it is, rather than copying
+        // every chunk of a large part into a new buffer (a copy per network read, and the GC).
+        if (buf.length) await sink!.write(buf);
+        buf = chunk;
+      } else {
+        buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      }
       while (await step());
     }
     if ((state as State) !== 'done') {

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, SqliteAdapter, sql } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest } from './migrations.js';
+import { sqliteThreadDialect } from './sqlite-thread.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -43,15 +43,9 @@ export async function openDatabase(url: string, opts: { schema?: string } = {}):
 
   const file = url.replace(/^sqlite:/, '');
   if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
-  const sqlite = new SQLite(file);
-  // Names, IDs and password hashes: readable by this user only (the WAL files follow the file's mode).
-  if (file !== ':memory:') fs.chmodSync(file, 0o600);
   // WAL + synchronous=FULL: a committed row survives a power cut, which is what lets us say "stored".
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = FULL');
-  sqlite.pragma('busy_timeout = 5000');
-  sqlite.pragma('foreign_keys = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  // The connection lives on its own thread (sqliteThreadDialect): commits and lock waits do not stop the event loop.
+  const db = new Kysely<Database>({ dialect: sqliteThreadDialect(file, ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 5000', 'foreign_keys = ON']) });
   await migrateToLatest(db, 'sqlite');
   return { db, dialect: 'sqlite', close: () => db.destroy() };
 }

@@ -14,8 +14,9 @@ export type AuditInput = Omit<AuditEntry, 'at' | 'details'> & { details?: Record
 export class AuditRepository {
   constructor(private readonly db: Db) {}
 
-  async record(entry: AuditInput): Promise<void> {
-    await this.db.insertInto('audit_log').values({
+  /** `trx`: write the entry inside the caller's transaction (committed with the change it records). */
+  async record(entry: AuditInput, trx: Db = this.db): Promise<void> {
+    await trx.insertInto('audit_log').values({
       ...entry,
       at: Date.now(),
       details: entry.details ? JSON.stringify(entry.details) : null,

@@ -1,5 +1,6 @@
 import { sql, type SqlBool } from 'kysely';
 import type { Db } from '../db/database.js';
+import { GroupCommit } from '../db/group-commit.js';
 import type { IngestOrigin, Instance, InstanceStatus, NewInstance, Series, Study } from '../db/schema.js';
 import type { InstanceMetadata } from '../../dicom/index.js';
 
@@ -27,7 +28,12 @@ export interface InstanceSource {
 
 /** Studies, series and instances: the record of what was received and what is pending. */
 export class InstanceRepository {
-  constructor(private readonly db: Db) {}
+  /** Inserts from concurrent uploads share one commit (see GroupCommit). */
+  private readonly group: GroupCommit;
+
+  constructor(private readonly db: Db) {
+    this.group = new GroupCommit(db);
+  }
 
   findBySop(siteId: string, sopInstanceUid: string): Promise<Instance | undefined> {
     return this.db.selectFrom('instances').selectAll()
@@ -44,10 +50,15 @@ export class InstanceRepository {
    * An object our AI made (origin `ai`) is recorded as done (there is nothing to classify) and
    * leaves the study as it was: its priority, and its AI state that the object reports on.
    */
-  async insert(siteId: string, meta: InstanceMetadata, object: StoredObject, priority: number, source: InstanceSource): Promise<Instance | undefined> {
+  async insert(
+    siteId: string, meta: InstanceMetadata, object: StoredObject, priority: number, source: InstanceSource,
+    /** Writes that must commit with the new row (its audit entry); not run when the row already existed. */
+    withRow?: (row: Instance, trx: Db) => Promise<void>,
+  ): Promise<Instance | undefined> {
     const now = Date.now();
     const own = source.origin === 'ai';
-    return this.db.transaction().execute(async (trx) => {
+    // Grouped with concurrent uploads' inserts: one commit for all, each answered after it.
+    return this.group.run(async (trx) => {
       await trx.insertInto('studies').values({
         site_id: siteId,
         study_uid: meta.studyInstanceUid,
@@ -102,10 +113,13 @@ export class InstanceRepository {
         sha256: object.sha256,
         size_bytes: object.sizeBytes,
         storage_key: object.storageKey,
-        status: own ? 'done' : 'stored',
+        // Recorded as handed to the queue: the caller adds the job (deterministic id) right after this
+        // commit, and the reconciler re-adds the job of any unfinished row Redis lacks, so a separate
+        // "queued" commit after the add would only cost a second WAL fsync per image.
+        status: own ? 'done' : 'queued',
         priority,
         received_at: now,
-        queued_at: null,
+        queued_at: own ? null : now,
         origin: source.origin,
         actor_id: source.actorId,
       };
@@ -119,6 +133,7 @@ export class InstanceRepository {
           .set({ priority: Math.min(priority, study.priority), ai_state: 'pending', updated_at: now })
           .where('id', '=', study.id).execute();
       }
+      if (inserted) await withRow?.(inserted, trx);
       return inserted;
     });
   }

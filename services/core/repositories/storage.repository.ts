@@ -19,7 +19,16 @@ export interface TempObject {
   tempPath: string;
   sha256: string;
   sizeBytes: number;
+  /** The bytes as written, when small enough to keep (saves reading the file back to parse it). */
+  bytes?: Buffer;
+  /** Renamed into place by `commit`: nothing left to discard. */
+  committed?: boolean;
 }
+
+/** Chunks are gathered into writes of about this size: one system call per MiB, not per network packet. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+/** Objects up to this size are kept in memory while written, for parsing; larger ones are read back. */
+const KEEP_BYTES = 64 * 1024 * 1024;
 
 /** Raised when a part is larger than the limit; the writer has already discarded its bytes. */
 export class ObjectTooLargeError extends Error {
@@ -29,14 +38,20 @@ export class ObjectTooLargeError extends Error {
 }
 
 /**
- * Streams bytes to a temporary file while hashing them. Nothing is kept in memory beyond the
- * chunk being written; `finish()` fsyncs, so what the caller renames into place is on disk.
+ * Streams bytes to a temporary file while hashing them; `finish()` fsyncs, so what the caller
+ * renames into place is on disk. Chunks are written in batches of ~1 MiB, and an object of up to
+ * KEEP_BYTES is also kept in memory (the parser needs it whole anyway; reading the file back cost
+ * four more file operations per object). Chunks passed to `write` must not be changed afterwards:
+ * HTTP bodies and DIMSE PDVs are fresh buffers.
  */
 export class TempObjectWriter {
   private readonly hash = createHash('sha256');
   private size = 0;
   private tooLarge = false;
   private closed = false;
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
+  private kept: Buffer[] | undefined = [];
 
   private constructor(readonly tempPath: string, private readonly handle: fsp.FileHandle, private readonly maxBytes: number) {}
 
@@ -56,21 +71,38 @@ export class TempObjectWriter {
       return;
     }
     this.hash.update(chunk);
-    let offset = 0;
-    while (offset < chunk.length) {
-      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset);
-      offset += bytesWritten;
+    if (this.kept && this.size <= KEEP_BYTES) this.kept.push(chunk);
+    else this.kept = undefined;
+    this.batch.push(chunk);
+    this.batchBytes += chunk.length;
+    if (this.batchBytes >= WRITE_BATCH_BYTES) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    let buffers = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    while (buffers.length) {
+      let { bytesWritten } = await this.handle.writev(buffers);
+      // A short write: drop what went out and write the rest.
+      while (buffers.length && bytesWritten >= buffers[0].length) bytesWritten -= buffers.shift()!.length;
+      if (bytesWritten > 0) buffers = [buffers[0].subarray(bytesWritten), ...buffers.slice(1)];
     }
   }
 
   async finish(): Promise<TempObject> {
     if (this.tooLarge) throw new ObjectTooLargeError(this.maxBytes);
+    await this.flush();
     await this.handle.sync();
     await this.close();
-    return { tempPath: this.tempPath, sha256: this.hash.digest('hex'), sizeBytes: this.size };
+    const bytes = this.kept ? Buffer.concat(this.kept, this.size) : undefined;
+    this.kept = undefined;
+    return { tempPath: this.tempPath, sha256: this.hash.digest('hex'), sizeBytes: this.size, bytes };
   }
 
   async abort(): Promise<void> {
+    this.batch = [];
+    this.kept = undefined;
     await this.close();
     await fsp.rm(this.tempPath, { force: true });
   }
@@ -130,9 +162,9 @@ export class StorageRepository {
     return TempObjectWriter.open(this.tempDir, this.maxPartBytes);
   }
 
-  /** A finished temp file's bytes (for parsing before it is committed). */
+  /** A finished temp file's bytes (for parsing before it is committed): kept from the write, or read back. */
   readTemp(temp: TempObject): Promise<Buffer> {
-    return fsp.readFile(temp.tempPath);
+    return temp.bytes ? Promise.resolve(temp.bytes) : fsp.readFile(temp.tempPath);
   }
 
   async diskUsage(): Promise<DiskUsage> {
@@ -150,13 +182,29 @@ export class StorageRepository {
     return this.inside(this.objectsDir, storageKey);
   }
 
+  /** Shard folders known to exist: each made once, not checked before every rename. */
+  private readonly madeDirs = new Set<string>();
+
   /** Moves a finished temp file into place and makes the rename durable. */
   async commit(temp: TempObject, siteId: string): Promise<string> {
     const key = this.keyFor(siteId, temp.sha256);
     const target = this.pathOf(key);
     const dir = path.dirname(target);
-    await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
-    await fsp.rename(temp.tempPath, target);
+    if (!this.madeDirs.has(dir)) {
+      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+      this.madeDirs.add(dir);
+    }
+    try {
+      await fsp.rename(temp.tempPath, target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !fs.existsSync(temp.tempPath)) throw error;
+      // The folder went away under us (removed by hand): make it again.
+      this.madeDirs.delete(dir);
+      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+      this.madeDirs.add(dir);
+      await fsp.rename(temp.tempPath, target);
+    }
+    temp.committed = true;
     await fsyncDir(dir);
     return key;
   }
@@ -173,7 +221,8 @@ export class StorageRepository {
     await fsp.rm(this.pathOf(storageKey), { force: true });
   }
 
-  async discardTemp(temp: { tempPath: string }): Promise<void> {
+  async discardTemp(temp: { tempPath: string; committed?: boolean }): Promise<void> {
+    if (temp.committed) return;
     await fsp.rm(temp.tempPath, { force: true });
   }
 

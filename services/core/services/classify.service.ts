@@ -38,14 +38,20 @@ export function decodeLongSide(inputSize: number): number {
 }
 
 /**
- * How far below an operating point a score from a reduced decode is scored again at full
- * resolution: the p95 of the change reduced decoding makes (docs/benchmarks/reduced-decode.md).
+ * How far below an operating point (in log-odds) a score from a reduced decode is scored again at
+ * full resolution, so a reduced decode can never be what removes a flag. Measured on FracAtlas val
+ * at acquisition size, reduced decoding moved the log-odds by at most 0.35 (the probability by at
+ * most 0.063, p95 0.020: docs/benchmarks/reduced-decode.md). Log-odds, not probability, because a
+ * Platt-calibrated score moves by about the same log-odds wherever it sits, so a probability
+ * margin would be too wide near "doubt" (p ≈ 0.08) and too narrow near "definite" (p ≈ 0.45).
  */
-export const RESCORE_MARGIN = 0.02;
+export const RESCORE_MARGIN_LOGIT = 0.4;
 
-/** True when `p` is under an operating point by less than RESCORE_MARGIN (a reduced decode might have lowered the flag). */
+const logit = (p: number) => Math.log(p / (1 - p));
+
+/** True when `p` is under an operating point by less than RESCORE_MARGIN_LOGIT (a reduced decode might have lowered the flag). */
 export function justBelowAnOperatingPoint(p: number, points: { doubt: number; definite: number }): boolean {
-  return [points.doubt, points.definite].some((t) => p < t && p >= t - RESCORE_MARGIN);
+  return [points.doubt, points.definite].some((t) => p < t && logit(p) >= logit(t) - RESCORE_MARGIN_LOGIT);
 }
 
 export interface ClassifyTiming {

@@ -73,8 +73,9 @@ const ENQUEUE_TIMEOUT_MS = 2_000;
  * The one door into the store, whatever the protocol (STOW-RS, the upload API, DIMSE C-STORE):
  * the caller says where an object came from (IngestContext) and hands over its bytes; this turns
  * them into a stored, recorded, queued instance, in the order that makes "stored" true when we
- * say it: temp file fsynced and renamed → row committed → job queued. If queueing fails the row
- * stays "stored" and the reconciler queues it later.
+ * say it: temp file fsynced and renamed → row (with its audit entry, status "queued") committed →
+ * job added under its deterministic id. If the add fails the row is still unfinished and the
+ * reconciler adds the missing job later; the id makes a second add a no-op, so it runs once.
  */
 export class IngestService {
   constructor(
@@ -179,7 +180,9 @@ export class IngestService {
     const priority = ctx.priority ?? priorityFromDicom(meta.requestedPriority);
     let row: Awaited<ReturnType<InstanceRepository['insert']>>;
     try {
-      row = await this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority, { origin: ctx.origin, actorId: ctx.actorId });
+      // The audit entry commits with the row: one commit (one fsync) per group of uploads, not two per upload.
+      row = await this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority, { origin: ctx.origin, actorId: ctx.actorId },
+        (inserted, trx) => this.audit.record({ ...actorOf(ctx), site_id: ctx.siteId, action: 'instance.store', target_type: 'instance', target_id: String(inserted.id), details: { origin: ctx.origin } }, trx));
     } catch (error) {
       // Not recorded, so not stored: take the file back now rather than leave it to the orphan sweep
       // (unless a row does point to it: an identical upload that got in first).
@@ -195,7 +198,6 @@ export class IngestService {
     }
     failpoint('after-db-commit');
 
-    await this.audit.record({ ...actorOf(ctx), site_id: ctx.siteId, action: 'instance.store', target_type: 'instance', target_id: String(row.id), details: { origin: ctx.origin } });
     // Our own AI output is not an image to classify: a job would give it a result of its own and
     // make the study's results due again, which would store another SR, and so on.
     if (ctx.origin !== 'ai') await this.tryEnqueue(row.id, ctx.siteId, meta.sopInstanceUid, priority);
@@ -224,7 +226,6 @@ export class IngestService {
         this.jobs.add({ siteId, sopInstanceUid }, { instanceId, siteId }, { priority }),
         new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('enqueue timed out')), ENQUEUE_TIMEOUT_MS); }),
       ]);
-      await this.instances.markQueued([instanceId]);
     } catch (error) {
       this.log.warn({ instanceId, err: error }, 'could not queue; the reconciler will retry');
     } finally {

@@ -1,0 +1,211 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import {
+  CompiledQuery, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler,
+  type DatabaseConnection, type Dialect, type Driver, type Kysely, type QueryResult,
+} from 'kysely';
+
+/**
+ * SQLite on its own thread. better-sqlite3 is synchronous: run on the main thread, every COMMIT
+ * (a WAL fsync with synchronous=FULL) and every busy wait on a lock held by another process stops
+ * the event loop, so no other upload's bytes and no other answer move meanwhile (the ingest
+ * profile: a third of the API's busy time). Here one worker thread owns the one connection and the
+ * main thread only posts statements and awaits their results; durability is unchanged (same file,
+ * same pragmas, a commit resolves only after SQLite returned from it).
+ *
+ * Written as a CommonJS string so it runs the same under tsx and from the compiled output.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const SQLite = require(workerData.module);
+let db;
+try {
+  db = new SQLite(workerData.file);
+  // Names, IDs and password hashes: readable by this user only (the WAL files follow the file's mode).
+  if (workerData.file !== ':memory:') fs.chmodSync(workerData.file, 0o600);
+  for (const p of workerData.pragmas) db.pragma(p);
+  parentPort.postMessage({ ready: true });
+} catch (e) {
+  parentPort.postMessage({ ready: false, error: { message: String(e && e.message || e), code: e && e.code } });
+}
+// Kysely sends the same few statement texts over and over: prepare each once.
+const statements = new Map();
+function prepare(sql) {
+  let stmt = statements.get(sql);
+  if (!stmt) {
+    stmt = db.prepare(sql);
+    if (statements.size >= 500) statements.delete(statements.keys().next().value);
+    statements.set(sql, stmt);
+  }
+  return stmt;
+}
+const bind = (p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p);
+parentPort.on('message', (msg) => {
+  if (msg.close) { try { db && db.close(); } finally { parentPort.postMessage({ id: msg.id, closed: true }); } return; }
+  try {
+    const stmt = prepare(msg.sql);
+    const params = msg.params.map(bind);
+    if (stmt.reader) parentPort.postMessage({ id: msg.id, rows: stmt.all(params) });
+    else {
+      const { changes, lastInsertRowid } = stmt.run(params);
+      parentPort.postMessage({ id: msg.id, changes, lastInsertRowid });
+    }
+  } catch (e) {
+    parentPort.postMessage({ id: msg.id, error: { message: String(e && e.message || e), code: e && e.code } });
+  }
+});
+`;
+
+interface Reply {
+  id: number;
+  rows?: Record<string, unknown>[];
+  changes?: number | bigint;
+  lastInsertRowid?: number | bigint;
+  closed?: boolean;
+  error?: { message: string; code?: string };
+}
+
+/** An error from the SQLite thread, with better-sqlite3's `code` (SQLITE_FULL, SQLITE_BUSY…). */
+function sqliteError(error: { message: string; code?: string }): Error {
+  return Object.assign(new Error(error.message), { name: 'SqliteError', code: error.code });
+}
+
+class SqliteThread {
+  private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  private nextId = 0;
+  private dead: Error | undefined;
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (reply: Reply) => {
+      const waiter = this.pending.get(reply.id);
+      if (!waiter) return;
+      this.pending.delete(reply.id);
+      if (!this.pending.size) this.worker.unref();
+      if (reply.error) waiter.reject(sqliteError(reply.error));
+      else waiter.resolve(reply);
+    });
+    const fail = (error: Error) => {
+      this.dead = error;
+      for (const waiter of this.pending.values()) waiter.reject(error);
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the SQLite thread exited (${code})`)));
+  }
+
+  static async open(file: string, pragmas: string[]): Promise<SqliteThread> {
+    const module = createRequire(import.meta.url).resolve('better-sqlite3');
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file, pragmas, module } });
+    const first = await new Promise<{ ready: boolean; error?: { message: string; code?: string } }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    if (!first.ready) {
+      await worker.terminate();
+      throw sqliteError(first.error!);
+    }
+    worker.unref();
+    return new SqliteThread(worker);
+  }
+
+  /** One request; the thread is kept referenced only while requests are in flight (an idle database must not keep a CLI alive). */
+  request(message: { sql: string; params: readonly unknown[] } | { close: true }): Promise<Reply> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = ++this.nextId;
+    return new Promise<Reply>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage({ id, ...message });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.dead) await this.request({ close: true }).catch(() => {});
+    await this.worker.terminate();
+  }
+}
+
+class ThreadConnection implements DatabaseConnection {
+  constructor(private readonly thread: SqliteThread) {}
+
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const reply = await this.thread.request({ sql: compiled.sql, params: compiled.parameters });
+    if (reply.rows) return { rows: reply.rows.map(toBuffers) as R[] };
+    return {
+      numAffectedRows: reply.changes == null ? undefined : BigInt(reply.changes),
+      insertId: reply.lastInsertRowid == null ? undefined : BigInt(reply.lastInsertRowid),
+      rows: [],
+    };
+  }
+
+  // eslint-disable-next-line require-yield
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming queries are not supported on SQLite');
+  }
+}
+
+/** BLOBs arrive from the thread as Uint8Array; better-sqlite3 on the main thread gave Buffers. */
+function toBuffers(row: Record<string, unknown>): Record<string, unknown> {
+  for (const key in row) {
+    const value = row[key];
+    if (value instanceof Uint8Array && !Buffer.isBuffer(value)) row[key] = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  }
+  return row;
+}
+
+/** One connection, so one user at a time (a transaction holds it from BEGIN to COMMIT), as Kysely's own SQLite driver does. */
+class ThreadDriver implements Driver {
+  private thread!: SqliteThread;
+  private connection!: ThreadConnection;
+  private lock: Promise<void> = Promise.resolve();
+  private release: (() => void) | undefined;
+
+  constructor(private readonly file: string, private readonly pragmas: string[]) {}
+
+  async init(): Promise<void> {
+    this.thread = await SqliteThread.open(this.file, this.pragmas);
+    this.connection = new ThreadConnection(this.thread);
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    const previous = this.lock;
+    let release!: () => void;
+    this.lock = new Promise<void>((resolve) => { release = resolve; });
+    await previous;
+    this.release = release;
+    return this.connection;
+  }
+
+  async releaseConnection(): Promise<void> {
+    const release = this.release;
+    this.release = undefined;
+    release?.();
+  }
+
+  async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin'));
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('commit'));
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('rollback'));
+  }
+
+  async destroy(): Promise<void> {
+    await this.thread?.close();
+  }
+}
+
+/** A Kysely dialect for a SQLite file whose one connection lives on a worker thread. */
+export function sqliteThreadDialect(file: string, pragmas: string[]): Dialect {
+  return {
+    createAdapter: () => new SqliteAdapter(),
+    createDriver: () => new ThreadDriver(file, pragmas),
+    createIntrospector: (db: Kysely<any>) => new SqliteIntrospector(db), // eslint-disable-line @typescript-eslint/no-explicit-any
+    createQueryCompiler: () => new SqliteQueryCompiler(),
+  };
+}

@@ -10,6 +10,9 @@ import { createCore, type Core } from '../../services/core/core.js';
 import { createLogger } from '../../services/core/logger.js';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The secret part of an API key `ft_<id>_<secret>`; base64url, so it may itself contain '_'. */
+export const keySecret = (key: string): string => /^ft_[0-9a-f]{12}_(.+)$/.exec(key)![1];
+
 export const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** True when the test PostgreSQL answers; storage tests run on it too when it does. */

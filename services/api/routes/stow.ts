@@ -3,6 +3,7 @@ import type { Core } from '../../core/core.js';
 import { FailureReason } from '../../dicom/index.js';
 import { PRIORITY, type PriorityName } from '../../core/queue/classify-queue.js';
 import type { IngestContext, IngestOutcome } from '../../core/services/ingest.service.js';
+import { stage } from '../../core/stage-timing.js';
 import { parseMediaType } from '../lib/media-type.js';
 import { ClientTimeoutError, guardClient, limitBytes, receiveMultipart, RequestTooLargeError } from '../lib/receive.js';
 import { stowResponse, type RequestFailure } from '../lib/stow-response.js';
@@ -93,7 +94,7 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     const ctx: IngestContext = { origin: 'stow', siteId: request.principal!.siteIds[0], actorId: request.principal!.id, expectedStudyUid: (request.params as { study?: string }).study, priority };
     let received: Awaited<ReturnType<typeof receiveMultipart>>;
     try {
-      received = await receiveMultipart(app.metrics.countBytes(limitBytes(clientBody(request, startedAt), limits.maxRequestBytes), 'stow'), boundary, ingest, ctx);
+      received = await stage('receive-all', receiveMultipart(app.metrics.countBytes(limitBytes(clientBody(request, startedAt), limits.maxRequestBytes), 'stow'), boundary, ingest, ctx));
     } finally {
       gate.leave(request.principal!.id);
     }

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Kysely, PostgresDialect, SqliteAdapter, sql } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, sql } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest } from './migrations.js';
-import { sqliteThreadDialect } from './sqlite-thread.js';
+import { STEPS_SQL, sqliteThreadDialect, type ScriptStep } from './sqlite-thread.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -69,4 +69,39 @@ export async function writeTransaction<T>(db: Db, fn: (trx: Db) => Promise<T>): 
       throw error;
     }
   });
+}
+
+/** One statement for `runSteps`; `when`: run it only if that earlier step returned or changed a row. */
+export interface Step {
+  query: CompiledQuery;
+  when?: number;
+}
+
+/** What a step gave: its rows (for `returning` and selects) and rows changed; null if skipped by its `when`. */
+export type StepResult = { rows: Record<string, unknown>[]; changes: number } | null;
+
+/**
+ * Runs statements in order, inside the caller's transaction (`trx`), where a statement that does
+ * not depend on an earlier one's result in JS can be sent with it. On SQLite the whole list is one
+ * message to the SQLite thread instead of one round trip per statement (the thread hand-off, not
+ * the statement, was the cost); elsewhere the statements run one by one. An error stops the list
+ * and is thrown: the caller's transaction rolls back what ran before it.
+ */
+export async function runSteps(trx: Db, steps: Step[]): Promise<StepResult[]> {
+  if (trx.getExecutor().adapter instanceof SqliteAdapter) {
+    const message: ScriptStep[] = steps.map((s) => ({ sql: s.query.sql, params: s.query.parameters, when: s.when }));
+    const { rows } = await trx.executeQuery(CompiledQuery.raw(STEPS_SQL, [message]));
+    return rows as StepResult[];
+  }
+  const results: StepResult[] = [];
+  for (const step of steps) {
+    const gate = step.when === undefined ? undefined : results[step.when];
+    if (gate !== undefined && (gate === null || (gate.rows.length === 0 && !gate.changes))) {
+      results.push(null);
+      continue;
+    }
+    const r = await trx.executeQuery(step.query);
+    results.push({ rows: r.rows as Record<string, unknown>[], changes: Number(r.numAffectedRows ?? 0) });
+  }
+  return results;
 }

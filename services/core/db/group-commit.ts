@@ -1,3 +1,4 @@
+import { stage } from '../stage-timing.js';
 import { writeTransaction, type Db } from './database.js';
 
 interface Pending {
@@ -40,15 +41,15 @@ export class GroupCommit {
     const batch = this.pending;
     this.pending = [];
     try {
-      if (batch.length === 1) await this.alone(batch[0]);
+      if (batch.length === 1) await stage('txn-1', this.alone(batch[0]));
       else {
         let results: unknown[] | undefined;
         try {
-          results = await writeTransaction(this.db, async (trx) => {
+          results = await stage(`txn-${batch.length}`, writeTransaction(this.db, async (trx) => {
             const out: unknown[] = [];
             for (const item of batch) out.push(await item.work(trx));
             return out;
-          });
+          }));
         } catch {
           for (const item of batch) await this.alone(item);
         }

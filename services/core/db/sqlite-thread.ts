@@ -41,8 +41,31 @@ function prepare(sql) {
   return stmt;
 }
 const bind = (p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p);
+function runOne(sql, params) {
+  const stmt = prepare(sql);
+  const bound = params.map(bind);
+  if (stmt.reader) return { rows: stmt.all(bound) };
+  const { changes, lastInsertRowid } = stmt.run(bound);
+  return { rows: [], changes, lastInsertRowid };
+}
 parentPort.on('message', (msg) => {
   if (msg.close) { try { db && db.close(); } finally { parentPort.postMessage({ id: msg.id, closed: true }); } return; }
+  if (msg.steps) {
+    // Several statements in one message (inside the caller's transaction): a step with "when" runs
+    // only if that earlier step returned a row or changed one. The first error stops the rest.
+    try {
+      const results = [];
+      for (const step of msg.steps) {
+        const gate = step.when === undefined ? undefined : results[step.when];
+        if (gate !== undefined && (gate === null || (gate.rows.length === 0 && !gate.changes))) { results.push(null); continue; }
+        results.push(runOne(step.sql, step.params));
+      }
+      parentPort.postMessage({ id: msg.id, results });
+    } catch (e) {
+      parentPort.postMessage({ id: msg.id, error: { message: String(e && e.message || e), code: e && e.code } });
+    }
+    return;
+  }
   try {
     const stmt = prepare(msg.sql);
     const params = msg.params.map(bind);
@@ -59,6 +82,7 @@ parentPort.on('message', (msg) => {
 
 interface Reply {
   id: number;
+  results?: ({ rows: Record<string, unknown>[]; changes?: number | bigint } | null)[];
   rows?: Record<string, unknown>[];
   changes?: number | bigint;
   lastInsertRowid?: number | bigint;
@@ -110,7 +134,7 @@ class SqliteThread {
   }
 
   /** One request; the thread is kept referenced only while requests are in flight (an idle database must not keep a CLI alive). */
-  request(message: { sql: string; params: readonly unknown[] } | { close: true }): Promise<Reply> {
+  request(message: { sql: string; params: readonly unknown[] } | { steps: ScriptStep[] } | { close: true }): Promise<Reply> {
     if (this.dead) return Promise.reject(this.dead);
     const id = ++this.nextId;
     return new Promise<Reply>((resolve, reject) => {
@@ -130,6 +154,11 @@ class ThreadConnection implements DatabaseConnection {
   constructor(private readonly thread: SqliteThread) {}
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    if (compiled.sql === STEPS_SQL) {
+      // runSteps (database.ts): the statements of one piece of work in one message, not one round trip each.
+      const reply = await this.thread.request({ steps: compiled.parameters[0] as ScriptStep[] });
+      return { rows: reply.results!.map((r) => (r ? { rows: r.rows.map(toBuffers), changes: Number(r.changes ?? 0) } : null)) as R[] };
+    }
     const reply = await this.thread.request({ sql: compiled.sql, params: compiled.parameters });
     if (reply.rows) return { rows: reply.rows.map(toBuffers) as R[] };
     return {
@@ -143,6 +172,19 @@ class ThreadConnection implements DatabaseConnection {
   async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
     throw new Error('streaming queries are not supported on SQLite');
   }
+}
+
+/**
+ * The marker `runSteps` (database.ts) sends instead of SQL: its one parameter is a list of
+ * compiled statements that the SQLite thread runs in one go. Never sent to a database.
+ */
+export const STEPS_SQL = '/* ft:steps */';
+
+/** One statement of a `runSteps` message; `when`: run only if that earlier step returned or changed a row. */
+export interface ScriptStep {
+  sql: string;
+  params: readonly unknown[];
+  when?: number;
 }
 
 /** BLOBs arrive from the thread as Uint8Array; better-sqlite3 on the main thread gave Buffers. */

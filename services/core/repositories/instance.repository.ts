@@ -1,5 +1,5 @@
 import { sql, type SqlBool } from 'kysely';
-import type { Db } from '../db/database.js';
+import { runSteps, type Db, type Step } from '../db/database.js';
 import { GroupCommit } from '../db/group-commit.js';
 import type { IngestOrigin, Instance, InstanceStatus, NewInstance, Series, Study } from '../db/schema.js';
 import type { InstanceMetadata } from '../../dicom/index.js';
@@ -59,80 +59,87 @@ export class InstanceRepository {
     const own = source.origin === 'ai';
     // Grouped with concurrent uploads' inserts: one commit for all, each answered after it.
     return this.group.run(async (trx) => {
-      await trx.insertInto('studies').values({
-        site_id: siteId,
-        study_uid: meta.studyInstanceUid,
-        patient_name: meta.patientName,
-        patient_id: meta.patientId,
-        patient_birth_date: meta.patientBirthDate,
-        patient_sex: meta.patientSex,
-        patient_age: meta.patientAge,
-        accession_number: meta.accessionNumber,
-        study_date: meta.studyDate,
-        study_time: meta.studyTime,
-        description: meta.studyDescription,
-        priority,
-        received_at: now,
-        updated_at: now,
-      }).onConflict((oc) => oc.columns(['site_id', 'study_uid']).doNothing()).execute();
-      const study = await trx.selectFrom('studies').select(['id', 'priority', 'patient_id']).where('site_id', '=', siteId)
-        .where('study_uid', '=', meta.studyInstanceUid).executeTakeFirstOrThrow();
-      // Never file one patient's image under another's study (rolls the transaction back).
-      if ((study.patient_id ?? '') !== (meta.patientId ?? '')) throw new StudyPatientConflictError(meta.sopClassUid, meta.sopInstanceUid);
-
-      await trx.insertInto('series').values({
-        study_id: study.id,
-        series_uid: meta.seriesInstanceUid,
-        series_number: meta.seriesNumber,
-        modality: meta.modality,
-        body_part: meta.bodyPart,
-        description: meta.seriesDescription,
-      }).onConflict((oc) => oc.columns(['study_id', 'series_uid']).doNothing()).execute();
-      const series = await trx.selectFrom('series').select('id').where('study_id', '=', study.id)
-        .where('series_uid', '=', meta.seriesInstanceUid).executeTakeFirstOrThrow();
-
-      const row: NewInstance = {
-        site_id: siteId,
-        study_id: study.id,
-        series_id: series.id,
-        sop_instance_uid: meta.sopInstanceUid,
-        sop_class_uid: meta.sopClassUid,
-        instance_number: meta.instanceNumber,
-        transfer_syntax_uid: meta.transferSyntaxUid,
-        rows: meta.rows,
-        columns: meta.columns,
-        bits_allocated: meta.bitsAllocated,
-        bits_stored: meta.bitsStored,
-        high_bit: meta.highBit,
-        pixel_representation: meta.pixelRepresentation,
-        samples_per_pixel: meta.samplesPerPixel,
-        photometric_interpretation: meta.photometricInterpretation,
-        number_of_frames: meta.numberOfFrames,
-        laterality: meta.laterality,
-        view_position: meta.viewPosition,
-        sha256: object.sha256,
-        size_bytes: object.sizeBytes,
-        storage_key: object.storageKey,
-        // Recorded as handed to the queue: the caller adds the job (deterministic id) right after this
-        // commit, and the reconciler re-adds the job of any unfinished row Redis lacks, so a separate
-        // "queued" commit after the add would only cost a second WAL fsync per image.
-        status: own ? 'done' : 'queued',
-        priority,
-        received_at: now,
-        queued_at: own ? null : now,
-        origin: source.origin,
-        actor_id: source.actorId,
-      };
-      const inserted = await trx.insertInto('instances').values(row)
-        .onConflict((oc) => oc.columns(['site_id', 'sop_instance_uid']).doNothing())
-        .returningAll().executeTakeFirst();
-      if (inserted && !own) {
-        // A study only ever becomes more urgent: a later STAT image raises it, a routine one never
-        // lowers it. A new image also means the study's AI read is not complete any more.
-        await trx.updateTable('studies')
-          .set({ priority: Math.min(priority, study.priority), ai_state: 'pending', updated_at: now })
-          .where('id', '=', study.id).execute();
+      // The study and series ids are looked up by their unique keys inside the statements that need
+      // them, so the whole record goes to the database as one list (runSteps: one message to the
+      // SQLite thread, not a round trip per statement).
+      const studyId = trx.selectFrom('studies').select('id').where('site_id', '=', siteId).where('study_uid', '=', meta.studyInstanceUid);
+      const seriesId = trx.selectFrom('series').select('id').where('study_id', '=', studyId).where('series_uid', '=', meta.seriesInstanceUid);
+      const steps: Step[] = [
+        { query: trx.insertInto('studies').values({
+          site_id: siteId,
+          study_uid: meta.studyInstanceUid,
+          patient_name: meta.patientName,
+          patient_id: meta.patientId,
+          patient_birth_date: meta.patientBirthDate,
+          patient_sex: meta.patientSex,
+          patient_age: meta.patientAge,
+          accession_number: meta.accessionNumber,
+          study_date: meta.studyDate,
+          study_time: meta.studyTime,
+          description: meta.studyDescription,
+          priority,
+          received_at: now,
+          updated_at: now,
+        }).onConflict((oc) => oc.columns(['site_id', 'study_uid']).doNothing()).compile() },
+        { query: trx.selectFrom('studies').select(['id', 'patient_id']).where('site_id', '=', siteId).where('study_uid', '=', meta.studyInstanceUid).compile() },
+        { query: trx.insertInto('series').values({
+          study_id: studyId,
+          series_uid: meta.seriesInstanceUid,
+          series_number: meta.seriesNumber,
+          modality: meta.modality,
+          body_part: meta.bodyPart,
+          description: meta.seriesDescription,
+        }).onConflict((oc) => oc.columns(['study_id', 'series_uid']).doNothing()).compile() },
+        { query: trx.insertInto('instances').values({
+          site_id: siteId,
+          study_id: studyId,
+          series_id: seriesId,
+          sop_instance_uid: meta.sopInstanceUid,
+          sop_class_uid: meta.sopClassUid,
+          instance_number: meta.instanceNumber,
+          transfer_syntax_uid: meta.transferSyntaxUid,
+          rows: meta.rows,
+          columns: meta.columns,
+          bits_allocated: meta.bitsAllocated,
+          bits_stored: meta.bitsStored,
+          high_bit: meta.highBit,
+          pixel_representation: meta.pixelRepresentation,
+          samples_per_pixel: meta.samplesPerPixel,
+          photometric_interpretation: meta.photometricInterpretation,
+          number_of_frames: meta.numberOfFrames,
+          laterality: meta.laterality,
+          view_position: meta.viewPosition,
+          sha256: object.sha256,
+          size_bytes: object.sizeBytes,
+          storage_key: object.storageKey,
+          // Recorded as handed to the queue: the caller adds the job (deterministic id) right after this
+          // commit, and the reconciler re-adds the job of any unfinished row Redis lacks, so a separate
+          // "queued" commit after the add would only cost a second WAL fsync per image.
+          status: own ? 'done' : 'queued',
+          priority,
+          received_at: now,
+          queued_at: own ? null : now,
+          origin: source.origin,
+          actor_id: source.actorId,
+        }).onConflict((oc) => oc.columns(['site_id', 'sop_instance_uid']).doNothing()).returningAll().compile() },
+      ];
+      if (!own) {
+        // Only when the row is new (step 3 returned it): a study only ever becomes more urgent (a
+        // later STAT image raises it, a routine one never lowers it), and a new image means the
+        // study's AI read is not complete any more.
+        steps.push({
+          when: 3,
+          query: trx.updateTable('studies')
+            .set((eb) => ({ priority: eb.case().when('priority', '>', priority).then(priority).else(eb.ref('priority')).end(), ai_state: 'pending', updated_at: now }))
+            .where('site_id', '=', siteId).where('study_uid', '=', meta.studyInstanceUid).compile(),
+        });
       }
+      const [, studyRows, , insertedRows] = await runSteps(trx, steps);
+      const study = studyRows!.rows[0] as Pick<Study, 'id' | 'patient_id'> | undefined;
+      if (!study) throw new Error('study row missing after its insert');
+      // Never file one patient's image under another's study: throwing rolls back all of the above.
+      if ((study.patient_id ?? '') !== (meta.patientId ?? '')) throw new StudyPatientConflictError(meta.sopClassUid, meta.sopInstanceUid);
+      const inserted = insertedRows!.rows[0] as Instance | undefined;
       if (inserted) await withRow?.(inserted, trx);
       return inserted;
     });

@@ -23,6 +23,12 @@ export interface TempObject {
   bytes?: Buffer;
   /** Renamed into place by `commit`: nothing left to discard. */
   committed?: boolean;
+  /**
+   * Settles when the temp file's bytes are on disk (fdatasync). `finish()` starts it and returns at
+   * once, so the caller can parse and look the instance up meanwhile; `commit` waits for it before
+   * the rename, so only durable bytes are ever renamed into place.
+   */
+  durable?: Promise<void>;
 }
 
 /** Chunks are gathered into writes of about this size: one system call per MiB, not per network packet. */
@@ -90,14 +96,21 @@ export class TempObjectWriter {
     }
   }
 
+  /**
+   * All bytes written; their fdatasync is started, not awaited (TempObject.durable). fdatasync, not
+   * fsync: it flushes the data and the metadata needed to read it back (size, blocks) and skips
+   * only timestamps. The file is closed after the sync, off the caller's path (a close adds nothing
+   * to durability once the sync has returned).
+   */
   async finish(): Promise<TempObject> {
     if (this.tooLarge) throw new ObjectTooLargeError(this.maxBytes);
     await this.flush();
-    await this.handle.sync();
-    await this.close();
+    const synced = this.handle.datasync();
+    const durable = synced.finally(() => this.close().catch(() => {}));
+    durable.catch(() => {}); // observed by commit(); a parse failure may never wait for it
     const bytes = this.kept ? Buffer.concat(this.kept, this.size) : undefined;
     this.kept = undefined;
-    return { tempPath: this.tempPath, sha256: this.hash.digest('hex'), sizeBytes: this.size, bytes };
+    return { tempPath: this.tempPath, sha256: this.hash.digest('hex'), sizeBytes: this.size, bytes, durable };
   }
 
   async abort(): Promise<void> {
@@ -185,7 +198,21 @@ export class StorageRepository {
   /** Shard folders known to exist: each made once, not checked before every rename. */
   private readonly madeDirs = new Set<string>();
 
-  /** Moves a finished temp file into place and makes the rename durable. */
+  /**
+   * Puts a finished temp file in place under its content address and makes it durable: its bytes
+   * and its folder entry are on disk when this returns, so the caller may then commit the row.
+   *
+   * New path (the usual case): hard-link the temp file to the object path — link(2) never replaces
+   * an existing file — then fdatasync the file (temp.durable, already in flight) and fsync the folder
+   * at the same time: two waits overlapped instead of one after the other. A crash before both
+   * returned leaves at most a file with no row (never answered as stored; the orphan sweep removes
+   * it, and a resend rewrites it, see below).
+   *
+   * Path already taken (EEXIST): whatever is there is either a stored object with these very bytes
+   * or a leftover of a crash that may be truncated, so it is never trusted: we wait for our own
+   * bytes to be on disk and only then rename them over it (atomic), then fsync the folder. A
+   * durable object is thus only ever replaced by a durable copy of the same bytes.
+   */
   async commit(temp: TempObject, siteId: string): Promise<string> {
     const key = this.keyFor(siteId, temp.sha256);
     const target = this.pathOf(key);
@@ -194,19 +221,35 @@ export class StorageRepository {
       await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
       this.madeDirs.add(dir);
     }
+    let linked = false;
     try {
-      await fsp.rename(temp.tempPath, target);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !fs.existsSync(temp.tempPath)) throw error;
-      // The folder went away under us (removed by hand): make it again.
-      this.madeDirs.delete(dir);
-      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
-      this.madeDirs.add(dir);
-      await fsp.rename(temp.tempPath, target);
+      await this.retryIfFolderGone(dir, temp, () => fsp.link(temp.tempPath, target));
+      linked = true;
+    } catch {
+      // EEXIST: taken, see above. Any other refusal (a file system without hard links): the rename path, which reports real errors.
     }
+    if (linked) {
+      await Promise.all([temp.durable, fsyncDir(dir)]);
+      return key; // the temp name is unlinked by discardTemp
+    }
+    await temp.durable;
+    await this.retryIfFolderGone(dir, temp, () => fsp.rename(temp.tempPath, target));
     temp.committed = true;
     await fsyncDir(dir);
     return key;
+  }
+
+  /** Runs `op` (a link or rename into `dir`); if the folder went away under us (removed by hand), makes it again and retries once. */
+  private async retryIfFolderGone(dir: string, temp: TempObject, op: () => Promise<void>): Promise<void> {
+    try {
+      await op();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !fs.existsSync(temp.tempPath)) throw error;
+      this.madeDirs.delete(dir);
+      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+      this.madeDirs.add(dir);
+      await op();
+    }
   }
 
   readFile(storageKey: string): Promise<Buffer> {
@@ -259,11 +302,12 @@ async function readdirSafe(dir: string): Promise<string[]> {
   return fsp.readdir(dir).catch(() => []);
 }
 
+/** Makes the folder's entries (a rename into it) durable. The close is not waited for: it adds nothing once the sync returned. */
 async function fsyncDir(dir: string): Promise<void> {
   const handle = await fsp.open(dir, 'r');
   try {
     await handle.sync();
   } finally {
-    await handle.close();
+    void handle.close().catch(() => {});
   }
 }

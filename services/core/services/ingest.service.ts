@@ -5,6 +5,7 @@ import { DicomRejection, FailureReason, Reason, WarningReason, parseInstance, ty
 import { priorityFromDicom, type ClassifyJobs } from '../queue/classify-queue.js';
 import type { AuditRepository } from '../repositories/audit.repository.js';
 import { StudyPatientConflictError, type InstanceRepository } from '../repositories/instance.repository.js';
+import { stage } from '../stage-timing.js';
 import { ObjectTooLargeError, type StorageRepository, type TempObject, type TempObjectWriter } from '../repositories/storage.repository.js';
 
 export interface IngestContext {
@@ -106,14 +107,14 @@ export class IngestService {
     let failed: Failed | undefined;
     // The temp file is made at the first byte: an empty part (a hostile body may hold thousands) costs no disk I/O.
     let opening: Promise<void> | undefined;
-    const open = () => (opening ??= this.storage.openTemp().then((w) => { writer = w; }, (error) => { failed = serverFailure(error); }));
+    const open = () => (opening ??= stage('open', this.storage.openTemp()).then((w) => { writer = w; }, (error) => { failed = serverFailure(error); }));
     return {
       write: async (chunk) => {
         if (!chunk.length) return;
         await open();
         if (failed) return; // read the rest, store nothing
         try {
-          await writer!.write(chunk);
+          await stage('write', writer!.write(chunk));
         } catch (error) {
           await writer!.abort().catch(() => {});
           if (!isSystemError(error)) throw error;
@@ -135,7 +136,7 @@ export class IngestService {
   private async finish(writer: TempObjectWriter, ctx: IngestContext): Promise<IngestOutcome> {
     let temp: TempObject;
     try {
-      temp = await writer.finish();
+      temp = await stage('finish', writer.finish());
     } catch (error) {
       if (error instanceof ObjectTooLargeError) return { status: 'failed', failureReason: FailureReason.OutOfResources, reason: error.message };
       // fsync of the temp file failed (no space for its last blocks, read-only): nothing stored.
@@ -143,7 +144,7 @@ export class IngestService {
       if (isSystemError(error)) return serverFailure(error);
       throw error;
     }
-    return this.store(temp, ctx);
+    return stage('store-all', this.store(temp, ctx));
   }
 
   private async store(temp: TempObject, ctx: IngestContext): Promise<IngestOutcome> {
@@ -165,24 +166,26 @@ export class IngestService {
   }
 
   private async ingestOrReject(temp: TempObject, ctx: IngestContext): Promise<IngestOutcome> {
+    // Parsing and the resend lookup run while the temp file's fdatasync is in flight (temp.durable);
+    // nothing is renamed into place or recorded before it has returned (storage.commit waits).
     // One in-memory copy of the file, for parsing; the bytes on disk are what we keep.
     const bytes = await this.storage.readTemp(temp);
-    const meta = await parseInstance(bytes, this.readLimits);
+    const meta = await stage('parse', parseInstance(bytes, this.readLimits));
     if (ctx.expectedStudyUid && meta.studyInstanceUid !== ctx.expectedStudyUid) {
       throw new DicomRejection(FailureReason.DataSetMismatch, Reason.otherStudy, meta.sopClassUid, meta.sopInstanceUid);
     }
 
-    const existing = await this.instances.findBySop(ctx.siteId, meta.sopInstanceUid);
+    const existing = await stage('findBySop', this.instances.findBySop(ctx.siteId, meta.sopInstanceUid));
     if (existing) return this.resend(existing, temp, meta, ctx);
 
-    const storageKey = await this.storage.commit(temp, ctx.siteId);
+    const storageKey = await stage('file-commit', this.storage.commit(temp, ctx.siteId));
     failpoint('after-file-commit');
     const priority = ctx.priority ?? priorityFromDicom(meta.requestedPriority);
     let row: Awaited<ReturnType<InstanceRepository['insert']>>;
     try {
       // The audit entry commits with the row: one commit (one fsync) per group of uploads, not two per upload.
-      row = await this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority, { origin: ctx.origin, actorId: ctx.actorId },
-        (inserted, trx) => this.audit.record({ ...actorOf(ctx), site_id: ctx.siteId, action: 'instance.store', target_type: 'instance', target_id: String(inserted.id), details: { origin: ctx.origin } }, trx));
+      row = await stage('db-insert', this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority, { origin: ctx.origin, actorId: ctx.actorId },
+        (inserted, trx) => this.audit.record({ ...actorOf(ctx), site_id: ctx.siteId, action: 'instance.store', target_type: 'instance', target_id: String(inserted.id), details: { origin: ctx.origin } }, trx)));
     } catch (error) {
       // Not recorded, so not stored: take the file back now rather than leave it to the orphan sweep
       // (unless a row does point to it: an identical upload that got in first).
@@ -200,7 +203,7 @@ export class IngestService {
 
     // Our own AI output is not an image to classify: a job would give it a result of its own and
     // make the study's results due again, which would store another SR, and so on.
-    if (ctx.origin !== 'ai') await this.tryEnqueue(row.id, ctx.siteId, meta.sopInstanceUid, priority);
+    if (ctx.origin !== 'ai') await stage('enqueue', this.tryEnqueue(row.id, ctx.siteId, meta.sopInstanceUid, priority));
     return { status: 'stored', ...identify(meta, row.id) };
   }
 

@@ -1,0 +1,20 @@
+/** TEMPORARY: wall-clock per ingest stage (FT_INGEST_TIMING=1), printed to stderr at exit. */
+const on = process.env.FT_INGEST_TIMING === '1';
+const totals = new Map<string, { ms: number; n: number }>();
+export function stage<T>(name: string, p: Promise<T>): Promise<T> {
+  if (!on) return p;
+  const t = performance.now();
+  return p.finally(() => {
+    const e = totals.get(name) ?? { ms: 0, n: 0 };
+    e.ms += performance.now() - t; e.n++;
+    totals.set(name, e);
+  });
+}
+if (on) {
+  const dump = () => {
+    const lines = [...totals].map(([k, v]) => `${k.padEnd(14)} n=${String(v.n).padStart(5)} avg=${(v.ms / v.n).toFixed(2)} ms`);
+    process.stderr.write(`ingest stages:\n${lines.join('\n')}\n`);
+    totals.clear();
+  };
+  process.on('SIGTERM', dump);
+}

@@ -10,6 +10,13 @@ export type Db = Kysely<Database>;
 
 export interface DatabaseHandle {
   db: Db;
+  /**
+   * For reads outside any transaction that may see only committed data (the ingest's "stored
+   * before?" lookup). On a SQLite file: a second, read-only connection on its own thread, so such a
+   * read does not queue behind the writer's open transaction and its COMMIT (WAL lets it read
+   * meanwhile). Elsewhere (PostgreSQL's pool, SQLite in memory) the same as `db`.
+   */
+  readDb: Db;
   dialect: 'sqlite' | 'postgres';
   close(): Promise<void>;
 }
@@ -38,7 +45,7 @@ export async function openDatabase(url: string, opts: { schema?: string } = {}):
     pool.on('error', () => {});
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     await migrateToLatest(db, 'postgres', opts.schema);
-    return { db, dialect: 'postgres', close: () => db.destroy() };
+    return { db, readDb: db, dialect: 'postgres', close: () => db.destroy() };
   }
 
   const file = url.replace(/^sqlite:/, '');
@@ -47,7 +54,10 @@ export async function openDatabase(url: string, opts: { schema?: string } = {}):
   // The connection lives on its own thread (sqliteThreadDialect): commits and lock waits do not stop the event loop.
   const db = new Kysely<Database>({ dialect: sqliteThreadDialect(file, ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 5000', 'foreign_keys = ON']) });
   await migrateToLatest(db, 'sqlite');
-  return { db, dialect: 'sqlite', close: () => db.destroy() };
+  if (file === ':memory:') return { db, readDb: db, dialect: 'sqlite', close: () => db.destroy() };
+  // journal_mode=WAL is a property of the file (set above); query_only: this connection never writes.
+  const readDb = new Kysely<Database>({ dialect: sqliteThreadDialect(file, ['query_only = ON', 'busy_timeout = 5000', 'foreign_keys = ON']) });
+  return { db, readDb, dialect: 'sqlite', close: async () => { await readDb.destroy(); await db.destroy(); } };
 }
 
 /**

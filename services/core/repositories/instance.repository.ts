@@ -31,12 +31,14 @@ export class InstanceRepository {
   /** Inserts from concurrent uploads share one commit (see GroupCommit). */
   private readonly group: GroupCommit;
 
-  constructor(private readonly db: Db) {
+  /** `readDb`: committed data only, read without waiting for the writer (DatabaseHandle.readDb). */
+  constructor(private readonly db: Db, private readonly readDb: Db = db) {
     this.group = new GroupCommit(db);
   }
 
+  /** The instance as committed (read on `readDb`: a concurrent upload's uncommitted row is not seen; its insert then finds the conflict). */
   findBySop(siteId: string, sopInstanceUid: string): Promise<Instance | undefined> {
-    return this.db.selectFrom('instances').selectAll()
+    return this.readDb.selectFrom('instances').selectAll()
       .where('site_id', '=', siteId).where('sop_instance_uid', '=', sopInstanceUid).executeTakeFirst();
   }
 

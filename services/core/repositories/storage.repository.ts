@@ -229,8 +229,11 @@ export class StorageRepository {
       // EEXIST: taken, see above. Any other refusal (a file system without hard links): the rename path, which reports real errors.
     }
     if (linked) {
-      await Promise.all([temp.durable, fsyncDir(dir)]);
-      return key; // the temp name is unlinked by discardTemp
+      // The temp name goes at the same time (the object path keeps the inode; a crash before this
+      // leaves the temp name to sweepTemp, harmless: it is a second name for the same bytes).
+      temp.committed = true;
+      await Promise.all([temp.durable, fsyncDir(dir), fsp.rm(temp.tempPath, { force: true })]);
+      return key;
     }
     await temp.durable;
     await this.retryIfFolderGone(dir, temp, () => fsp.rename(temp.tempPath, target));

@@ -82,7 +82,7 @@ parentPort.on('message', (msg) => {
 
 interface Reply {
   id: number;
-  results?: ({ rows: Record<string, unknown>[]; changes?: number | bigint } | null)[];
+  results?: ({ rows: Record<string, unknown>[]; changes?: number | bigint; lastInsertRowid?: number | bigint } | null)[];
   rows?: Record<string, unknown>[];
   changes?: number | bigint;
   lastInsertRowid?: number | bigint;
@@ -151,13 +151,41 @@ class SqliteThread {
 }
 
 class ThreadConnection implements DatabaseConnection {
+  /**
+   * `begin immediate` (writeTransaction) is not sent on its own: it goes in the same message as the
+   * transaction's first statement (one hand-off to the thread fewer per transaction). Same order on
+   * the same connection, which nobody else uses meanwhile (the driver's lock), so the same effect;
+   * if it fails (SQLITE_BUSY after busy_timeout) that first statement fails with its error.
+   */
+  private beginPending = false;
+
   constructor(private readonly thread: SqliteThread) {}
 
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-    if (compiled.sql === STEPS_SQL) {
+    const text = compiled.sql.trim().toLowerCase();
+    if (text === 'begin immediate') {
+      this.beginPending = true;
+      return { rows: [] };
+    }
+    if (this.beginPending && (text === 'commit' || text === 'rollback')) {
+      this.beginPending = false; // nothing ran: nothing to end
+      return { rows: [] };
+    }
+    const begin = this.beginPending;
+    this.beginPending = false;
+    if (compiled.sql === STEPS_SQL || begin) {
       // runSteps (database.ts): the statements of one piece of work in one message, not one round trip each.
-      const reply = await this.thread.request({ steps: compiled.parameters[0] as ScriptStep[] });
-      return { rows: reply.results!.map((r) => (r ? { rows: r.rows.map(toBuffers), changes: Number(r.changes ?? 0) } : null)) as R[] };
+      const asked = compiled.sql === STEPS_SQL ? (compiled.parameters[0] as ScriptStep[]) : [{ sql: compiled.sql, params: compiled.parameters }];
+      const steps = begin
+        ? [{ sql: 'begin immediate', params: [] }, ...asked.map((s) => (s.when === undefined ? s : { ...s, when: s.when + 1 }))]
+        : asked;
+      const reply = await this.thread.request({ steps });
+      const results = begin ? reply.results!.slice(1) : reply.results!;
+      if (compiled.sql !== STEPS_SQL) {
+        const r = results[0]!;
+        return { rows: r.rows.map(toBuffers) as R[], numAffectedRows: r.changes == null ? undefined : BigInt(r.changes), insertId: r.lastInsertRowid == null ? undefined : BigInt(r.lastInsertRowid) };
+      }
+      return { rows: results.map((r) => (r ? { rows: r.rows.map(toBuffers), changes: Number(r.changes ?? 0) } : null)) as R[] };
     }
     const reply = await this.thread.request({ sql: compiled.sql, params: compiled.parameters });
     if (reply.rows) return { rows: reply.rows.map(toBuffers) as R[] };

@@ -1,3 +1,4 @@
+import { sql, type CompiledQuery, type Expression } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { AuditEntry } from '../db/schema.js';
 
@@ -21,6 +22,16 @@ export class AuditRepository {
       at: Date.now(),
       details: entry.details ? JSON.stringify(entry.details) : null,
     }).execute();
+  }
+
+  /** The insert of an entry whose target id is an expression (e.g. the id of a row inserted in the same statement list), for runSteps. */
+  recordQuery(entry: Omit<AuditInput, 'target_id'>, targetId: Expression<number>, trx: Db = this.db): CompiledQuery {
+    return trx.insertInto('audit_log').values({
+      ...entry,
+      target_id: sql<string>`cast((${targetId}) as text)`,
+      at: Date.now(),
+      details: entry.details ? JSON.stringify(entry.details) : null,
+    }).compile();
   }
 
   list(filter: { action?: string; siteId?: string; limit?: number } = {}) {

@@ -1,4 +1,4 @@
-import { sql, type SqlBool } from 'kysely';
+import { sql, type CompiledQuery, type Expression, type SqlBool } from 'kysely';
 import { runSteps, type Db, type Step } from '../db/database.js';
 import { GroupCommit } from '../db/group-commit.js';
 import type { IngestOrigin, Instance, InstanceStatus, NewInstance, Series, Study } from '../db/schema.js';
@@ -54,8 +54,11 @@ export class InstanceRepository {
    */
   async insert(
     siteId: string, meta: InstanceMetadata, object: StoredObject, priority: number, source: InstanceSource,
-    /** Writes that must commit with the new row (its audit entry); not run when the row already existed. */
-    withRow?: (row: Instance, trx: Db) => Promise<void>,
+    /**
+     * A write that must commit with the new row (its audit entry), given the new row's id as an
+     * expression; run in the same list as the insert, only when the row is new.
+     */
+    withRow?: (trx: Db, instanceId: Expression<number>) => CompiledQuery,
   ): Promise<Instance | undefined> {
     const now = Date.now();
     const own = source.origin === 'ai';
@@ -136,14 +139,16 @@ export class InstanceRepository {
             .where('site_id', '=', siteId).where('study_uid', '=', meta.studyInstanceUid).compile(),
         });
       }
+      if (withRow) {
+        const instanceId = trx.selectFrom('instances').select('id').where('site_id', '=', siteId).where('sop_instance_uid', '=', meta.sopInstanceUid).$asScalar();
+        steps.push({ when: 3, query: withRow(trx, instanceId) });
+      }
       const [, studyRows, , insertedRows] = await runSteps(trx, steps);
       const study = studyRows!.rows[0] as Pick<Study, 'id' | 'patient_id'> | undefined;
       if (!study) throw new Error('study row missing after its insert');
       // Never file one patient's image under another's study: throwing rolls back all of the above.
       if ((study.patient_id ?? '') !== (meta.patientId ?? '')) throw new StudyPatientConflictError(meta.sopClassUid, meta.sopInstanceUid);
-      const inserted = insertedRows!.rows[0] as Instance | undefined;
-      if (inserted) await withRow?.(inserted, trx);
-      return inserted;
+      return insertedRows!.rows[0] as Instance | undefined;
     });
   }
 

@@ -72,6 +72,7 @@ export class TempObjectWriter {
     if (this.size > this.maxBytes) {
       // Keep counting nothing and writing nothing; the rest of the part is drained by the caller.
       this.tooLarge = true;
+      await this.writing.catch(() => {});
       await this.close();
       await fsp.rm(this.tempPath, { force: true });
       return;
@@ -81,8 +82,17 @@ export class TempObjectWriter {
     else this.kept = undefined;
     this.batch.push(chunk);
     this.batchBytes += chunk.length;
-    if (this.batchBytes >= WRITE_BATCH_BYTES) await this.flush();
+    if (this.batchBytes >= WRITE_BATCH_BYTES) {
+      // One batch goes to disk while the next one arrives: wait only for the batch before it
+      // (writes stay in order, at most two batches in memory), not for this one.
+      await this.writing;
+      this.writing = this.flush();
+      this.writing.catch(() => {}); // reported by the next write() or finish()
+    }
   }
+
+  /** The batch being written, if any. */
+  private writing: Promise<void> = Promise.resolve();
 
   private async flush(): Promise<void> {
     let buffers = this.batch;
@@ -104,6 +114,7 @@ export class TempObjectWriter {
    */
   async finish(): Promise<TempObject> {
     if (this.tooLarge) throw new ObjectTooLargeError(this.maxBytes);
+    await this.writing;
     await this.flush();
     const synced = this.handle.datasync();
     const durable = synced.finally(() => this.close().catch(() => {}));
@@ -116,6 +127,7 @@ export class TempObjectWriter {
   async abort(): Promise<void> {
     this.batch = [];
     this.kept = undefined;
+    await this.writing.catch(() => {});
     await this.close();
     await fsp.rm(this.tempPath, { force: true });
   }

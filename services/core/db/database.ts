@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, sql } from 'kysely';
+import SQLite from 'better-sqlite3';
+import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest } from './migrations.js';
 import { STEPS_SQL, sqliteThreadDialect, type ScriptStep } from './sqlite-thread.js';
@@ -12,9 +13,10 @@ export interface DatabaseHandle {
   db: Db;
   /**
    * For reads outside any transaction that may see only committed data (the ingest's "stored
-   * before?" lookup). On a SQLite file: a second, read-only connection on its own thread, so such a
+   * before?" lookup). On a SQLite file: a second, read-only connection, so such a
    * read does not queue behind the writer's open transaction and its COMMIT (WAL lets it read
-   * meanwhile). Elsewhere (PostgreSQL's pool, SQLite in memory) the same as `db`.
+   * meanwhile). It runs on the calling (main) thread: use it for short indexed lookups only.
+   * Elsewhere (PostgreSQL's pool, SQLite in memory) the same as `db`.
    */
   readDb: Db;
   dialect: 'sqlite' | 'postgres';
@@ -55,8 +57,13 @@ export async function openDatabase(url: string, opts: { schema?: string } = {}):
   const db = new Kysely<Database>({ dialect: sqliteThreadDialect(file, ['journal_mode = WAL', 'synchronous = FULL', 'busy_timeout = 5000', 'foreign_keys = ON']) });
   await migrateToLatest(db, 'sqlite');
   if (file === ':memory:') return { db, readDb: db, dialect: 'sqlite', close: () => db.destroy() };
-  // journal_mode=WAL is a property of the file (set above); query_only: this connection never writes.
-  const readDb = new Kysely<Database>({ dialect: sqliteThreadDialect(file, ['query_only = ON', 'busy_timeout = 5000', 'foreign_keys = ON']) });
+  // journal_mode=WAL is a property of the file (set above). This one is read-only and on the main
+  // thread: a point lookup by a unique key takes microseconds, and in WAL mode a reader does not wait
+  // for the writer's lock or its COMMIT, whereas a message to a thread cost milliseconds of wake-up
+  // on a loaded machine. Writes and anything that can wait stay on the SQLite thread.
+  const reader = new SQLite(file, { readonly: true, fileMustExist: true });
+  reader.pragma('busy_timeout = 1000');
+  const readDb = new Kysely<Database>({ dialect: new SqliteDialect({ database: reader }) });
   return { db, readDb, dialect: 'sqlite', close: async () => { await readDb.destroy(); await db.destroy(); } };
 }
 

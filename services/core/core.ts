@@ -85,7 +85,7 @@ export async function createCore(config: Config, log: Logger, opts: { dbSchema?:
   });
   const storage = new StorageRepository(config.dataDir, config.limits.maxPartBytes);
   await storage.init();
-  const sites = new SiteRepository(database.db);
+  const sites = new SiteRepository(database.db, database.readDb);
   const instances = new InstanceRepository(database.db, database.readDb);
   const audit = new AuditRepository(database.db);
   const pipelineStats = new PipelineStatsRepository(database.db);

@@ -2,7 +2,8 @@ import type { Db } from '../db/database.js';
 import type { ApiKey, Site } from '../db/schema.js';
 
 export class SiteRepository {
-  constructor(private readonly db: Db) {}
+  /** `readDb`: committed data, read without queueing behind the writer (DatabaseHandle.readDb); the key lookup of every request uses it. */
+  constructor(private readonly db: Db, private readonly readDb: Db = db) {}
 
   async create(site: { id: string; name: string }): Promise<Site> {
     const row = { ...site, created_at: Date.now() };
@@ -27,8 +28,9 @@ export class SiteRepository {
     return Number(result.numUpdatedRows) > 0;
   }
 
+  /** As committed (a revocation counts from its commit on). */
   getKey(id: string): Promise<ApiKey | undefined> {
-    return this.db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+    return this.readDb.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
   listKeys(siteId?: string): Promise<ApiKey[]> {

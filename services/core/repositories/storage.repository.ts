@@ -59,11 +59,23 @@ export class TempObjectWriter {
   private batchBytes = 0;
   private kept: Buffer[] | undefined = [];
 
-  private constructor(readonly tempPath: string, private readonly handle: fsp.FileHandle, private readonly maxBytes: number) {}
+  /**
+   * `handle`: the file being opened. Nothing waits for the open until the first batch is written,
+   * so the first bytes keep arriving meanwhile; an error opening it (read-only, no space) is
+   * reported by the write or finish that needs the file.
+   */
+  private constructor(readonly tempPath: string, private readonly handle: Promise<fsp.FileHandle>, private readonly maxBytes: number) {
+    handle.catch(() => {}); // observed by flush/finish
+  }
 
-  static async open(tempDir: string, maxBytes: number): Promise<TempObjectWriter> {
+  /** Resolves when the file is open; rejects with the open's error. */
+  async opened(): Promise<void> {
+    await this.handle;
+  }
+
+  static open(tempDir: string, maxBytes: number): TempObjectWriter {
     const tempPath = path.join(tempDir, `${randomUUID()}.part`);
-    return new TempObjectWriter(tempPath, await fsp.open(tempPath, 'wx', PRIVATE_FILE), maxBytes);
+    return new TempObjectWriter(tempPath, fsp.open(tempPath, 'wx', PRIVATE_FILE), maxBytes);
   }
 
   async write(chunk: Buffer): Promise<void> {
@@ -99,7 +111,8 @@ export class TempObjectWriter {
     this.batch = [];
     this.batchBytes = 0;
     while (buffers.length) {
-      let { bytesWritten } = await this.handle.writev(buffers);
+      const handle = await this.handle;
+      let { bytesWritten } = await handle.writev(buffers);
       // A short write: drop what went out and write the rest.
       while (buffers.length && bytesWritten >= buffers[0].length) bytesWritten -= buffers.shift()!.length;
       if (bytesWritten > 0) buffers = [buffers[0].subarray(bytesWritten), ...buffers.slice(1)];
@@ -116,7 +129,7 @@ export class TempObjectWriter {
     if (this.tooLarge) throw new ObjectTooLargeError(this.maxBytes);
     await this.writing;
     await this.flush();
-    const synced = this.handle.datasync();
+    const synced = (await this.handle).datasync();
     const durable = synced.finally(() => this.close().catch(() => {}));
     durable.catch(() => {}); // observed by commit(); a parse failure may never wait for it
     const bytes = this.kept ? Buffer.concat(this.kept, this.size) : undefined;
@@ -135,7 +148,8 @@ export class TempObjectWriter {
   private async close() {
     if (this.closed) return;
     this.closed = true;
-    await this.handle.close();
+    const handle = await this.handle.catch(() => undefined); // never opened: nothing to close
+    await handle?.close();
   }
 }
 
@@ -183,7 +197,15 @@ export class StorageRepository {
     return resolved;
   }
 
-  openTemp(): Promise<TempObjectWriter> {
+  /** A writer whose temp file exists (is open) when this resolves. */
+  async openTemp(): Promise<TempObjectWriter> {
+    const writer = TempObjectWriter.open(this.tempDir, this.maxPartBytes);
+    await writer.opened();
+    return writer;
+  }
+
+  /** A writer at once, its file opened meanwhile: the ingest's first bytes need not wait for the open (see TempObjectWriter). */
+  startTemp(): TempObjectWriter {
     return TempObjectWriter.open(this.tempDir, this.maxPartBytes);
   }
 

@@ -107,7 +107,8 @@ export class IngestService {
     let failed: Failed | undefined;
     // The temp file is made at the first byte: an empty part (a hostile body may hold thousands) costs no disk I/O.
     let opening: Promise<void> | undefined;
-    const open = () => (opening ??= stage('open', this.storage.openTemp()).then((w) => { writer = w; }, (error) => { failed = serverFailure(error); }));
+    // startTemp: the file is opened in the background; an error opening it is reported by the write or end that needs it.
+    const open = () => (opening ??= Promise.resolve().then(() => { writer = this.storage.startTemp(); }));
     return {
       write: async (chunk) => {
         if (!chunk.length) return;

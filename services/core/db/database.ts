@@ -63,7 +63,21 @@ export async function openDatabase(url: string, opts: { schema?: string } = {}):
   // on a loaded machine. Writes and anything that can wait stay on the SQLite thread.
   const reader = new SQLite(file, { readonly: true, fileMustExist: true });
   reader.pragma('busy_timeout = 1000');
-  const readDb = new Kysely<Database>({ dialect: new SqliteDialect({ database: reader }) });
+  // Kysely's SQLite driver prepares every query anew; the same few lookups run per request, so keep them.
+  const prepared = new Map<string, ReturnType<typeof reader.prepare>>();
+  const database = {
+    close: () => reader.close(),
+    prepare: (text: string) => {
+      let stmt = prepared.get(text);
+      if (!stmt) {
+        stmt = reader.prepare(text);
+        if (prepared.size >= 200) prepared.delete(prepared.keys().next().value!);
+        prepared.set(text, stmt);
+      }
+      return stmt;
+    },
+  };
+  const readDb = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   return { db, readDb, dialect: 'sqlite', close: async () => { await readDb.destroy(); await db.destroy(); } };
 }
 

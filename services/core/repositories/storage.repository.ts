@@ -266,7 +266,7 @@ export class StorageRepository {
       // The temp name goes at the same time (the object path keeps the inode; a crash before this
       // leaves the temp name to sweepTemp, harmless: it is a second name for the same bytes).
       temp.committed = true;
-      await Promise.all([temp.durable, fsyncDir(dir), fsp.rm(temp.tempPath, { force: true })]);
+      await Promise.all([temp.durable, fsyncDir(dir), unlinkIfThere(temp.tempPath)]);
       return key;
     }
     await temp.durable;
@@ -347,4 +347,9 @@ async function fsyncDir(dir: string): Promise<void> {
   } finally {
     void handle.close().catch(() => {});
   }
+}
+
+/** Removes a file name; already gone is fine (one system call, where rm() first stats the path). */
+async function unlinkIfThere(file: string): Promise<void> {
+  await fsp.unlink(file).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'ENOENT') throw error; });
 }

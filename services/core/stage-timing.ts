@@ -1,4 +1,9 @@
-/** TEMPORARY: wall-clock per ingest stage (FT_INGEST_TIMING=1), printed to stderr at exit. */
+/**
+ * Debug aid for ingest latency: with FT_INGEST_TIMING=1 the wall-clock time of each ingest stage is
+ * summed per stage and the averages are printed to stderr when the process gets SIGTERM (see
+ * docs/benchmarks/ingest-main.md, "Where the latency went"). Off by default: then `stage` returns
+ * its promise untouched. Stage names only, never data.
+ */
 const on = process.env.FT_INGEST_TIMING === '1';
 const totals = new Map<string, { ms: number; n: number }>();
 export function stage<T>(name: string, p: Promise<T>): Promise<T> {

@@ -74,7 +74,8 @@ const ENQUEUE_TIMEOUT_MS = 2_000;
  * The one door into the store, whatever the protocol (STOW-RS, the upload API, DIMSE C-STORE):
  * the caller says where an object came from (IngestContext) and hands over its bytes; this turns
  * them into a stored, recorded, queued instance, in the order that makes "stored" true when we
- * say it: temp file fsynced and renamed → row (with its audit entry, status "queued") committed →
+ * say it: temp file fdatasynced and linked (or, over an existing path, renamed) into place with its
+ * folder fsynced → row (with its audit entry, status "queued") committed →
  * job added under its deterministic id. If the add fails the row is still unfinished and the
  * reconciler adds the missing job later; the id makes a second add a no-op, so it runs once.
  */

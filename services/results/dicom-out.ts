@@ -85,6 +85,53 @@ export async function studyAttributesFrom(source: Uint8Array, maxInflatedBytes?:
   return item;
 }
 
+/** Manufacturer (0008,0070) of every object we write. */
+export const MANUFACTURER = 'fracture-triage (open source)';
+
+/** What every object we write (SR, Secondary Capture, presentation state) says about itself. */
+export interface AiObjectHeader {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  studyUid: string;
+  seriesUid: string;
+  seriesNumber: number;
+  instanceNumber: number;
+  modality: string;
+  seriesDescription: string;
+  algorithm: { name: string; version: string };
+  createdAt: number;
+  /** Patient and study elements copied from a source image (studyAttributesFrom). */
+  studyAttributes: DicomItem;
+  /** Content Date/Time: required by SR and SC, not part of a presentation state. */
+  contentDateTime: boolean;
+}
+
+/**
+ * SOP Common, General Series and General Equipment as one block, so the three writers cannot drift
+ * apart: the algorithm is the Manufacturer's Model Name and Software Versions, the copied patient
+ * and study elements come first and our UIDs override theirs.
+ */
+export function aiObjectHeader(h: AiObjectHeader): DicomItem {
+  const { date, time } = dateTime(h.createdAt);
+  return {
+    ...h.studyAttributes,
+    '00080016': { vr: 'UI', value: h.sopClassUid },
+    '00080018': { vr: 'UI', value: h.sopInstanceUid },
+    '00080012': { vr: 'DA', value: date },
+    '00080013': { vr: 'TM', value: time },
+    ...(h.contentDateTime ? { '00080023': { vr: 'DA', value: date }, '00080033': { vr: 'TM', value: time } } : {}),
+    '00080060': { vr: 'CS', value: h.modality },
+    '00080070': { vr: 'LO', value: MANUFACTURER },
+    '00081090': { vr: 'LO', value: h.algorithm.name },
+    '00181020': { vr: 'LO', value: h.algorithm.version },
+    '0008103e': { vr: 'LO', value: h.seriesDescription },
+    '0020000d': { vr: 'UI', value: h.studyUid },
+    '0020000e': { vr: 'UI', value: h.seriesUid },
+    '00200011': { vr: 'IS', value: String(h.seriesNumber) },
+    '00200013': { vr: 'IS', value: String(h.instanceNumber) },
+  };
+}
+
 /** Part 10 bytes, Explicit VR Little Endian. */
 export function toPart10(item: DicomItem): Buffer {
   return writePart10(item);

@@ -7,7 +7,7 @@
  * "AI: fracture (definite)" on a red one; a note names it decision support, not a diagnosis.
  */
 import { rawString, readDicom } from '../dicom/index.js';
-import { dateTime, derivedUid, floats, type DicomItem } from './dicom-out.js';
+import { aiObjectHeader, dateTime, derivedUid, floats, type DicomItem } from './dicom-out.js';
 import { rectangleAsPolyline } from './structured-report.js';
 import { contentHash, type ReportBox, type ReportImage, type StudyReport } from './study-report.js';
 
@@ -94,22 +94,14 @@ export function buildPresentationState(opts: {
   const reference: DicomItem = { '00081150': { vr: 'UI', value: image.sopClassUid }, '00081155': { vr: 'UI', value: image.sopInstanceUid } };
   const note = `AI decision support, not a diagnosis. AI flag: ${image.flag ?? '-'} (p = ${percent(image.probability)})`;
   const item: DicomItem = {
-    ...opts.studyAttributes,
-    '00080016': { vr: 'UI', value: GRAYSCALE_SOFTCOPY_PRESENTATION_STATE },
-    '00080018': { vr: 'UI', value: opts.sopInstanceUid },
-    '00080012': { vr: 'DA', value: date },
-    '00080013': { vr: 'TM', value: time },
-    '00080060': { vr: 'CS', value: 'PR' },
-    '00080070': { vr: 'LO', value: 'fracture-triage (open source)' },
-    '00081090': { vr: 'LO', value: report.algorithm.name },
-    '00181020': { vr: 'LO', value: report.algorithm.version },
-    '0008103e': { vr: 'LO', value: 'AI findings as annotations (decision support only)' },
+    ...aiObjectHeader({
+      sopClassUid: GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, sopInstanceUid: opts.sopInstanceUid, studyUid: report.studyUid,
+      seriesUid: opts.seriesUid, seriesNumber: PR_SERIES_NUMBER, instanceNumber: opts.instanceNumber, modality: 'PR',
+      seriesDescription: 'AI findings as annotations (decision support only)', algorithm: report.algorithm,
+      createdAt: opts.createdAt, studyAttributes: opts.studyAttributes, contentDateTime: false,
+    }),
     // Presentation State Relationship: the one original it applies to.
     '00081115': { vr: 'SQ', value: [{ '0020000e': { vr: 'UI', value: image.seriesUid }, '00081140': { vr: 'SQ', value: [reference] } }] },
-    '0020000d': { vr: 'UI', value: report.studyUid },
-    '0020000e': { vr: 'UI', value: opts.seriesUid },
-    '00200011': { vr: 'IS', value: String(PR_SERIES_NUMBER) },
-    '00200013': { vr: 'IS', value: String(opts.instanceNumber) },
     '00200060': { vr: 'CS', value: '' },
     // Presentation State Identification.
     '00700080': { vr: 'CS', value: 'AI_FRACTURE' },

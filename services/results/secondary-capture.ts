@@ -6,7 +6,7 @@
  */
 import type { DecodedImage, GreyImage } from '../imaging/index.js';
 import { blendHeatmap, COLOURS, drawText, strokeRect, TEXT_HEIGHT, toRgb, type RgbImage } from './burn-in.js';
-import { dateTime, derivedUid, type DicomItem } from './dicom-out.js';
+import { aiObjectHeader, derivedUid, type DicomItem } from './dicom-out.js';
 import { contentHash, type ReportImage, type StudyReport } from './study-report.js';
 
 export const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7';
@@ -53,29 +53,18 @@ export function buildSecondaryCapture(opts: {
   report: StudyReport; image: ReportImage; pixels: RgbImage; decoded: Pick<DecodedImage, 'width' | 'height'>;
   sopInstanceUid: string; seriesUid: string; instanceNumber: number; createdAt: number; studyAttributes: DicomItem;
 }): DicomItem {
-  const { date, time } = dateTime(opts.createdAt);
   const { report, image, pixels } = opts;
   return {
-    ...opts.studyAttributes,
+    ...aiObjectHeader({
+      sopClassUid: SECONDARY_CAPTURE, sopInstanceUid: opts.sopInstanceUid, studyUid: report.studyUid, seriesUid: opts.seriesUid,
+      seriesNumber: SC_SERIES_NUMBER, instanceNumber: opts.instanceNumber, modality: 'OT',
+      seriesDescription: 'AI marked-up images (decision support only)', algorithm: report.algorithm,
+      createdAt: opts.createdAt, studyAttributes: opts.studyAttributes, contentDateTime: true,
+    }),
     '00080008': { vr: 'CS', value: 'DERIVED\\SECONDARY' },
-    '00080016': { vr: 'UI', value: SECONDARY_CAPTURE },
-    '00080018': { vr: 'UI', value: opts.sopInstanceUid },
-    '00080012': { vr: 'DA', value: date },
-    '00080013': { vr: 'TM', value: time },
-    '00080023': { vr: 'DA', value: date },
-    '00080033': { vr: 'TM', value: time },
-    '00080060': { vr: 'CS', value: 'OT' },
     '00080064': { vr: 'CS', value: 'WSD' },
-    '00080070': { vr: 'LO', value: 'fracture-triage (open source)' },
-    '00081090': { vr: 'LO', value: report.algorithm.name },
-    '00181020': { vr: 'LO', value: report.algorithm.version },
-    '0008103e': { vr: 'LO', value: 'AI marked-up images (decision support only)' },
     '00082111': { vr: 'ST', value: `AI result burned in: heat map and boxes from ${report.algorithm.name} ${report.algorithm.version}; resized to ${pixels.width}x${pixels.height} from ${opts.decoded.width}x${opts.decoded.height}` },
     '00082112': { vr: 'SQ', value: [{ '00081150': { vr: 'UI', value: image.sopClassUid }, '00081155': { vr: 'UI', value: image.sopInstanceUid } }] },
-    '0020000d': { vr: 'UI', value: report.studyUid },
-    '0020000e': { vr: 'UI', value: opts.seriesUid },
-    '00200011': { vr: 'IS', value: String(SC_SERIES_NUMBER) },
-    '00200013': { vr: 'IS', value: String(opts.instanceNumber) },
     '00200020': { vr: 'CS', value: '' },
     '00200060': { vr: 'CS', value: '' },
     '00204000': { vr: 'LT', value: 'AI decision support, not a diagnosis.' },

@@ -11,13 +11,12 @@
  *    "unreadable") and "AI decision support, not a diagnosis".
  * Verification Flag is always UNVERIFIED: no person has signed this.
  */
-import { code, codeItem, dateTime, derivedUid, floats, LOCAL_SCHEME, type Code, type DicomItem } from './dicom-out.js';
+import { aiObjectHeader, code, codeItem, derivedUid, floats, LOCAL_SCHEME, MANUFACTURER, type Code, type DicomItem } from './dicom-out.js';
 import { noScoreStatement, type ReportImage, type StudyReport } from './study-report.js';
 
 export const COMPREHENSIVE_SR = '1.2.840.10008.5.1.4.1.1.88.33';
 export const SR_SERIES_NUMBER = 9901;
 export const DISCLAIMER = 'AI decision support, not a diagnosis. To be confirmed or rejected by a radiologist.';
-const MANUFACTURER = 'fracture-triage (open source)';
 
 const C = {
   measurementReport: code('126000', 'DCM', 'Imaging Measurement Report'),
@@ -169,7 +168,6 @@ function evidence(studyUid: string, refs: { seriesUid: string; sopClassUid: stri
 
 /** The SR data set. `studyAttributes` are the patient/study elements copied from a source image. */
 export function buildStructuredReport(report: StudyReport, id: SrIdentity, studyAttributes: DicomItem): DicomItem {
-  const { date, time } = dateTime(id.createdAt);
   const groups = measurementGroups(report);
   const root = container(null, C.measurementReport, [
     coded('HAS CONCEPT MOD', C.language, C.english),
@@ -190,28 +188,18 @@ export function buildStructuredReport(report: StudyReport, id: SrIdentity, study
   });
 
   return {
-    ...studyAttributes,
-    '00080016': { vr: 'UI', value: COMPREHENSIVE_SR },
-    '00080018': { vr: 'UI', value: id.sopInstanceUid },
-    '00080012': { vr: 'DA', value: date },
-    '00080013': { vr: 'TM', value: time },
-    '00080023': { vr: 'DA', value: date },
-    '00080033': { vr: 'TM', value: time },
-    '00080060': { vr: 'CS', value: 'SR' },
+    ...aiObjectHeader({
+      sopClassUid: COMPREHENSIVE_SR, sopInstanceUid: id.sopInstanceUid, studyUid: report.studyUid, seriesUid: id.seriesUid,
+      seriesNumber: SR_SERIES_NUMBER, instanceNumber: id.version, modality: 'SR',
+      seriesDescription: 'AI fracture findings (decision support, not a diagnosis)', algorithm: report.algorithm,
+      createdAt: id.createdAt, studyAttributes, contentDateTime: true,
+    }),
     '00080110': { vr: 'SQ', value: [{
       '00080102': { vr: 'SH', value: LOCAL_SCHEME },
       '00080115': { vr: 'ST', value: 'fracture-triage local codes' },
       '00080116': { vr: 'ST', value: 'fracture-triage project' },
     }] },
-    '00080070': { vr: 'LO', value: MANUFACTURER },
-    '00081090': { vr: 'LO', value: report.algorithm.name },
-    '00181020': { vr: 'LO', value: report.algorithm.version },
-    '0008103e': { vr: 'LO', value: 'AI fracture findings (decision support, not a diagnosis)' },
     '00081111': { vr: 'SQ', value: [] },
-    '0020000d': { vr: 'UI', value: report.studyUid },
-    '0020000e': { vr: 'UI', value: id.seriesUid },
-    '00200011': { vr: 'IS', value: String(SR_SERIES_NUMBER) },
-    '00200013': { vr: 'IS', value: String(id.version) },
     '0040a491': { vr: 'CS', value: 'COMPLETE' },
     '0040a493': { vr: 'CS', value: 'UNVERIFIED' },
     '0040a372': { vr: 'SQ', value: [] },

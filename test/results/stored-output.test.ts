@@ -207,6 +207,29 @@ describe.each(await databases())('our SR, captures and presentation states are s
     expect(pacs.requests()).toBe(1);
   });
 
+  it('leaves the review export and the pipeline counts to the original images', async () => {
+    const { objects } = await objectsOf(1);
+    expect(objects.length).toBeGreaterThan(0);
+    const decided = await fetch(`${system.url}/api/studies/${study.studyId}/review`, {
+      method: 'POST', headers: { cookie: session.cookie, 'x-csrf-token': session.csrfToken, 'content-type': 'application/json' },
+      body: JSON.stringify({ decision: 'agree', shownInstanceIds: [study.instanceId] }),
+    });
+    expect(decided.status, await decided.clone().text()).toBeLessThan(300);
+    await system.core.services.auth.createUser({ username: 'adm1', password: PASSWORD, role: 'admin', siteIds: ['site-a'] });
+    const admin = await login(system.url, 'adm1');
+    const exported = await (await fetch(`${system.url}/api/reviews/export?format=json`, { headers: { cookie: admin.cookie } })).json() as { rows: { study_uid: string; sop_instance_uid: string }[] };
+    // One row per image of the study: the original, never our SR, capture or presentation state.
+    expect(exported.rows.filter((r) => r.study_uid === study.studyUid).map((r) => r.sop_instance_uid)).toEqual([study.sop]);
+
+    // The pipeline's image counts (admin page, /metrics) count originals only.
+    const byOrigin = await system.core.database.db.selectFrom('instances').select(['origin', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('origin').execute();
+    const ours = byOrigin.filter((r) => r.origin === 'ai').reduce((n, r) => n + Number(r.n), 0);
+    const originals = byOrigin.filter((r) => r.origin !== 'ai').reduce((n, r) => n + Number(r.n), 0);
+    expect(ours).toBeGreaterThan(0);
+    const counted = Object.values(await system.core.repos.pipelineStats.instancesByStatus()).reduce((n, v) => n + v, 0);
+    expect(counted).toBe(originals);
+  });
+
   it('a resend of the source image stores no second SR; a later image stores version 2 as another instance of the SR series', async () => {
     const ownCount = async () => Number((await system.core.database.db.selectFrom('instances').select((eb) => eb.fn.countAll<number>().as('n'))
       .where('study_id', '=', study.studyId).where('origin', '=', 'ai').executeTakeFirstOrThrow()).n);

@@ -27,11 +27,20 @@ describe('logs carry no patient data', () => {
     fs.writeFileSync(path.join(folder, 'b.dcm'), good.bytes.subarray(0, good.bytes.length - 300)); // truncated: a rejection
     const conflict = makeDx({ studyUid: good.studyUid, seriesUid: good.seriesUid, sopInstanceUid: good.sopInstanceUid, patientName: NAME, patientId: PATIENT_ID, accession: ACCESSION, rows: 16 });
     fs.writeFileSync(path.join(folder, 'c.dcm'), conflict.bytes);
+    // Patient data where a defined term belongs: the worker refuses the image and names the
+    // attribute, never its text (quotable() in failure-reason.ts).
+    const hostile = makeDx({ patientName: NAME, patientId: PATIENT_ID, accession: ACCESSION, extra: { '00280004': { vr: 'CS', value: `${NAME} ${PATIENT_ID}` } } });
+    fs.writeFileSync(path.join(folder, 'd.dcm'), hostile.bytes);
     const summary = await send([folder], { url: s.url, key: s.key, concurrency: 1 });
-    expect(summary).toMatchObject({ stored: 1, failed: 1, warning: 1 });
+    expect(summary).toMatchObject({ stored: 2, failed: 1, warning: 1 });
     await fetch(`${s.url}/dicomweb/studies?PatientID=${PATIENT_ID}`, { headers: { authorization: `Bearer ${s.key}` } });
     if (hasModel) {
-      await waitFor(async () => (await s.core.database.db.selectFrom('ai_results').selectAll().execute()).length === 1, 60_000, 'the result');
+      await waitFor(async () => (await s.core.database.db.selectFrom('ai_results').selectAll().execute()).length === 2, 60_000, 'both results');
+      const refused = await s.core.database.db.selectFrom('ai_results').innerJoin('instances', 'instances.id', 'ai_results.instance_id')
+        .select(['ai_results.status', 'ai_results.reason']).where('instances.sop_instance_uid', '=', hostile.sopInstanceUid).executeTakeFirstOrThrow();
+      // Not "normal": a visible failure with the reason, the value replaced.
+      expect(refused.status).not.toBe('done');
+      expect(refused.reason).toContain('(unrecognised value)');
     }
     await new Promise((r) => setTimeout(r, 500));
     const logs = s.output();

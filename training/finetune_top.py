@@ -45,7 +45,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_v2 as T  # noqa: E402
@@ -56,7 +55,7 @@ from export_tfjs import export  # noqa: E402
 from metrics import (auroc, calibration_maps, cv_calibration, ece, sens_spec, sigmoid,  # noqa: E402
                      threshold_for_sensitivity, threshold_for_specificity)
 from mobilenet_v2 import HEAT_STRIDE, ORIGIN, build_arch, load_state  # noqa: E402
-from model import GraphNet, pool_heat  # noqa: E402
+from model import GraphNet  # noqa: E402
 from splits import SPLIT_FILE, read_split  # noqa: E402
 from train import bootstrap_auc, localisation, seed_all  # noqa: E402
 
@@ -217,28 +216,15 @@ def train(model: GraphNet, backbone: list[str], heads: list[str], Ftr, Ttr, ytr,
             for g in opt.param_groups:
                 g["lr"] = g["base"] * factor(step)
             heat, cls = model(given=given(Ftr, idx, view))
-            l_cls = F.binary_cross_entropy_with_logits(cls[:, 0], y)
-            l_pool = F.binary_cross_entropy_with_logits(pool_heat(heat, args.topk), y)
-            l_dense = F.binary_cross_entropy_with_logits(heat, target, pos_weight=pos_w)
-            loss = l_cls + args.pool_weight * l_pool + args.dense_weight * l_dense
-            has = target.flatten(1).sum(1) > 0
-            if args.peak_weight > 0 and has.any():
-                q = target.flatten(1)[has]
-                l_peak = -(q / q.sum(1, keepdim=True) * F.log_softmax(heat.flatten(1)[has], 1)).sum(1).mean()
-                loss = loss + args.peak_weight * l_peak
-                run["peak"] += l_peak.item()
+            loss, parts = T.head_losses(heat, cls, target, y, args, pos_w)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 5.0)
             opt.step()
-            with torch.no_grad():
-                d = min(args.ema, (1 + step) / (10 + step))
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    if pm.requires_grad:
-                        pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+            T.ema_update(ema, model, step, args.ema)
             step += 1
-            for k, v in (("loss", loss), ("cls", l_cls), ("pool", l_pool), ("dense", l_dense)):
-                run[k] += v.item()
+            for k, v in parts.items():
+                run[k] += v
             run["n"] += 1
             if (it + 1) % 10 == 0 or it == steps_per_epoch - 1:
                 el = time.time() - t0

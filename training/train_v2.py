@@ -226,6 +226,36 @@ def predict_cached(model: GraphNet, feats: dict, view: int, batch: int = 64):
     return np.concatenate(heats), np.concatenate(clss)
 
 
+def head_losses(heat, cls, target, y, args, pos_w):
+    """The training loss of the heads (and of any backbone blocks trained with them): image BCE,
+    BCE of the top-k pooled heat map, dense BCE against the heat target and, on fractured images,
+    the peak loss. Returns the loss and its parts as floats (the peak only when it was computed)."""
+    l_cls = F.binary_cross_entropy_with_logits(cls[:, 0], y)
+    l_pool = F.binary_cross_entropy_with_logits(pool_heat(heat, args.topk), y)
+    l_dense = F.binary_cross_entropy_with_logits(heat, target, pos_weight=pos_w)
+    loss = l_cls + args.pool_weight * l_pool + args.dense_weight * l_dense
+    parts = {"cls": l_cls.item(), "pool": l_pool.item(), "dense": l_dense.item()}
+    has = target.flatten(1).sum(1) > 0
+    if args.peak_weight > 0 and has.any():
+        # softmax over the cells of each fractured image against the normalised target:
+        # only where the peak lands matters, not the level of the whole box
+        q = target.flatten(1)[has]
+        l_peak = -(q / q.sum(1, keepdim=True) * F.log_softmax(heat.flatten(1)[has], 1)).sum(1).mean()
+        loss = loss + args.peak_weight * l_peak
+        parts["peak"] = l_peak.item()
+    parts["loss"] = loss.item()
+    return loss, parts
+
+
+@torch.no_grad()
+def ema_update(ema: GraphNet, model: GraphNet, step: int, decay: float) -> None:
+    """Exponential moving average of the trained weights, with a short warm-up."""
+    d = min(decay, (1 + step) / (10 + step))
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        if pm.requires_grad:
+            pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+
+
 def train_heads(model: GraphNet, frozen: set, Ftr: dict, Ttr: np.ndarray, ytr: np.ndarray, ntr_views: np.ndarray,
                 Fva: dict, yva: np.ndarray, Bva: list, args):
     """Trains the heads on cached features (Ttr: heat-map targets, ntr_views: views per image);
@@ -270,30 +300,16 @@ def train_heads(model: GraphNet, frozen: set, Ftr: dict, Ttr: np.ndarray, ytr: n
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
             heat, cls = model(given=batch_of(Ftr, idx, view))
-            l_cls = F.binary_cross_entropy_with_logits(cls[:, 0], y)
-            l_pool = F.binary_cross_entropy_with_logits(pool_heat(heat, args.topk), y)
-            l_dense = F.binary_cross_entropy_with_logits(heat, target, pos_weight=pos_w)
-            loss = l_cls + args.pool_weight * l_pool + args.dense_weight * l_dense
-            has = target.flatten(1).sum(1) > 0
-            if args.peak_weight > 0 and has.any():
-                # softmax over the cells of each fractured image against the normalised target:
-                # only where the peak lands matters, not the level of the whole box
-                q = target.flatten(1)[has]
-                l_peak = -(q / q.sum(1, keepdim=True) * F.log_softmax(heat.flatten(1)[has], 1)).sum(1).mean()
-                loss = loss + args.peak_weight * l_peak
-                run["peak"] += l_peak.item()
+            loss, parts = head_losses(heat, cls, target, y, args, pos_w)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 5.0)
             opt.step()
-            with torch.no_grad():
-                d = min(args.ema, (1 + step) / (10 + step))
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    if pm.requires_grad:
-                        pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+            ema_update(ema, model, step, args.ema)
             step += 1
-            run["loss"] += loss.item(); run["cls"] += l_cls.item(); run["pool"] += l_pool.item()
-            run["dense"] += l_dense.item(); run["n"] += 1
+            for k, v in parts.items():
+                run[k] += v
+            run["n"] += 1
             if (it + 1) % 20 == 0 or it == steps_per_epoch - 1:
                 el = time.time() - t_train
                 n = run["n"]

@@ -2,7 +2,8 @@
  * npm run bench:ingest [-- --small 400 --large 20 --concurrency 4] [--cstore]
  * npm run bench:ingest -- --vs-orthanc [--rounds 3 --small 200 --large 20] [--cstore]
  *
- * Starts the real API server as a child process (SQLite in a temp folder, the local Redis, no
+ * Builds dist/ with tsc and starts the real API server from it, as `npm start` runs it, as a child
+ * process (SQLite in a temp folder, the local Redis, no
  * worker), then sends generated 16-bit DX images over STOW-RS, one per request, at the given
  * concurrency, and reports images/s and MB/s per image size. Results go to docs/benchmarks/ingest.md.
  *
@@ -15,7 +16,7 @@
  * both see the same machine load. Prints both servers' images/s and our/Orthanc ratio (median of
  * the rounds).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -148,7 +149,9 @@ async function startOurs(): Promise<Server> {
   const { key } = await core.services.apiKeys.createKey('bench', 'bench');
   if (cstore) await core.repos.aeTitles.upsert({ aeTitle: 'BENCH', siteId: 'bench', host: null });
   const entry = cstore ? 'services/dimse/main.ts' : 'services/api/server.ts';
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', path.join(root, entry)], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  // What `npm start` runs: the compiled JavaScript (built in main()), not the TypeScript loader.
+  const program = [path.join(root, 'dist', entry.replace(/\.ts$/, '.js'))];
+  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), ...program], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   child.stdout!.resume();
   const url = `http://127.0.0.1:${port}`;
   const up = () => (cstore ? accepts(dimsePort) : fetch(`${url}/healthz`).then((r) => r.ok, () => false));
@@ -280,6 +283,8 @@ async function main() {
     console.log('bench:ingest --vs-orthanc skipped: Orthanc or its DICOMweb plugin is not installed (apt install orthanc orthanc-dicomweb)');
     return;
   }
+  // The servers run from dist/, as `npm start` runs them: build it first (tsc, as `npm run build`).
+  execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });
   const lines = vsOrthanc ? await vsOrthancMain() : await soloMain();
   fs.mkdirSync(path.dirname(path.resolve(root, values.out!)), { recursive: true });
   fs.writeFileSync(path.resolve(root, values.out!), lines.join('\n'));

@@ -104,32 +104,26 @@ export class IngestService {
 
   /** One object pushed chunk by chunk. A storage error (disk full, read-only folder) fails this object only. */
   openPart(ctx: IngestContext): IngestPart {
+    // Made at the first byte; its file at the first batch written: an empty part (a hostile body may hold thousands) costs no disk I/O.
     let writer: TempObjectWriter | undefined;
     let failed: Failed | undefined;
-    // The temp file is made at the first byte: an empty part (a hostile body may hold thousands) costs no disk I/O.
-    let opening: Promise<void> | undefined;
-    // startTemp: the file is opened in the background; an error opening it is reported by the write or end that needs it.
-    const open = () => (opening ??= Promise.resolve().then(() => { writer = this.storage.startTemp(); }));
     return {
       write: async (chunk) => {
-        if (!chunk.length) return;
-        await open();
-        if (failed) return; // read the rest, store nothing
+        if (!chunk.length || failed) return; // after a failure: read the rest, store nothing
+        writer ??= this.storage.startTemp();
         try {
-          await stage('write', writer!.write(chunk));
+          await writer.write(chunk);
         } catch (error) {
-          await writer!.abort().catch(() => {});
+          await writer.abort();
           if (!isSystemError(error)) throw error;
           failed = serverFailure(error);
         }
       },
       end: async () => {
-        if (!opening) return { status: 'failed', failureReason: FailureReason.CannotUnderstand, reason: 'empty part: no bytes' };
-        await opening;
-        return failed ?? this.finish(writer!, ctx);
+        if (!writer) return { status: 'failed', failureReason: FailureReason.CannotUnderstand, reason: 'empty part: no bytes' };
+        return failed ?? this.finish(writer, ctx);
       },
       abort: async () => {
-        await opening;
         await writer?.abort();
       },
     };
@@ -138,11 +132,11 @@ export class IngestService {
   private async finish(writer: TempObjectWriter, ctx: IngestContext): Promise<IngestOutcome> {
     let temp: TempObject;
     try {
-      temp = await stage('finish', writer.finish());
+      temp = await writer.finish();
     } catch (error) {
       if (error instanceof ObjectTooLargeError) return { status: 'failed', failureReason: FailureReason.OutOfResources, reason: error.message };
-      // fsync of the temp file failed (no space for its last blocks, read-only): nothing stored.
-      await writer.abort().catch(() => {});
+      // The last write or the open failed (no space, read-only): nothing stored.
+      await writer.abort();
       if (isSystemError(error)) return serverFailure(error);
       throw error;
     }
@@ -162,7 +156,8 @@ export class IngestService {
       this.log.error({ err: error, site: ctx.siteId }, 'ingest failed');
       return serverFailure(error);
     } finally {
-      // Whatever happened, the temp file is either renamed into place or no longer needed.
+      // Whatever happened, the temp file is either linked into place or no longer needed, and its bytes were read for the last time.
+      temp.release?.();
       await this.storage.discardTemp(temp).catch(() => {});
     }
   }

@@ -86,7 +86,7 @@ function cpuMs(pid: number): number {
   }
 }
 
-interface Result { label: string; server: string; count: number; failed: number; seconds: number; imagesPerSec: number; mbPerSec: number; mbPerImage: number; cpuMsPerImage: number }
+interface Result { label: string; server: string; count: number; failed: number; seconds: number; imagesPerSec: number; mbPerSec: number; mbPerImage: number; cpuMsPerImage: number; p50Ms: number; p95Ms: number }
 
 /**
  * storescu in `associations` processes at once, each sending its share of the files over one
@@ -117,13 +117,16 @@ async function run(label: string, images: Buffer[], server: Server, concurrency:
   const bytes = images.reduce((a, b) => a + b.length, 0);
   let next = 0;
   let failed = 0;
+  const latencies: number[] = [];
   const cpuBefore = cpuMs(server.pid);
   const started = performance.now();
   if (cstore) failed = await storescu(server, images, concurrency);
   else {
     await Promise.all(Array.from({ length: concurrency }, async () => {
       while (next < images.length) {
+        const sent = performance.now();
         const status = await post(server, images[next++]);
+        latencies.push(performance.now() - sent);
         if (status !== 200) failed++;
       }
     }));
@@ -133,8 +136,24 @@ async function run(label: string, images: Buffer[], server: Server, concurrency:
   return {
     label, server: server.name, count, failed, seconds, imagesPerSec: count / seconds, mbPerSec: bytes / 1024 / 1024 / seconds,
     mbPerImage: bytes / count / 1024 / 1024, cpuMsPerImage: (cpuMs(server.pid) - cpuBefore) / count,
+    p50Ms: quantile(latencies, 0.5), p95Ms: quantile(latencies, 0.95),
   };
 }
+
+/** Request round-trip time as the client saw it (NaN for C-STORE, timed per storescu process). */
+function quantile(values: number[], q: number): number {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/**
+ * Stores of servers that have stopped, removed only when the whole benchmark is done: ext4 without a
+ * journal (as on the machine these figures come from) skips inodes freed in the last 30 seconds
+ * when it makes a file, so deleting one round's thousands of files made the next round's file
+ * creation crawl, a cost no hospital store has and that fell unevenly on the two servers.
+ */
+const leftovers: string[] = [];
 
 /** Our API server alone (no worker), or with --cstore our DICOM listener alone, from an empty data folder with one site and key. */
 async function startOurs(): Promise<Server> {
@@ -173,7 +192,7 @@ async function startOurs(): Promise<Server> {
       await exited;
       await core.jobs.classify.queue.obliterate({ force: true }).catch(() => {});
       await core.close();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      leftovers.push(dataDir);
     },
   };
 }
@@ -187,7 +206,7 @@ function accepts(port: number): Promise<boolean> {
 }
 
 async function startOrthancServer(): Promise<Server> {
-  const orthanc = await startOrthanc();
+  const orthanc = await startOrthanc({ keepFolder: (dir) => leftovers.push(dir) });
   return { name: 'Orthanc', stowUrl: `${orthanc.dicomWebUrl}/studies`, headers: {}, dicom: { port: orthanc.dicomPort, aet: orthanc.aet }, pid: orthanc.pid, stop: () => orthanc.stop() };
 }
 
@@ -228,9 +247,9 @@ async function soloMain(): Promise<string[]> {
     machine(),
     `Date: ${new Date().toISOString().slice(0, 10)}. ${how}, no worker; each image is fsynced, recorded and queued before its response.`,
     '',
-    '| images | count | failed | seconds | images/s | MB/s | MB/image | server CPU ms/image |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
-    ...results.map((r) => `| ${r.label} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.mbPerImage.toFixed(2)} | ${r.cpuMsPerImage.toFixed(1)} |`),
+    '| images | count | failed | seconds | images/s | MB/s | MB/image | server CPU ms/image | request p50 ms | p95 ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...results.map((r) => `| ${r.label} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.mbPerImage.toFixed(2)} | ${r.cpuMsPerImage.toFixed(1)} | ${r.p50Ms.toFixed(1)} | ${r.p95Ms.toFixed(1)} |`),
     '',
   ];
 }
@@ -249,7 +268,7 @@ async function vsOrthancMain(): Promise<string[]> {
         const r = who === 'ours' ? await measure(startOurs, size, images) : await measure(startOrthancServer, size, images);
         (who === 'ours' ? ours : theirs).push(r);
         console.error(`${size.label} round ${round + 1} ${r.server}: ${r.imagesPerSec.toFixed(1)} images/s, ${r.cpuMsPerImage.toFixed(1)} CPU ms/image, ${r.failed} failed`);
-        rows.push(`| ${size.label} | ${round + 1} | ${r.server} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(2)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.cpuMsPerImage.toFixed(1)} |`);
+        rows.push(`| ${size.label} | ${round + 1} | ${r.server} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(2)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.cpuMsPerImage.toFixed(1)} | ${r.p50Ms.toFixed(1)} | ${r.p95Ms.toFixed(1)} |`);
       }
     }
     const [o, t] = [median(ours.map((r) => r.imagesPerSec)), median(theirs.map((r) => r.imagesPerSec))];
@@ -271,8 +290,8 @@ async function vsOrthancMain(): Promise<string[]> {
     '',
     'Every run:',
     '',
-    '| images | round | server | count | failed | seconds | images/s | MB/s | server CPU ms/image |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|',
+    '| images | round | server | count | failed | seconds | images/s | MB/s | server CPU ms/image | request p50 ms | p95 ms |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
     '',
   ];
@@ -285,7 +304,12 @@ async function main() {
   }
   // The servers run from dist/, as `npm start` runs them: build it first (tsc, as `npm run build`).
   execFileSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });
-  const lines = vsOrthanc ? await vsOrthancMain() : await soloMain();
+  let lines: string[];
+  try {
+    lines = vsOrthanc ? await vsOrthancMain() : await soloMain();
+  } finally {
+    for (const dir of leftovers) fs.rmSync(dir, { recursive: true, force: true });
+  }
   fs.mkdirSync(path.dirname(path.resolve(root, values.out!)), { recursive: true });
   fs.writeFileSync(path.resolve(root, values.out!), lines.join('\n'));
   console.log(lines.join('\n'));

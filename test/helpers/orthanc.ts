@@ -22,6 +22,8 @@ export interface OrthancOptions {
   modalities?: Record<string, { aet: string; host: string; port: number }>;
   /** A fixed HTTP port (e.g. to bring back a destination that was down); default a free one. */
   httpPort?: number;
+  /** Called with its folder (config, storage, index) when it stops, instead of removing it there (benchmarks remove all at the end). */
+  keepFolder?: (dir: string) => void;
 }
 
 export type OrthancHandle = OrthancInstance;
@@ -120,7 +122,8 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<OrthancIn
         await exited;
         clearTimeout(timer);
       }
-      fs.rmSync(dir, { recursive: true, force: true });
+      if (opts.keepFolder) opts.keepFolder(dir);
+      else fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }

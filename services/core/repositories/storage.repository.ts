@@ -84,10 +84,8 @@ export class ObjectTooLargeError extends Error {
  * written from there in batches of ~1 MiB; an object of up to KEEP_BYTES stays in its slabs for
  * parsing (one slab: parsed in place; more: joined once).
  *
- * Which calls run where: writes (they copy into the page cache, ≈ 0.2 ms per 0.5 MB) and the
- * syncs (they wait for the disk) run on libuv's thread pool. Opening and closing the file run
- * inline: they take microseconds, less than a hand-off to the pool, which costs ≈ 0.1 ms of CPU
- * and a context switch on a 2-core machine (docs/benchmarks/ingest-main.md).
+ * Which calls run where: everything that may wait for the disk (making the file, writes, syncs)
+ * runs on libuv's thread pool; only closing it after its sync runs inline.
  *
  * `release()` returns the slabs once the caller is done with `TempObject.bytes`, which is a view of
  * them: nothing may read those bytes afterwards.
@@ -109,22 +107,34 @@ export class TempObjectWriter {
   private writing: Promise<void> = Promise.resolve();
   private settled: Promise<void> = Promise.resolve();
 
-  /** The file is made at the first batch written (or by `opened()`): a part that never gets a byte costs no file. */
+  /** The file is made at the first byte (or by `opened()`): a part that never gets a byte costs no file. */
   private constructor(readonly tempPath: string, private readonly maxBytes: number, private readonly pool: SlabPool) {}
 
-  /** Makes the file now; throws the open's error (read-only folder, no space). */
-  opened(): void {
-    this.file();
+  /** Resolves when the file exists; rejects with the open's error (read-only folder, no space). */
+  async opened(): Promise<void> {
+    await this.file();
   }
 
   static open(tempDir: string, maxBytes: number, pool: SlabPool): TempObjectWriter {
     return new TempObjectWriter(path.join(tempDir, `${randomUUID()}.part`), maxBytes, pool);
   }
 
-  private file(): number {
-    if (this.closed) throw new Error('temp file already closed');
-    this.fd ??= fs.openSync(this.tempPath, 'wx', PRIVATE_FILE);
-    return this.fd;
+  /**
+   * The file, opened on the pool: making a file can read inode tables from disk (ext4 without a
+   * journal checks every recently freed inode it passes), which must not stall the event loop.
+   * Started at the first byte and awaited only by the first write, so the bytes keep arriving meanwhile.
+   */
+  private opening: Promise<number> | undefined;
+  private file(): Promise<number> {
+    if (!this.opening) {
+      this.opening = new Promise<number>((resolve, reject) => fs.open(this.tempPath, 'wx', PRIVATE_FILE, (error, fd) => {
+        if (error) return reject(error);
+        this.fd = fd;
+        resolve(fd);
+      }));
+      this.opening.catch(() => {}); // reported by the write or finish that needs the file
+    }
+    return this.opening;
   }
 
   async write(chunk: Buffer): Promise<void> {
@@ -137,6 +147,7 @@ export class TempObjectWriter {
       return;
     }
     this.hash.update(chunk);
+    void this.file();
     for (let at = 0; at < chunk.length;) {
       if (!this.slabs.length || this.fill === SLAB_BYTES) await this.nextSlab();
       const copied = chunk.copy(this.slabs.at(-1)!, this.fill, at);
@@ -152,7 +163,7 @@ export class TempObjectWriter {
     if (this.fill === this.flushed) return;
     const part = this.slabs.at(-1)!.subarray(this.flushed, this.fill);
     this.flushed = this.fill;
-    this.writing = writeAll(this.file(), [part]);
+    this.writing = this.file().then((fd) => writeAll(fd, [part]));
     this.writing.catch(() => {}); // reported by the next write() or finish()
   }
 
@@ -180,7 +191,7 @@ export class TempObjectWriter {
   async finish(): Promise<TempObject> {
     if (this.tooLarge) throw new ObjectTooLargeError(this.maxBytes);
     await this.flush();
-    const fd = this.file();
+    const fd = await this.file();
     const written = this.writing;
     const durable = written
       .then(() => new Promise<void>((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()))))
@@ -208,9 +219,10 @@ export class TempObjectWriter {
 
   /** Drops the bytes and the file (once a write in flight has returned); never throws. */
   async abort(): Promise<void> {
+    await this.opening?.catch(() => {});
     await this.writing.catch(() => {});
     this.close();
-    try { fs.unlinkSync(this.tempPath); } catch { /* never made, or gone */ }
+    await fsp.unlink(this.tempPath).catch(() => {}); // never made, or gone
     for (const slab of this.slabs) this.pool.give(slab);
     this.slabs = [];
   }
@@ -277,14 +289,14 @@ export class StorageRepository {
     return resolved;
   }
 
-  /** A writer whose temp file exists when this returns. */
-  openTemp(): TempObjectWriter {
+  /** A writer whose temp file exists when this resolves. */
+  async openTemp(): Promise<TempObjectWriter> {
     const writer = TempObjectWriter.open(this.tempDir, this.maxPartBytes, this.slabs);
-    writer.opened();
+    await writer.opened();
     return writer;
   }
 
-  /** A writer whose file is made at its first batch (see TempObjectWriter). */
+  /** A writer whose file is made at its first byte (see TempObjectWriter). */
   startTemp(): TempObjectWriter {
     return TempObjectWriter.open(this.tempDir, this.maxPartBytes, this.slabs);
   }
@@ -332,50 +344,52 @@ export class StorageRepository {
     const target = this.pathOf(key);
     const dir = path.dirname(target);
     if (!this.madeDirs.has(dir)) {
-      fs.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
+      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
       this.madeDirs.add(dir);
     }
+    // Linked once written (a link while a write still holds the file's lock spins on it), not yet synced.
     await temp.written;
     let linked = false;
     try {
-      this.retryIfFolderGone(dir, temp, () => fs.linkSync(temp.tempPath, target));
+      await this.retryIfFolderGone(dir, temp, () => fsp.link(temp.tempPath, target));
       linked = true;
     } catch {
       // EEXIST: taken, see above. Any other refusal (a file system without hard links): the rename path, which reports real errors.
     }
     if (linked) {
-      // The temp name goes now (the object path keeps the inode; a crash before the folder's fsync
-      // leaves the temp name to sweepTemp, harmless: it is a second name for the same bytes).
       temp.committed = true;
+      // The inode just linked (cached: no disk read), to tell our file from one renamed over it later.
       const { ino } = fs.statSync(target);
-      try { fs.unlinkSync(temp.tempPath); } catch { /* a leftover temp name is swept later */ }
+      // The temp name goes meanwhile, not waited for: a crash or error leaves it to sweepTemp,
+      // harmless (a second name for the same bytes).
+      fs.unlink(temp.tempPath, () => {});
       try {
         await Promise.all([temp.durable, fsyncDir(dir)]);
       } catch (error) {
         // Our bytes never reached the disk (no space, I/O error): take our name back, unless an
         // identical upload has meanwhile renamed its durable copy over it (another inode).
-        if (fs.statSync(target, { throwIfNoEntry: false })?.ino === ino) fs.rmSync(target, { force: true });
+        if (fs.statSync(target, { throwIfNoEntry: false })?.ino === ino) await fsp.rm(target, { force: true });
         throw error;
       }
       return key;
     }
     await temp.durable;
-    this.retryIfFolderGone(dir, temp, () => fs.renameSync(temp.tempPath, target));
+    await this.retryIfFolderGone(dir, temp, () => fsp.rename(temp.tempPath, target));
     temp.committed = true;
     await fsyncDir(dir);
     return key;
   }
 
   /** Runs `op` (a link or rename into `dir`); if the folder went away under us (removed by hand), makes it again and retries once. */
-  private retryIfFolderGone(dir: string, temp: TempObject, op: () => void): void {
+  private async retryIfFolderGone(dir: string, temp: TempObject, op: () => Promise<void>): Promise<void> {
     try {
-      op();
+      await op();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !fs.existsSync(temp.tempPath)) throw error;
       this.madeDirs.delete(dir);
-      fs.mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
+      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
       this.madeDirs.add(dir);
-      op();
+      await op();
     }
   }
 
@@ -430,8 +444,9 @@ async function readdirSafe(dir: string): Promise<string[]> {
 }
 
 /**
- * Makes the folder's entries (a link or rename into it) durable. Opening and closing a folder is
- * instant; only the fsync waits for the disk, on libuv's pool.
+ * Makes the folder's entries (a link or rename into it) durable. The folder was just written to, so
+ * opening and closing it touch only cached entries and run inline; the fsync waits for the disk, on
+ * libuv's pool.
  */
 function fsyncDir(dir: string): Promise<void> {
   const fd = fs.openSync(dir, 'r');

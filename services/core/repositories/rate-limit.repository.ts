@@ -49,6 +49,13 @@ end
 return 0
 `;
 
+/** KEYS: the key's counter for this minute. ARGV: its lifetime (ms), set when the minute's first upload makes it. Returns the count. */
+const COUNT_UPLOAD = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+`;
+
 /** Sessions that ended: all of a user's, or one (by its hash). */
 export interface SessionsEnded { userId?: number; sessionHash?: string }
 
@@ -106,8 +113,8 @@ export class RateLimitRepository {
     if (perMinute <= 0) return 0;
     const minute = Math.floor(now / 60_000);
     const key = this.key('upload', keyId, String(minute));
-    const result = await this.redis.multi().incr(key).pexpire(key, 120_000).exec();
-    const count = Number(result?.[0]?.[1] ?? 0);
+    // One command per upload (was MULTI, INCR, PEXPIRE, EXEC): every STOW request pays for it.
+    const count = Number(await this.redis.eval(COUNT_UPLOAD, 1, key, 120_000));
     return count > perMinute ? Math.ceil(((minute + 1) * 60_000 - now) / 1000) : 0;
   }
 

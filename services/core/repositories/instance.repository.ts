@@ -1,6 +1,7 @@
 import { sql, type CompiledQuery, type Expression, type SqlBool } from 'kysely';
 import { runSteps, type Db, type Step } from '../db/database.js';
 import { GroupCommit } from '../db/group-commit.js';
+import { QueryTemplate } from '../db/query-template.js';
 import type { IngestOrigin, Instance, InstanceStatus, NewInstance, Series, Study } from '../db/schema.js';
 import type { InstanceMetadata } from '../../dicom/index.js';
 
@@ -34,7 +35,11 @@ export class InstanceRepository {
   /** `readDb`: committed data only, read without waiting for the writer (DatabaseHandle.readDb). */
   constructor(private readonly db: Db, private readonly readDb: Db = db) {
     this.group = new GroupCommit(db);
+    this.record = recordStatements(db);
   }
+
+  /** The statements that record an upload, compiled once (see QueryTemplate). */
+  private readonly record: ReturnType<typeof recordStatements>;
 
   /** The instance as committed (read on `readDb`: a concurrent upload's uncommitted row is not seen; its insert then finds the conflict). */
   findBySop(siteId: string, sopInstanceUid: string): Promise<Instance | undefined> {
@@ -62,82 +67,38 @@ export class InstanceRepository {
   ): Promise<Instance | undefined> {
     const now = Date.now();
     const own = source.origin === 'ai';
+    const studyKey = { siteId, studyUid: meta.studyInstanceUid };
+    const key = { ...studyKey, seriesUid: meta.seriesInstanceUid };
     // Grouped with concurrent uploads' inserts: one commit for all, each answered after it.
     return this.group.run(async (trx) => {
       // The study and series ids are looked up by their unique keys inside the statements that need
       // them, so the whole record goes to the database as one list (runSteps: one message to the
-      // SQLite thread, not a round trip per statement).
-      const studyId = trx.selectFrom('studies').select('id').where('site_id', '=', siteId).where('study_uid', '=', meta.studyInstanceUid);
-      const seriesId = trx.selectFrom('series').select('id').where('study_id', '=', studyId).where('series_uid', '=', meta.seriesInstanceUid);
+      // SQLite thread, not a round trip per statement). Statement texts are compiled once (record).
       const steps: Step[] = [
-        { query: trx.insertInto('studies').values({
-          site_id: siteId,
-          study_uid: meta.studyInstanceUid,
-          patient_name: meta.patientName,
-          patient_id: meta.patientId,
-          patient_birth_date: meta.patientBirthDate,
-          patient_sex: meta.patientSex,
-          patient_age: meta.patientAge,
-          accession_number: meta.accessionNumber,
-          study_date: meta.studyDate,
-          study_time: meta.studyTime,
-          description: meta.studyDescription,
-          priority,
-          received_at: now,
-          updated_at: now,
-        }).onConflict((oc) => oc.columns(['site_id', 'study_uid']).doNothing()).compile() },
-        { query: trx.selectFrom('studies').select(['id', 'patient_id']).where('site_id', '=', siteId).where('study_uid', '=', meta.studyInstanceUid).compile() },
-        { query: trx.insertInto('series').values({
-          study_id: studyId,
-          series_uid: meta.seriesInstanceUid,
-          series_number: meta.seriesNumber,
-          modality: meta.modality,
-          body_part: meta.bodyPart,
-          description: meta.seriesDescription,
-        }).onConflict((oc) => oc.columns(['study_id', 'series_uid']).doNothing()).compile() },
-        { query: trx.insertInto('instances').values({
-          site_id: siteId,
-          study_id: studyId,
-          series_id: seriesId,
-          sop_instance_uid: meta.sopInstanceUid,
-          sop_class_uid: meta.sopClassUid,
-          instance_number: meta.instanceNumber,
-          transfer_syntax_uid: meta.transferSyntaxUid,
-          rows: meta.rows,
-          columns: meta.columns,
-          bits_allocated: meta.bitsAllocated,
-          bits_stored: meta.bitsStored,
-          high_bit: meta.highBit,
-          pixel_representation: meta.pixelRepresentation,
-          samples_per_pixel: meta.samplesPerPixel,
-          photometric_interpretation: meta.photometricInterpretation,
-          number_of_frames: meta.numberOfFrames,
-          laterality: meta.laterality,
-          view_position: meta.viewPosition,
-          sha256: object.sha256,
-          size_bytes: object.sizeBytes,
-          storage_key: object.storageKey,
+        { query: this.record.study.fill({
+          ...studyKey, patientName: meta.patientName, patientId: meta.patientId, patientBirthDate: meta.patientBirthDate, patientSex: meta.patientSex,
+          patientAge: meta.patientAge, accessionNumber: meta.accessionNumber, studyDate: meta.studyDate, studyTime: meta.studyTime,
+          description: meta.studyDescription, priority, now,
+        }) },
+        { query: this.record.studyIdentity.fill(studyKey) },
+        { query: this.record.series.fill({ ...key, seriesNumber: meta.seriesNumber, modality: meta.modality, bodyPart: meta.bodyPart, description: meta.seriesDescription }) },
+        { query: this.record.instance.fill({
+          ...key, sopInstanceUid: meta.sopInstanceUid, sopClassUid: meta.sopClassUid, instanceNumber: meta.instanceNumber,
+          transferSyntaxUid: meta.transferSyntaxUid, rows: meta.rows, columns: meta.columns, bitsAllocated: meta.bitsAllocated,
+          bitsStored: meta.bitsStored, highBit: meta.highBit, pixelRepresentation: meta.pixelRepresentation, samplesPerPixel: meta.samplesPerPixel,
+          photometricInterpretation: meta.photometricInterpretation, numberOfFrames: meta.numberOfFrames, laterality: meta.laterality,
+          viewPosition: meta.viewPosition, sha256: object.sha256, sizeBytes: object.sizeBytes, storageKey: object.storageKey,
           // Recorded as handed to the queue: the caller adds the job (deterministic id) right after this
           // commit, and the reconciler re-adds the job of any unfinished row Redis lacks, so a separate
           // "queued" commit after the add would only cost a second WAL fsync per image.
-          status: own ? 'done' : 'queued',
-          priority,
-          received_at: now,
-          queued_at: own ? null : now,
-          origin: source.origin,
-          actor_id: source.actorId,
-        }).onConflict((oc) => oc.columns(['site_id', 'sop_instance_uid']).doNothing()).returningAll().compile() },
+          status: own ? 'done' : 'queued', priority, now, queuedAt: own ? null : now, origin: source.origin, actorId: source.actorId,
+        }) },
       ];
       if (!own) {
         // Only when the row is new (step 3 returned it): a study only ever becomes more urgent (a
         // later STAT image raises it, a routine one never lowers it), and a new image means the
         // study's AI read is not complete any more.
-        steps.push({
-          when: 3,
-          query: trx.updateTable('studies')
-            .set((eb) => ({ priority: eb.case().when('priority', '>', priority).then(priority).else(eb.ref('priority')).end(), ai_state: 'pending', updated_at: now }))
-            .where('site_id', '=', siteId).where('study_uid', '=', meta.studyInstanceUid).compile(),
-        });
+        steps.push({ when: 3, query: this.record.raisePriority.fill({ siteId, studyUid: meta.studyInstanceUid, priority, now }) });
       }
       if (withRow) {
         const instanceId = trx.selectFrom('instances').select('id').where('site_id', '=', siteId).where('sop_instance_uid', '=', meta.sopInstanceUid).$asScalar();
@@ -277,4 +238,82 @@ export interface StudyFilter {
   accessionNumber?: string;
   studyDateFrom?: string;
   studyDateTo?: string;
+}
+
+/** Identifies a study, and a series, by their unique keys; their ids are looked up inside the statements. */
+interface StudyKey { siteId: string; studyUid: string }
+interface RecordKey extends StudyKey { seriesUid: string }
+
+/** The statements of InstanceRepository.insert, each built and compiled by Kysely once. */
+function recordStatements(db: Db) {
+  const studyId = (v: StudyKey) => db.selectFrom('studies').select('id').where('site_id', '=', v.siteId).where('study_uid', '=', v.studyUid);
+  const seriesId = (v: RecordKey) => db.selectFrom('series').select('id').where('study_id', '=', studyId(v)).where('series_uid', '=', v.seriesUid);
+  return {
+    study: new QueryTemplate((v: StudyKey & {
+      patientName: string | null; patientId: string | null; patientBirthDate: string | null; patientSex: string | null; patientAge: string | null;
+      accessionNumber: string | null; studyDate: string | null; studyTime: string | null; description: string | null; priority: number; now: number;
+    }) => db.insertInto('studies').values({
+      site_id: v.siteId,
+      study_uid: v.studyUid,
+      patient_name: v.patientName,
+      patient_id: v.patientId,
+      patient_birth_date: v.patientBirthDate,
+      patient_sex: v.patientSex,
+      patient_age: v.patientAge,
+      accession_number: v.accessionNumber,
+      study_date: v.studyDate,
+      study_time: v.studyTime,
+      description: v.description,
+      priority: v.priority,
+      received_at: v.now,
+      updated_at: v.now,
+    }).onConflict((oc) => oc.columns(['site_id', 'study_uid']).doNothing()).compile()),
+    studyIdentity: new QueryTemplate((v: StudyKey) => db.selectFrom('studies').select(['id', 'patient_id']).where('site_id', '=', v.siteId).where('study_uid', '=', v.studyUid).compile()),
+    series: new QueryTemplate((v: RecordKey & { seriesNumber: number | null; modality: string | null; bodyPart: string | null; description: string | null }) => db.insertInto('series').values({
+      study_id: studyId(v),
+      series_uid: v.seriesUid,
+      series_number: v.seriesNumber,
+      modality: v.modality,
+      body_part: v.bodyPart,
+      description: v.description,
+    }).onConflict((oc) => oc.columns(['study_id', 'series_uid']).doNothing()).compile()),
+    instance: new QueryTemplate((v: RecordKey & {
+      sopInstanceUid: string; sopClassUid: string; instanceNumber: number | null; transferSyntaxUid: string; rows: number; columns: number;
+      bitsAllocated: number; bitsStored: number; highBit: number; pixelRepresentation: number; samplesPerPixel: number;
+      photometricInterpretation: string; numberOfFrames: number; laterality: string | null; viewPosition: string | null;
+      sha256: string; sizeBytes: number; storageKey: string; status: InstanceStatus; priority: number; now: number; queuedAt: number | null;
+      origin: IngestOrigin; actorId: string;
+    }) => db.insertInto('instances').values({
+      site_id: v.siteId,
+      study_id: studyId(v),
+      series_id: seriesId(v),
+      sop_instance_uid: v.sopInstanceUid,
+      sop_class_uid: v.sopClassUid,
+      instance_number: v.instanceNumber,
+      transfer_syntax_uid: v.transferSyntaxUid,
+      rows: v.rows,
+      columns: v.columns,
+      bits_allocated: v.bitsAllocated,
+      bits_stored: v.bitsStored,
+      high_bit: v.highBit,
+      pixel_representation: v.pixelRepresentation,
+      samples_per_pixel: v.samplesPerPixel,
+      photometric_interpretation: v.photometricInterpretation,
+      number_of_frames: v.numberOfFrames,
+      laterality: v.laterality,
+      view_position: v.viewPosition,
+      sha256: v.sha256,
+      size_bytes: v.sizeBytes,
+      storage_key: v.storageKey,
+      status: v.status,
+      priority: v.priority,
+      received_at: v.now,
+      queued_at: v.queuedAt,
+      origin: v.origin,
+      actor_id: v.actorId,
+    }).onConflict((oc) => oc.columns(['site_id', 'sop_instance_uid']).doNothing()).returningAll().compile()),
+    raisePriority: new QueryTemplate((v: { siteId: string; studyUid: string; priority: number; now: number }) => db.updateTable('studies')
+      .set((eb) => ({ priority: eb.case().when('priority', '>', v.priority).then(v.priority).else(eb.ref('priority')).end(), ai_state: 'pending', updated_at: v.now }))
+      .where('site_id', '=', v.siteId).where('study_uid', '=', v.studyUid).compile()),
+  };
 }

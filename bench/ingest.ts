@@ -218,6 +218,9 @@ const concurrency = Number(values.concurrency);
 
 /** Starts a fresh server, warms it up (JIT, connections) with small images, measures, stops it. */
 async function measure(start: () => Promise<Server>, size: (typeof sizes)[number], images: Buffer[]): Promise<Result> {
+  // No run starts while the disk still writes back the run before it (a gigabyte of images): that
+  // slowed whichever server came next, the more the more it syncs.
+  execFileSync('sync');
   const server = await start();
   try {
     await run('warm-up', Array.from({ length: 20 }, () => image(256, 256)), server, concurrency);
@@ -282,7 +285,7 @@ async function vsOrthancMain(): Promise<string[]> {
     '',
     `Command: \`npm run bench:ingest -- --vs-orthanc --rounds ${rounds} --small ${smallCount} --large ${largeCount} --concurrency ${concurrency}${cstore ? ' --cstore' : ''}\``,
     machine(),
-    `Date: ${new Date().toISOString().slice(0, 10)}. Orthanc 1.10 (Debian) + DICOMweb plugin with its default settings, versus our ${cstore ? 'DICOM listener' : 'API'} process alone (no worker). Same generated 16-bit DX files (uncompressed Explicit VR LE, fresh UIDs) to both, ${cstore ? `dcmtk storescu in ${concurrency} processes at once (one association each)` : `the same HTTP client (Node fetch), ${concurrency} concurrent STOW-RS requests of one instance each`}; every server starts from an empty store for each round and size (after 20 warm-up images of 256²); the order alternates between rounds. Ours answers only after the file and its directory are fsynced, the row committed (SQLite WAL, synchronous=FULL) and the job queued.`,
+    `Date: ${new Date().toISOString().slice(0, 10)}. Orthanc 1.10 (Debian) + DICOMweb plugin with its default settings, versus our ${cstore ? 'DICOM listener' : 'API'} process alone (no worker). Same generated 16-bit DX files (uncompressed Explicit VR LE, fresh UIDs) to both, ${cstore ? `dcmtk storescu in ${concurrency} processes at once (one association each)` : `the same HTTP client (Node fetch), ${concurrency} concurrent STOW-RS requests of one instance each`}; every server starts from an empty store for each round and size, after sync(1) (no writeback left from the run before) and 20 warm-up images of 256²; the order alternates between rounds. Ours answers only after the file and its directory are fsynced, the row committed (SQLite WAL, synchronous=FULL) and the job queued.`,
     '',
     'Median of the rounds (ratio = ours / Orthanc, of the two medians; then ours / Orthanc within each round, whose two runs saw the same machine load; CPU = the server process\'s user+system time per image, less sensitive to the shared machine than wall-clock rates):',
     '',

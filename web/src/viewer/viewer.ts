@@ -549,8 +549,12 @@ export class ViewerPage {
   }
 
   private moveStudy(direction: 1 | -1) {
-    if (!this.studyId) return;
-    const at = this.order.findIndex((s) => s.id === this.studyId);
+    // From the study the address names: after N it changes at once, but the page follows only when
+    // its hashchange runs, and a key can come first (Chromium handles input before other tasks).
+    // Moving on from the study still shown would then skip to the wrong one.
+    const current = Number(/^#\/study\/(\d+)/.exec(location.hash)?.[1] ?? this.studyId);
+    if (!current) return;
+    const at = this.order.findIndex((s) => s.id === current);
     const next = at >= 0 ? this.order[at + direction] : undefined;
     if (next) location.hash = `#/study/${next.id}`;
     else this.showToast(direction > 0 ? 'This is the last study of the list.' : 'This is the first study of the list.');

@@ -246,7 +246,9 @@ interface RecordKey extends StudyKey { seriesUid: string }
 
 /** The statements of InstanceRepository.insert, each built and compiled by Kysely once. */
 function recordStatements(db: Db) {
-  const studyId = (v: StudyKey) => db.selectFrom('studies').select('id').where('site_id', '=', v.siteId).where('study_uid', '=', v.studyUid);
+  /** The study by its unique key: its id inside the inserts, its id and patient for the identity check. */
+  const study = (v: StudyKey) => db.selectFrom('studies').where('site_id', '=', v.siteId).where('study_uid', '=', v.studyUid);
+  const studyId = (v: StudyKey) => study(v).select('id');
   const seriesId = (v: RecordKey) => db.selectFrom('series').select('id').where('study_id', '=', studyId(v)).where('series_uid', '=', v.seriesUid);
   return {
     study: new QueryTemplate((v: StudyKey & {
@@ -268,7 +270,7 @@ function recordStatements(db: Db) {
       received_at: v.now,
       updated_at: v.now,
     }).onConflict((oc) => oc.columns(['site_id', 'study_uid']).doNothing()).compile()),
-    studyIdentity: new QueryTemplate((v: StudyKey) => db.selectFrom('studies').select(['id', 'patient_id']).where('site_id', '=', v.siteId).where('study_uid', '=', v.studyUid).compile()),
+    studyIdentity: new QueryTemplate((v: StudyKey) => study(v).select(['id', 'patient_id']).compile()),
     series: new QueryTemplate((v: RecordKey & { seriesNumber: number | null; modality: string | null; bodyPart: string | null; description: string | null }) => db.insertInto('series').values({
       study_id: studyId(v),
       series_uid: v.seriesUid,

@@ -2,10 +2,10 @@
  * npm run bench:ingest [-- --small 400 --large 20 --concurrency 4] [--cstore]
  * npm run bench:ingest -- --vs-orthanc [--rounds 3 --small 200 --large 20] [--cstore]
  *
- * Builds dist/ with tsc and starts the real API server from it, as `npm start` runs it, as a child
- * process (SQLite in a temp folder, the local Redis, no
- * worker), then sends generated 16-bit DX images over STOW-RS, one per request, at the given
- * concurrency, and reports images/s and MB/s per image size. Results go to docs/benchmarks/ingest.md.
+ * Builds dist/ with tsc and starts the real API server from it as a child process, as `npm start`
+ * runs it (SQLite in a temp folder, the local Redis, no worker), then sends generated 16-bit DX
+ * images over STOW-RS, one per request, at the given concurrency, and reports images/s and MB/s per
+ * image size. Results go to docs/benchmarks/ingest.md.
  *
  * --cstore: the same images by DICOM C-STORE instead — our DICOM listener in its own process,
  * dcmtk's storescu in `concurrency` processes at once (one association each).
@@ -234,7 +234,7 @@ const how = cstore
   ? `DICOM C-STORE: dcmtk storescu in ${concurrency} processes at once (one association each), to our DICOM listener in its own process`
   : `One STOW-RS request per image (uncompressed Explicit VR LE), ${concurrency} at a time, API server in its own process`;
 const loadAtStart = os.loadavg()[0];
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs: number[]) => quantile(xs, 0.5);
 const machine = () => `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, shared with other work while measured (load average at start ${loadAtStart.toFixed(1)}, at the end ${os.loadavg()[0].toFixed(1)}); Node ${process.version}; files in a temp folder on the local disk; Redis on localhost.`;
 
 async function soloMain(): Promise<string[]> {

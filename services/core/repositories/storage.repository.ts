@@ -167,7 +167,7 @@ export class TempObjectWriter {
     if (this.fill === this.flushed) return;
     const part = this.slabs.at(-1)!.subarray(this.flushed, this.fill);
     this.flushed = this.fill;
-    this.writing = this.file().then((fd) => writeAll(fd, [part]));
+    this.writing = this.file().then((fd) => writeAll(fd, part));
     this.writing.catch(() => {}); // reported by the next write() or finish()
   }
 
@@ -205,11 +205,9 @@ export class TempObjectWriter {
     durable.catch(() => {});
     this.settled = durable.catch(() => {});
     let bytes: Buffer | undefined;
-    if (this.keeping && this.size <= KEEP_BYTES) {
+    if (this.size <= KEEP_BYTES) {
       const used = this.slabs.map((slab, i) => (i === this.slabs.length - 1 ? slab.subarray(0, this.fill) : slab));
       bytes = used.length === 1 ? used[0] : Buffer.concat(used, this.size);
-    } else {
-      this.keeping = false;
     }
     return { tempPath: this.tempPath, sha256: this.hash.digest('hex'), sizeBytes: this.size, bytes, written, durable, release: () => this.release() };
   }
@@ -238,12 +236,10 @@ export class TempObjectWriter {
   }
 }
 
-/** Writes all of `buffers` at the file's position, on libuv's pool (a short write is continued). */
-async function writeAll(fd: number, buffers: Buffer[]): Promise<void> {
-  while (buffers.length) {
-    let written = await new Promise<number>((resolve, reject) => fs.writev(fd, buffers, (error, bytes) => (error ? reject(error) : resolve(bytes))));
-    while (buffers.length && written >= buffers[0].length) written -= buffers.shift()!.length;
-    if (written > 0) buffers = [buffers[0].subarray(written), ...buffers.slice(1)];
+/** Writes all of `data` at the file's position, on libuv's pool (a short write is continued). */
+async function writeAll(fd: number, data: Buffer): Promise<void> {
+  for (let at = 0; at < data.length;) {
+    at += await new Promise<number>((resolve, reject) => fs.write(fd, data, at, data.length - at, null, (error, bytes) => (error ? reject(error) : resolve(bytes))));
   }
 }
 

@@ -104,7 +104,7 @@ export class IngestService {
 
   /** One object pushed chunk by chunk. A storage error (disk full, read-only folder) fails this object only. */
   openPart(ctx: IngestContext): IngestPart {
-    // Made at the first byte; its file at the first batch written: an empty part (a hostile body may hold thousands) costs no disk I/O.
+    // Made, with its file, at the first byte: an empty part (a hostile body may hold thousands) costs no disk I/O.
     let writer: TempObjectWriter | undefined;
     let failed: Failed | undefined;
     return {
@@ -135,7 +135,7 @@ export class IngestService {
       temp = await writer.finish();
     } catch (error) {
       if (error instanceof ObjectTooLargeError) return { status: 'failed', failureReason: FailureReason.OutOfResources, reason: error.message };
-      // The last write or the open failed (no space, read-only): nothing stored.
+      // The open or an earlier write failed (no space, read-only): nothing stored.
       await writer.abort();
       if (isSystemError(error)) return serverFailure(error);
       throw error;

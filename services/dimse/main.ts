@@ -2,6 +2,7 @@ import { loadConfig } from '../core/config.js';
 import { createCore } from '../core/core.js';
 import { createLogger } from '../core/logger.js';
 import { startMetricsServer } from '../core/metrics.js';
+import { exitWithSupervisor } from '../supervisor/supervisor.js';
 import { listenDimse, routeLibraryLog } from '../dimse-net/dcmjs-dimse.js';
 import { createDimseMetrics } from './metrics.js';
 import { storeScpHandlers } from './store-scp.js';
@@ -13,6 +14,9 @@ import { storeScpHandlers } from './store-scp.js';
 async function main() {
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'dimse');
+  // Under `npm start`: gone with the supervisor, like the API and the worker (else a kill -9 of the
+  // supervisor left the listener holding the DICOM port, and the next start could not bind it).
+  exitWithSupervisor();
   if (!config.dimse.port) {
     log.info('DIMSE_PORT=0: DICOM listener off');
     return;

@@ -3,13 +3,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDx, multipart } from '../helpers/dicom.js';
 import { exited, startProcessSystem, waitFor, type ProcessSystem } from '../helpers/processes.js';
+import { freePort } from '../helpers/redis-server.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
 /**
  * Issue 16, item 2: `npm start` (services/main.ts) supervises the API and the worker. kill -9 of
  * either brings it back; an image accepted while the worker was dead still gets its result;
- * SIGTERM stops everything; children of a supervisor killed with -9 do not live on.
+ * SIGTERM stops everything; children of a supervisor killed with -9 (the DICOM listener too) do not live on.
  */
 describe('the supervisor', () => {
   let system: ProcessSystem;
@@ -44,13 +45,14 @@ describe('the supervisor', () => {
   }
 
   beforeAll(async () => {
-    system = await startProcessSystem();
+    // Its own DICOM port: the supervisor starts the listener too, and the default 11112 may be taken.
+    system = await startProcessSystem({ DIMSE_PORT: String(await freePort()), DIMSE_HOST: '127.0.0.1' });
     supervisor = startSupervisor();
-    await waitFor(async () => output.includes('classify worker started') && (await healthy()), 120_000, `API and worker under the supervisor:\n${output.slice(-2000)}`);
+    await waitFor(async () => output.includes('classify worker started') && output.includes('DICOM listener started') && (await healthy()), 120_000, `API, worker and DICOM listener under the supervisor:\n${output.slice(-2000)}`);
   }, 150_000);
   afterAll(async () => {
     if (supervisor.exitCode === null) supervisor.kill('SIGKILL');
-    for (const pid of [...started('api'), ...started('worker')]) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of [...started('api'), ...started('worker'), ...started('dimse')]) if (alive(pid)) process.kill(pid, 'SIGKILL');
     await system?.stop();
   });
 
@@ -71,8 +73,8 @@ describe('the supervisor', () => {
   }, 180_000);
 
   it('stops every child on SIGTERM', async () => {
-    const children = [...started('api'), ...started('worker')].filter(alive);
-    expect(children.length).toBe(2);
+    const children = [...started('api'), ...started('worker'), ...started('dimse')].filter(alive);
+    expect(children.length).toBe(3);
     supervisor.kill('SIGTERM');
     await exited(supervisor);
     expect(supervisor.exitCode).toBe(0);
@@ -82,9 +84,11 @@ describe('the supervisor', () => {
   it('children exit by themselves when the supervisor is killed with -9', async () => {
     output = '';
     supervisor = startSupervisor();
-    await waitFor(async () => started('api').length === 1 && (await healthy()), 120_000, 'the API under a new supervisor');
+    await waitFor(async () => started('api').length === 1 && output.includes('DICOM listener started') && (await healthy()), 120_000, 'the API and DICOM listener under a new supervisor');
     const [api] = started('api');
+    const [dimse] = started('dimse');
     supervisor.kill('SIGKILL');
     await waitFor(async () => !alive(api), 30_000, 'the orphaned API to exit');
+    await waitFor(async () => !alive(dimse), 30_000, 'the orphaned DICOM listener to exit');
   }, 180_000);
 });

@@ -61,6 +61,8 @@ interface Server {
   dicom?: { port: number; aet: string };
   /** The process that receives (its CPU time is reported). */
   pid: number;
+  /** Processes the server needs besides (ours: Redis, for the rate check and the queue); their CPU is reported apart. */
+  helperPids?: number[];
   stop(): Promise<void>;
 }
 
@@ -86,7 +88,11 @@ function cpuMs(pid: number): number {
   }
 }
 
-interface Result { label: string; server: string; count: number; failed: number; seconds: number; imagesPerSec: number; mbPerSec: number; mbPerImage: number; cpuMsPerImage: number; p50Ms: number; p95Ms: number }
+function cpuTotalMs(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1000;
+}
+
+interface Result { label: string; server: string; count: number; failed: number; seconds: number; imagesPerSec: number; mbPerSec: number; mbPerImage: number; cpuMsPerImage: number; helperCpuMsPerImage: number; clientCpuMsPerImage: number; p50Ms: number; p95Ms: number }
 
 /**
  * storescu in `associations` processes at once, each sending its share of the files over one
@@ -119,6 +125,9 @@ async function run(label: string, images: Buffer[], server: Server, concurrency:
   let failed = 0;
   const latencies: number[] = [];
   const cpuBefore = cpuMs(server.pid);
+  const helperCpu = () => (server.helperPids ?? []).reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const helperBefore = helperCpu();
+  const clientBefore = process.cpuUsage();
   const started = performance.now();
   if (cstore) failed = await storescu(server, images, concurrency);
   else {
@@ -136,6 +145,7 @@ async function run(label: string, images: Buffer[], server: Server, concurrency:
   return {
     label, server: server.name, count, failed, seconds, imagesPerSec: count / seconds, mbPerSec: bytes / 1024 / 1024 / seconds,
     mbPerImage: bytes / count / 1024 / 1024, cpuMsPerImage: (cpuMs(server.pid) - cpuBefore) / count,
+    helperCpuMsPerImage: (helperCpu() - helperBefore) / count, clientCpuMsPerImage: cpuTotalMs(process.cpuUsage(clientBefore)) / count,
     p50Ms: quantile(latencies, 0.5), p95Ms: quantile(latencies, 0.95),
   };
 }
@@ -186,6 +196,8 @@ async function startOurs(): Promise<Server> {
     headers: { authorization: `Bearer ${key}` },
     dicom: { port: dimsePort, aet: core.config.dimse.aeTitle },
     pid: child.pid!,
+    // Redis on this machine, if it says which process it is (a remote one costs this machine nothing).
+    helperPids: await core.redis.info('server').then((info) => { const pid = Number(/process_id:(\d+)/.exec(info)?.[1]); return pid && fs.existsSync(`/proc/${pid}`) ? [pid] : []; }, () => []),
     async stop() {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
@@ -250,9 +262,9 @@ async function soloMain(): Promise<string[]> {
     machine(),
     `Date: ${new Date().toISOString().slice(0, 10)}. ${how}, no worker; each image is fsynced, recorded and queued before its response.`,
     '',
-    '| images | count | failed | seconds | images/s | MB/s | MB/image | server CPU ms/image | request p50 ms | p95 ms |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...results.map((r) => `| ${r.label} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.mbPerImage.toFixed(2)} | ${r.cpuMsPerImage.toFixed(1)} | ${r.p50Ms.toFixed(1)} | ${r.p95Ms.toFixed(1)} |`),
+    '| images | count | failed | seconds | images/s | MB/s | MB/image | server CPU ms/image | Redis CPU ms/image | client CPU ms/image | request p50 ms | p95 ms |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...results.map((r) => `| ${r.label} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(1)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.mbPerImage.toFixed(2)} | ${r.cpuMsPerImage.toFixed(1)} | ${r.helperCpuMsPerImage.toFixed(1)} | ${r.clientCpuMsPerImage.toFixed(1)} | ${r.p50Ms.toFixed(1)} | ${r.p95Ms.toFixed(1)} |`),
     '',
   ];
 }
@@ -270,8 +282,8 @@ async function vsOrthancMain(): Promise<string[]> {
       for (const who of order) {
         const r = who === 'ours' ? await measure(startOurs, size, images) : await measure(startOrthancServer, size, images);
         (who === 'ours' ? ours : theirs).push(r);
-        console.error(`${size.label} round ${round + 1} ${r.server}: ${r.imagesPerSec.toFixed(1)} images/s, ${r.cpuMsPerImage.toFixed(1)} CPU ms/image, ${r.failed} failed`);
-        rows.push(`| ${size.label} | ${round + 1} | ${r.server} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(2)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.cpuMsPerImage.toFixed(1)} | ${r.p50Ms.toFixed(1)} | ${r.p95Ms.toFixed(1)} |`);
+        console.error(`${size.label} round ${round + 1} ${r.server}: ${r.imagesPerSec.toFixed(1)} images/s, ${r.cpuMsPerImage.toFixed(1)} CPU ms/image (+ ${r.helperCpuMsPerImage.toFixed(1)} Redis, client ${r.clientCpuMsPerImage.toFixed(1)}), ${r.failed} failed`);
+        rows.push(`| ${size.label} | ${round + 1} | ${r.server} | ${r.count} | ${r.failed} | ${r.seconds.toFixed(2)} | ${r.imagesPerSec.toFixed(1)} | ${r.mbPerSec.toFixed(1)} | ${r.cpuMsPerImage.toFixed(1)} | ${r.helperCpuMsPerImage.toFixed(1)} | ${r.clientCpuMsPerImage.toFixed(1)} | ${r.p50Ms.toFixed(1)} | ${r.p95Ms.toFixed(1)} |`);
       }
     }
     const [o, t] = [median(ours.map((r) => r.imagesPerSec)), median(theirs.map((r) => r.imagesPerSec))];
@@ -287,7 +299,7 @@ async function vsOrthancMain(): Promise<string[]> {
     machine(),
     `Date: ${new Date().toISOString().slice(0, 10)}. Orthanc 1.10 (Debian) + DICOMweb plugin with its default settings, versus our ${cstore ? 'DICOM listener' : 'API'} process alone (no worker). Same generated 16-bit DX files (uncompressed Explicit VR LE, fresh UIDs) to both, ${cstore ? `dcmtk storescu in ${concurrency} processes at once (one association each)` : `the same HTTP client (Node fetch), ${concurrency} concurrent STOW-RS requests of one instance each`}; every server starts from an empty store for each round and size, after sync(1) (no writeback left from the run before) and 20 warm-up images of 256²; the order alternates between rounds. Ours answers only after the file and its directory are fsynced, the row committed (SQLite WAL, synchronous=FULL) and the job queued.`,
     '',
-    'Median of the rounds (ratio = ours / Orthanc, of the two medians; then ours / Orthanc within each round, whose two runs saw the same machine load; CPU = the server process\'s user+system time per image, less sensitive to the shared machine than wall-clock rates):',
+    'Median of the rounds (ratio = ours / Orthanc, of the two medians; then ours / Orthanc within each round, whose two runs saw the same machine load; CPU = the server process\'s user+system time per image, less sensitive to the shared machine than wall-clock rates; the per-run table adds the CPU of the Redis ours needs and of the shared client, which take the same two cores):',
     '',
     '| images | Orthanc images/s | ours images/s | ratio | ratio in each round | Orthanc CPU ms/image | ours CPU ms/image |',
     '|---|---:|---:|---:|---:|---:|---:|',
@@ -295,8 +307,8 @@ async function vsOrthancMain(): Promise<string[]> {
     '',
     'Every run:',
     '',
-    '| images | round | server | count | failed | seconds | images/s | MB/s | server CPU ms/image | request p50 ms | p95 ms |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| images | round | server | count | failed | seconds | images/s | MB/s | server CPU ms/image | its Redis CPU ms/image | client CPU ms/image | request p50 ms | p95 ms |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows,
     '',
   ];

@@ -1,4 +1,5 @@
-import { sql, type CompiledQuery, type Expression } from 'kysely';
+import { sql, type CompiledQuery } from 'kysely';
+import { QueryTemplate } from '../db/query-template.js';
 import type { Db } from '../db/database.js';
 import type { AuditEntry } from '../db/schema.js';
 
@@ -24,15 +25,27 @@ export class AuditRepository {
     }).execute();
   }
 
-  /** The insert of an entry whose target id is an expression (e.g. the id of a row inserted in the same statement list), for runSteps. */
-  recordQuery(entry: Omit<AuditInput, 'target_id'>, targetId: Expression<number>, trx: Db = this.db): CompiledQuery {
-    return trx.insertInto('audit_log').values({
-      ...entry,
-      target_id: sql<string>`cast((${targetId}) as text)`,
-      at: Date.now(),
-      details: entry.details ? JSON.stringify(entry.details) : null,
-    }).compile();
+  /**
+   * The insert of the entry for an instance recorded in the same statement list (runSteps), found
+   * by its unique key since its id is not known yet. Compiled once (see QueryTemplate): every
+   * upload writes one.
+   */
+  recordForNewInstance(entry: Omit<AuditInput, 'target_id' | 'target_type' | 'site_id'>, siteId: string, sopInstanceUid: string): CompiledQuery {
+    return this.newInstanceEntry.fill({
+      actorType: entry.actor_type, actorId: entry.actor_id, action: entry.action, siteId, sopInstanceUid,
+      at: Date.now(), details: entry.details ? JSON.stringify(entry.details) : null,
+    });
   }
+
+  private readonly newInstanceEntry = new QueryTemplate((v: {
+    actorType: AuditEntry['actor_type']; actorId: AuditEntry['actor_id']; action: string; siteId: string; sopInstanceUid: string; at: number; details: string | null;
+  }) => {
+    const instanceId = this.db.selectFrom('instances').select('id').where('site_id', '=', v.siteId).where('sop_instance_uid', '=', v.sopInstanceUid);
+    return this.db.insertInto('audit_log').values({
+      actor_type: v.actorType, actor_id: v.actorId, site_id: v.siteId, action: v.action, target_type: 'instance',
+      target_id: sql<string>`cast((${instanceId}) as text)`, at: v.at, details: v.details,
+    }).compile();
+  });
 
   list(filter: { action?: string; siteId?: string; limit?: number } = {}) {
     let query = this.db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(filter.limit ?? 100);

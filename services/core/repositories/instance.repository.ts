@@ -1,4 +1,4 @@
-import { sql, type CompiledQuery, type Expression, type SqlBool } from 'kysely';
+import { sql, type CompiledQuery, type SqlBool } from 'kysely';
 import { runSteps, type Db, type Step } from '../db/database.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { QueryTemplate } from '../db/query-template.js';
@@ -36,15 +36,20 @@ export class InstanceRepository {
   constructor(private readonly db: Db, private readonly readDb: Db = db) {
     this.group = new GroupCommit(db);
     this.record = recordStatements(db);
+    this.bySop = new QueryTemplate((v: { siteId: string; sopInstanceUid: string }) => readDb.selectFrom('instances').selectAll()
+      .where('site_id', '=', v.siteId).where('sop_instance_uid', '=', v.sopInstanceUid).compile());
   }
+
+  /** The lookup every upload makes, compiled once (see QueryTemplate). */
+  private readonly bySop: QueryTemplate<{ siteId: string; sopInstanceUid: string }>;
 
   /** The statements that record an upload, compiled once (see QueryTemplate). */
   private readonly record: ReturnType<typeof recordStatements>;
 
   /** The instance as committed (read on `readDb`: a concurrent upload's uncommitted row is not seen; its insert then finds the conflict). */
-  findBySop(siteId: string, sopInstanceUid: string): Promise<Instance | undefined> {
-    return this.readDb.selectFrom('instances').selectAll()
-      .where('site_id', '=', siteId).where('sop_instance_uid', '=', sopInstanceUid).executeTakeFirst();
+  async findBySop(siteId: string, sopInstanceUid: string): Promise<Instance | undefined> {
+    const { rows } = await this.readDb.executeQuery<Instance>(this.bySop.fill({ siteId, sopInstanceUid }));
+    return rows[0];
   }
 
   get(id: number): Promise<Instance | undefined> {
@@ -60,10 +65,10 @@ export class InstanceRepository {
   async insert(
     siteId: string, meta: InstanceMetadata, object: StoredObject, priority: number, source: InstanceSource,
     /**
-     * A write that must commit with the new row (its audit entry), given the new row's id as an
-     * expression; run in the same list as the insert, only when the row is new.
+     * A write that must commit with the new row (its audit entry, which finds the row by its
+     * unique key); run in the same list as the insert, only when the row is new.
      */
-    withRow?: (trx: Db, instanceId: Expression<number>) => CompiledQuery,
+    withRow?: CompiledQuery,
   ): Promise<Instance | undefined> {
     const now = Date.now();
     const own = source.origin === 'ai';
@@ -100,10 +105,7 @@ export class InstanceRepository {
         // study's AI read is not complete any more.
         steps.push({ when: 3, query: this.record.raisePriority.fill({ siteId, studyUid: meta.studyInstanceUid, priority, now }) });
       }
-      if (withRow) {
-        const instanceId = trx.selectFrom('instances').select('id').where('site_id', '=', siteId).where('sop_instance_uid', '=', meta.sopInstanceUid).$asScalar();
-        steps.push({ when: 3, query: withRow(trx, instanceId) });
-      }
+      if (withRow) steps.push({ when: 3, query: withRow });
       const [, studyRows, , insertedRows] = await runSteps(trx, steps);
       const study = studyRows!.rows[0] as Pick<Study, 'id' | 'patient_id'> | undefined;
       if (!study) throw new Error('study row missing after its insert');

@@ -1,9 +1,15 @@
+import { QueryTemplate } from '../db/query-template.js';
 import type { Db } from '../db/database.js';
 import type { ApiKey, Site } from '../db/schema.js';
 
 export class SiteRepository {
   /** `readDb`: committed data, read without queueing behind the writer (DatabaseHandle.readDb); the key lookup of every request uses it. */
-  constructor(private readonly db: Db, private readonly readDb: Db = db) {}
+  constructor(private readonly db: Db, private readonly readDb: Db = db) {
+    this.keyById = new QueryTemplate((v: { id: string }) => readDb.selectFrom('api_keys').selectAll().where('id', '=', v.id).compile());
+  }
+
+  /** The key lookup of every request, compiled once (see QueryTemplate). */
+  private readonly keyById: QueryTemplate<{ id: string }>;
 
   async create(site: { id: string; name: string }): Promise<Site> {
     const row = { ...site, created_at: Date.now() };
@@ -30,7 +36,7 @@ export class SiteRepository {
 
   /** As committed (a revocation counts from its commit on). */
   getKey(id: string): Promise<ApiKey | undefined> {
-    return this.readDb.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+    return this.readDb.executeQuery<ApiKey>(this.keyById.fill({ id })).then(({ rows }) => rows[0]);
   }
 
   listKeys(siteId?: string): Promise<ApiKey[]> {

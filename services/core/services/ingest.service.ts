@@ -182,7 +182,7 @@ export class IngestService {
     try {
       // The audit entry commits with the row: one commit (one fsync) per group of uploads, not two per upload.
       row = await stage('db-insert', this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority, { origin: ctx.origin, actorId: ctx.actorId },
-        (trx, instanceId) => this.audit.recordQuery({ ...actorOf(ctx), site_id: ctx.siteId, action: 'instance.store', target_type: 'instance', details: { origin: ctx.origin } }, instanceId, trx)));
+        this.audit.recordForNewInstance({ ...actorOf(ctx), action: 'instance.store', details: { origin: ctx.origin } }, ctx.siteId, meta.sopInstanceUid)));
     } catch (error) {
       // Not recorded, so not stored: take the file back now rather than leave it to the orphan sweep
       // (unless a row does point to it: an identical upload that got in first).

@@ -251,7 +251,7 @@ const machine = () => `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model
 
 async function soloMain(): Promise<string[]> {
   const results: Result[] = [];
-  for (const size of sizes) {
+  for (const size of sizes.filter((s) => s.count > 0)) {
     // Images are made before the clock starts; each is fresh (new UIDs), so every one is a real store.
     results.push(await measure(startOurs, size, Array.from({ length: size.count }, () => image(size.rows, size.columns))));
   }
@@ -273,7 +273,7 @@ async function vsOrthancMain(): Promise<string[]> {
   const rounds = Number(values.rounds);
   const rows: string[] = [];
   const summary: string[] = [];
-  for (const size of sizes) {
+  for (const size of sizes.filter((s) => s.count > 0)) {
     const ours: Result[] = [];
     const theirs: Result[] = [];
     for (let round = 0; round < rounds; round++) {

@@ -36,8 +36,8 @@ export interface ApiMetrics {
   identityRefusals: Counter<'origin'>;
   /** Counts each upload outcome (stored / duplicate / conflict / failed). */
   countOutcomes(outcomes: readonly { status: IngestOutcomeStatus; kind?: string }[]): void;
-  /** Passes a request body through, counting its bytes as they arrive. */
-  countBytes<T extends { length: number }>(source: AsyncIterable<T>, endpoint: 'stow' | 'instances'): AsyncGenerator<T>;
+  /** Counts a request body's bytes as they arrive: call the returned function with each chunk's size. */
+  bytesCounter(endpoint: 'stow' | 'instances'): (bytes: number) => void;
 }
 
 /** Instances refused because their study is stored under another Patient ID (API and DICOM listener). */
@@ -96,11 +96,10 @@ export function createApiMetrics(): ApiMetrics {
         if (o.kind === 'patient-identity') identityRefusals.inc({ origin: 'stow' });
       }
     },
-    async *countBytes(source, endpoint) {
-      for await (const chunk of source) {
-        ingestBytes.inc({ endpoint }, chunk.length);
-        yield chunk;
-      }
+    bytesCounter(endpoint) {
+      // The labelled child once per request, not a label lookup per chunk.
+      const counter = ingestBytes.labels({ endpoint });
+      return (bytes) => counter.inc(bytes);
     },
   };
 }

@@ -5,7 +5,7 @@ import { PRIORITY, type PriorityName } from '../../core/queue/classify-queue.js'
 import type { IngestContext, IngestOutcome } from '../../core/services/ingest.service.js';
 import { stage } from '../../core/stage-timing.js';
 import { parseMediaType } from '../lib/media-type.js';
-import { ClientTimeoutError, guardClient, limitBytes, receiveMultipart, RequestTooLargeError } from '../lib/receive.js';
+import { ClientTimeoutError, readBody, receiveMultipart, RequestTooLargeError } from '../lib/receive.js';
 import { stowResponse, type RequestFailure } from '../lib/stow-response.js';
 import type { GateRefusal, UploadGate } from '../lib/upload-gate.js';
 import type { Authenticate } from '../plugins/auth.js';
@@ -38,7 +38,6 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
   const { ingest } = core.services;
   const limits = core.config.limits;
 
-  /** The request body, cut off when the client is too slow (see guardClient); the socket's own idle timer is off meanwhile. */
   /**
    * Every 4xx of an upload says why, in the answer, in the log (no patient data: reasons are ours)
    * and in ft_http_rejections_total{reason}: a sender that only reports "Bad request" can be diagnosed.
@@ -63,9 +62,10 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     request.log.warn({ status: reply.statusCode, reason }, 'upload refused');
   };
 
-  const clientBody = (request: FastifyRequest, startedAt: number) => {
+  /** The request body, cut off when the client is too slow or sends too much (see readBody); the socket's own idle timer is off meanwhile. */
+  const clientBody = (request: FastifyRequest, startedAt: number, maxBytes: number, endpoint: 'stow' | 'instances') => {
     request.raw.socket.setTimeout(0);
-    return guardClient(request.raw, { idleMs: limits.idleTimeoutMs, totalMs: limits.requestTimeoutMs, startedAt });
+    return readBody(request.raw, { idleMs: limits.idleTimeoutMs, totalMs: limits.requestTimeoutMs, startedAt, maxBytes, counted: app.metrics.bytesCounter(endpoint) });
   };
 
   const stow = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -94,7 +94,7 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     const ctx: IngestContext = { origin: 'stow', siteId: request.principal!.siteIds[0], actorId: request.principal!.id, expectedStudyUid: (request.params as { study?: string }).study, priority };
     let received: Awaited<ReturnType<typeof receiveMultipart>>;
     try {
-      received = await stage('receive-all', receiveMultipart(app.metrics.countBytes(limitBytes(clientBody(request, startedAt), limits.maxRequestBytes), 'stow'), boundary, ingest, ctx));
+      received = await stage('receive-all', receiveMultipart(clientBody(request, startedAt, limits.maxRequestBytes, 'stow'), boundary, ingest, ctx));
     } finally {
       gate.leave(request.principal!.id);
     }
@@ -159,7 +159,7 @@ export function stowRoutes(app: FastifyInstance, core: Core, gate: UploadGate, a
     if (refused) return refuseBusy(reply, refused);
     let outcome: IngestOutcome;
     try {
-      outcome = await ingest.receive(app.metrics.countBytes(limitBytes(clientBody(request, Date.now()), limits.maxPartBytes), 'instances'), {
+      outcome = await ingest.receive(clientBody(request, Date.now(), limits.maxPartBytes, 'instances'), {
         origin: 'api', siteId: request.principal!.siteIds[0], actorId: request.principal!.id, priority,
       });
     } catch (error) {

@@ -28,6 +28,29 @@ describe('upload rate per API key', () => {
     expect(ttl).toBeLessThanOrEqual(120_000);
   });
 
+  it('with a high limit, counts a few uploads per Redis call, shared with other API processes, and never lets more than the limit through', async () => {
+    const now = Date.UTC(2026, 10, 30, 12, 0, 15);
+    const counter = `${prefix}:limit:upload:key-4:${Math.floor(now / 60_000)}`;
+    // 520 a minute: 8 at a time.
+    expect(await limits.countUpload('key-4', 520, now)).toBe(0);
+    expect(await redis.get(counter)).toBe('8');
+    for (let i = 0; i < 7; i++) expect(await limits.countUpload('key-4', 520, now)).toBe(0);
+    expect(await redis.get(counter)).toBe('8'); // the other 7 came from this process's lease
+    expect(await limits.countUpload('key-4', 520, now)).toBe(0);
+    expect(await redis.get(counter)).toBe('16');
+    // Another API process counts into the same minute; near the limit only what is left is let through.
+    const other = new RateLimitRepository(redis, prefix);
+    await redis.set(counter, '515');
+    let through = 0;
+    for (let i = 0; i < 10; i++) if ((await other.countUpload('key-4', 520, now)) === 0) through++;
+    expect(through).toBe(5);
+    expect(await other.countUpload('key-4', 520, now)).toBe(45);
+    // The first process's lease (7 left of its second count) stays within what it counted.
+    let leased = 0;
+    for (let i = 0; i < 10; i++) if ((await limits.countUpload('key-4', 520, now)) === 0) leased++;
+    expect(leased).toBe(7);
+  });
+
   it('counts nothing when the limit is off (0)', async () => {
     expect(await limits.countUpload('key-3', 0)).toBe(0);
     expect(await redis.keys(`${prefix}:limit:upload:key-3:*`)).toEqual([]);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
 import { openDatabase, type DatabaseHandle, type Db } from '../../services/core/db/database.js';
 import { GroupCommit } from '../../services/core/db/group-commit.js';
 import { databases, PG_URL } from '../helpers/system.js';
@@ -78,5 +79,40 @@ describe.each(await databases())('group commit on %s', (dialect) => {
     expect(await committed(`good1-${tag}`)).toBe(true);
     expect(await committed(`good2-${tag}`)).toBe(true);
     expect(await committed(`bad-${tag}`)).toBe(false); // its write before the throw was rolled back
+  });
+
+  // Scripts (runScript): statements and what to make of them, a whole group sent and committed as one list.
+  const insert = (target: string) => ({ query: writer.db.insertInto('audit_log').values({
+    site_id: 'site-a', actor_type: 'api_key', actor_id: 'test', action: 'instance.store', target_type: 'instance', target_id: target, at: Date.now(), details: null,
+  }).compile() });
+  const exists = (target: string) => ({ query: writer.db.selectFrom('audit_log').select('id').where('target_id', '=', target).compile() });
+
+  it('commits a group of scripts together, answers each with its own results, and writes a gated statement only when its gate holds', async () => {
+    const group = new GroupCommit(writer.db);
+    const tag = randomBytes(3).toString('hex');
+    const [a, b] = await Promise.all([
+      group.runScript({ steps: [insert(`a-${tag}`), exists(`a-${tag}`), { when: 1, ...insert(`a-gated-${tag}`) }], result: (r) => r.map((x) => x && x.rows.length) }),
+      // This one's gate (a row that is not there) keeps its second insert from being written.
+      group.runScript({ steps: [insert(`b-${tag}`), exists(`nobody-${tag}`), { when: 1, ...insert(`b-gated-${tag}`) }], result: (r) => r.map((x) => x && x.rows.length) }),
+    ]);
+    expect(a).toEqual([0, 1, 0]);
+    expect(b).toEqual([0, 0, null]);
+    for (const target of [`a-${tag}`, `a-gated-${tag}`, `b-${tag}`]) expect(await committed(target), target).toBe(true);
+    expect(await committed(`b-gated-${tag}`)).toBe(false);
+  });
+
+  it('fails only the script whose statement fails or whose result throws; the others are committed', async () => {
+    const group = new GroupCommit(writer.db);
+    const tag = randomBytes(3).toString('hex');
+    const results = await Promise.allSettled([
+      group.runScript({ steps: [insert(`s-good-${tag}`)], result: () => 'ok' }),
+      group.runScript({ steps: [insert(`s-bad-${tag}`), { query: sql`select * from no_such_table`.compile(writer.db) }], result: () => 'never' }),
+      group.runScript({ steps: [exists(`nobody-${tag}`), { when: 0, ...insert(`s-refused-${tag}`) }], result: () => { throw new Error('refused'); } }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
+    expect((results[2] as PromiseRejectedResult).reason.message).toBe('refused');
+    expect(await committed(`s-good-${tag}`)).toBe(true);
+    expect(await committed(`s-bad-${tag}`)).toBe(false); // its first statement was rolled back with the failed one
+    expect(await committed(`s-refused-${tag}`)).toBe(false);
   });
 });

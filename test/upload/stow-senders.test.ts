@@ -69,6 +69,8 @@ describe('STOW-RS from real senders', () => {
     expect(await system.core.repos.instances.findBySop('site-a', other.sopInstanceUid)).toBeUndefined();
     const study = await system.core.repos.instances.getStudy('site-a', first.studyUid);
     expect(study?.patient_id).toBe('PAT-A');
+    // Nothing of the refused image was recorded, not even its series under the other patient's study.
+    expect((await system.core.repos.instances.listSeries(study!.id)).map((s) => s.series_uid)).toEqual([first.seriesUid]);
     expect(await metric('ft_patient_identity_refusals_total', 'origin="stow"')).toBe(before + 1);
   });
 

@@ -4,7 +4,7 @@ import SQLite from 'better-sqlite3';
 import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest } from './migrations.js';
-import { STEPS_SQL, sqliteThreadDialect, type ScriptStep } from './sqlite-thread.js';
+import { STEPS_SQL, TRANSACTION_SQL, sqliteThreadDialect, type ScriptStep } from './sqlite-thread.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -135,4 +135,19 @@ export async function runSteps(trx: Db, steps: Step[]): Promise<StepResult[]> {
     results.push({ rows: r.rows as Record<string, unknown>[], changes: Number(r.numAffectedRows ?? 0) });
   }
   return results;
+}
+
+/**
+ * Runs statements (as `runSteps`) as a transaction of their own, taking the write lock first (as
+ * `writeTransaction`). On a SQLite file that is one message to the SQLite thread — begin, the
+ * statements, commit — instead of a round trip for the statements and another for the commit;
+ * elsewhere an ordinary transaction. Checks that decide whether to write must therefore be
+ * statements too (a `when` on a select), not JavaScript between the statements and the commit.
+ */
+export async function runTransaction(db: Db, steps: Step[]): Promise<StepResult[]> {
+  if (db.getExecutor().adapter instanceof SqliteAdapter) {
+    const message: ScriptStep[] = steps.map((s) => ({ sql: s.query.sql, params: s.query.parameters, when: s.when }));
+    return db.connection().execute(async (conn) => (await conn.executeQuery(CompiledQuery.raw(TRANSACTION_SQL, [message]))).rows as StepResult[]);
+  }
+  return writeTransaction(db, (trx) => runSteps(trx, steps));
 }

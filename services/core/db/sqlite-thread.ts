@@ -51,17 +51,23 @@ function runOne(sql, params) {
 parentPort.on('message', (msg) => {
   if (msg.close) { try { db && db.close(); } finally { parentPort.postMessage({ id: msg.id, closed: true }); } return; }
   if (msg.steps) {
-    // Several statements in one message (inside the caller's transaction): a step with "when" runs
-    // only if that earlier step returned a row or changed one. The first error stops the rest.
+    // Several statements in one message (inside the caller's transaction, or with "transaction" as
+    // one of their own: begin, the statements, commit): a step with "when" runs only if that earlier
+    // step returned a row or changed one. The first error stops the rest (and rolls back the
+    // transaction this message began).
+    let began = false;
     try {
+      if (msg.transaction) { prepare('begin immediate').run(); began = true; }
       const results = [];
       for (const step of msg.steps) {
         const gate = step.when === undefined ? undefined : results[step.when];
         if (gate !== undefined && (gate === null || (gate.rows.length === 0 && !gate.changes))) { results.push(null); continue; }
         results.push(runOne(step.sql, step.params));
       }
+      if (began) prepare('commit').run();
       parentPort.postMessage({ id: msg.id, results });
     } catch (e) {
+      if (began && db.inTransaction) { try { prepare('rollback').run(); } catch {} }
       parentPort.postMessage({ id: msg.id, error: { message: String(e && e.message || e), code: e && e.code } });
     }
     return;
@@ -134,7 +140,7 @@ class SqliteThread {
   }
 
   /** One request; the thread is kept referenced only while requests are in flight (an idle database must not keep a CLI alive). */
-  request(message: { sql: string; params: readonly unknown[] } | { steps: ScriptStep[] } | { close: true }): Promise<Reply> {
+  request(message: { sql: string; params: readonly unknown[] } | { steps: ScriptStep[]; transaction?: boolean } | { close: true }): Promise<Reply> {
     if (this.dead) return Promise.reject(this.dead);
     const id = ++this.nextId;
     return new Promise<Reply>((resolve, reject) => {
@@ -173,6 +179,11 @@ class ThreadConnection implements DatabaseConnection {
     }
     const begin = this.beginPending;
     this.beginPending = false;
+    if (compiled.sql === TRANSACTION_SQL) {
+      if (begin) throw new Error('a transaction of its own cannot run inside another');
+      const reply = await this.thread.request({ steps: compiled.parameters[0] as ScriptStep[], transaction: true });
+      return { rows: reply.results!.map((r) => (r ? { rows: r.rows.map(toBuffers), changes: Number(r.changes ?? 0) } : null)) as R[] };
+    }
     if (compiled.sql === STEPS_SQL || begin) {
       // runSteps (database.ts): the statements of one piece of work in one message, not one round trip each.
       const asked = compiled.sql === STEPS_SQL ? (compiled.parameters[0] as ScriptStep[]) : [{ sql: compiled.sql, params: compiled.parameters }];
@@ -207,6 +218,9 @@ class ThreadConnection implements DatabaseConnection {
  * compiled statements that the SQLite thread runs in one go. Never sent to a database.
  */
 export const STEPS_SQL = '/* ft:steps */';
+
+/** Like STEPS_SQL, but the list is a transaction of its own: begun, committed (or rolled back) by the thread in the same message (`runTransaction`). */
+export const TRANSACTION_SQL = '/* ft:transaction */';
 
 /** One statement of a `runSteps` message; `when`: run only if that earlier step returned or changed a row. */
 export interface ScriptStep {

@@ -1,5 +1,5 @@
 import { sql, type CompiledQuery, type SqlBool } from 'kysely';
-import { runSteps, type Db, type Step } from '../db/database.js';
+import { type Db, type Step } from '../db/database.js';
 import { GroupCommit } from '../db/group-commit.js';
 import { QueryTemplate } from '../db/query-template.js';
 import type { IngestOrigin, Instance, InstanceStatus, NewInstance, Series, Study } from '../db/schema.js';
@@ -75,43 +75,48 @@ export class InstanceRepository {
     const studyKey = { siteId, studyUid: meta.studyInstanceUid };
     const key = { ...studyKey, seriesUid: meta.seriesInstanceUid };
     // Grouped with concurrent uploads' inserts: one commit for all, each answered after it.
-    return this.group.run(async (trx) => {
-      // The study and series ids are looked up by their unique keys inside the statements that need
-      // them, so the whole record goes to the database as one list (runSteps: one message to the
-      // SQLite thread, not a round trip per statement). Statement texts are compiled once (record).
-      const steps: Step[] = [
-        { query: this.record.study.fill({
-          ...studyKey, patientName: meta.patientName, patientId: meta.patientId, patientBirthDate: meta.patientBirthDate, patientSex: meta.patientSex,
-          patientAge: meta.patientAge, accessionNumber: meta.accessionNumber, studyDate: meta.studyDate, studyTime: meta.studyTime,
-          description: meta.studyDescription, priority, now,
-        }) },
-        { query: this.record.studyIdentity.fill(studyKey) },
-        { query: this.record.series.fill({ ...key, seriesNumber: meta.seriesNumber, modality: meta.modality, bodyPart: meta.bodyPart, description: meta.seriesDescription }) },
-        { query: this.record.instance.fill({
-          ...key, sopInstanceUid: meta.sopInstanceUid, sopClassUid: meta.sopClassUid, instanceNumber: meta.instanceNumber,
-          transferSyntaxUid: meta.transferSyntaxUid, rows: meta.rows, columns: meta.columns, bitsAllocated: meta.bitsAllocated,
-          bitsStored: meta.bitsStored, highBit: meta.highBit, pixelRepresentation: meta.pixelRepresentation, samplesPerPixel: meta.samplesPerPixel,
-          photometricInterpretation: meta.photometricInterpretation, numberOfFrames: meta.numberOfFrames, laterality: meta.laterality,
-          viewPosition: meta.viewPosition, sha256: object.sha256, sizeBytes: object.sizeBytes, storageKey: object.storageKey,
-          // Recorded as handed to the queue: the caller adds the job (deterministic id) right after this
-          // commit, and the reconciler re-adds the job of any unfinished row Redis lacks, so a separate
-          // "queued" commit after the add would only cost a second WAL fsync per image.
-          status: own ? 'done' : 'queued', priority, now, queuedAt: own ? null : now, origin: source.origin, actorId: source.actorId,
-        }) },
-      ];
-      if (!own) {
-        // Only when the row is new (step 3 returned it): a study only ever becomes more urgent (a
-        // later STAT image raises it, a routine one never lowers it), and a new image means the
-        // study's AI read is not complete any more.
-        steps.push({ when: 3, query: this.record.raisePriority.fill({ siteId, studyUid: meta.studyInstanceUid, priority, now }) });
-      }
-      if (withRow) steps.push({ when: 3, query: withRow });
-      const [, studyRows, , insertedRows] = await runSteps(trx, steps);
-      const study = studyRows!.rows[0] as Pick<Study, 'id' | 'patient_id'> | undefined;
-      if (!study) throw new Error('study row missing after its insert');
-      // Never file one patient's image under another's study: throwing rolls back all of the above.
-      if ((study.patient_id ?? '') !== (meta.patientId ?? '')) throw new StudyPatientConflictError(meta.sopClassUid, meta.sopInstanceUid);
-      return insertedRows!.rows[0] as Instance | undefined;
+    // The study and series ids are looked up by their unique keys inside the statements that need
+    // them, so the whole record goes to the database as one list (runScript: with the other uploads'
+    // lists, one message to the SQLite thread, begun and committed there). Statement texts are
+    // compiled once (record).
+    const steps: Step[] = [
+      { query: this.record.study.fill({
+        ...studyKey, patientName: meta.patientName, patientId: meta.patientId, patientBirthDate: meta.patientBirthDate, patientSex: meta.patientSex,
+        patientAge: meta.patientAge, accessionNumber: meta.accessionNumber, studyDate: meta.studyDate, studyTime: meta.studyTime,
+        description: meta.studyDescription, priority, now,
+      }) },
+      { query: this.record.studyIdentity.fill(studyKey) },
+      // Never file one patient's image under another's study: nothing below is written unless the
+      // study (new or not) is this patient's. The check is a statement, not JavaScript, because the
+      // list is committed in the same message.
+      { query: this.record.studyOfPatient.fill({ ...studyKey, patientId: meta.patientId ?? '' }) },
+      { when: 2, query: this.record.series.fill({ ...key, seriesNumber: meta.seriesNumber, modality: meta.modality, bodyPart: meta.bodyPart, description: meta.seriesDescription }) },
+      { when: 2, query: this.record.instance.fill({
+        ...key, sopInstanceUid: meta.sopInstanceUid, sopClassUid: meta.sopClassUid, instanceNumber: meta.instanceNumber,
+        transferSyntaxUid: meta.transferSyntaxUid, rows: meta.rows, columns: meta.columns, bitsAllocated: meta.bitsAllocated,
+        bitsStored: meta.bitsStored, highBit: meta.highBit, pixelRepresentation: meta.pixelRepresentation, samplesPerPixel: meta.samplesPerPixel,
+        photometricInterpretation: meta.photometricInterpretation, numberOfFrames: meta.numberOfFrames, laterality: meta.laterality,
+        viewPosition: meta.viewPosition, sha256: object.sha256, sizeBytes: object.sizeBytes, storageKey: object.storageKey,
+        // Recorded as handed to the queue: the caller adds the job (deterministic id) right after this
+        // commit, and the reconciler re-adds the job of any unfinished row Redis lacks, so a separate
+        // "queued" commit after the add would only cost a second WAL fsync per image.
+        status: own ? 'done' : 'queued', priority, now, queuedAt: own ? null : now, origin: source.origin, actorId: source.actorId,
+      }) },
+    ];
+    if (!own) {
+      // Only when the row is new (step 4 returned it): a study only ever becomes more urgent (a
+      // later STAT image raises it, a routine one never lowers it), and a new image means the
+      // study's AI read is not complete any more.
+      steps.push({ when: 4, query: this.record.raisePriority.fill({ siteId, studyUid: meta.studyInstanceUid, priority, now }) });
+    }
+    if (withRow) steps.push({ when: 4, query: withRow });
+    return this.group.runScript({
+      steps,
+      result: ([, studyRows, ofPatient, , insertedRows]) => {
+        if (!studyRows!.rows[0]) throw new Error('study row missing after its insert');
+        if (!ofPatient!.rows[0]) throw new StudyPatientConflictError(meta.sopClassUid, meta.sopInstanceUid);
+        return insertedRows!.rows[0] as Instance | undefined;
+      },
     });
   }
 
@@ -248,7 +253,7 @@ interface RecordKey extends StudyKey { seriesUid: string }
 
 /** The statements of InstanceRepository.insert, each built and compiled by Kysely once. */
 function recordStatements(db: Db) {
-  /** The study by its unique key: its id inside the inserts, its id and patient for the identity check. */
+  /** The study by its unique key: its id inside the inserts, and whether it is there and whose it is. */
   const study = (v: StudyKey) => db.selectFrom('studies').where('site_id', '=', v.siteId).where('study_uid', '=', v.studyUid);
   const studyId = (v: StudyKey) => study(v).select('id');
   const seriesId = (v: RecordKey) => db.selectFrom('series').select('id').where('study_id', '=', studyId(v)).where('series_uid', '=', v.seriesUid);
@@ -272,7 +277,10 @@ function recordStatements(db: Db) {
       received_at: v.now,
       updated_at: v.now,
     }).onConflict((oc) => oc.columns(['site_id', 'study_uid']).doNothing()).compile()),
-    studyIdentity: new QueryTemplate((v: StudyKey) => study(v).select(['id', 'patient_id']).compile()),
+    studyIdentity: new QueryTemplate((v: StudyKey) => study(v).select('id').compile()),
+    /** The study, only if it is this patient's (no Patient ID matches only no Patient ID). */
+    studyOfPatient: new QueryTemplate((v: StudyKey & { patientId: string }) => study(v).select('id')
+      .where(sql`coalesce(patient_id, '')`, '=', v.patientId).compile()),
     series: new QueryTemplate((v: RecordKey & { seriesNumber: number | null; modality: string | null; bodyPart: string | null; description: string | null }) => db.insertInto('series').values({
       study_id: studyId(v),
       series_uid: v.seriesUid,

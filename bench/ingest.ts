@@ -142,8 +142,7 @@ async function run(label: string, images: Buffer[], server: Server, concurrency:
     await Promise.all(Array.from({ length: concurrency }, async () => {
       while (next < images.length) {
         const sent = performance.now();
-        const i = next++;
-        const status = await post(server, bodies[i]);
+        const status = await post(server, bodies[next++]);
         latencies.push(performance.now() - sent);
         if (status !== 200) failed++;
       }

@@ -86,8 +86,8 @@ export class GroupCommit {
     const starts: number[] = [];
     const steps: Step[] = [];
     for (const { script } of batch) {
-      starts.push(steps.length);
       const offset = steps.length;
+      starts.push(offset);
       for (const step of script.steps) steps.push(step.when === undefined ? step : { ...step, when: step.when + offset });
     }
     let results: StepResult[];

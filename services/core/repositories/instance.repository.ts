@@ -85,7 +85,7 @@ export class InstanceRepository {
         patientAge: meta.patientAge, accessionNumber: meta.accessionNumber, studyDate: meta.studyDate, studyTime: meta.studyTime,
         description: meta.studyDescription, priority, now,
       }) },
-      { query: this.record.studyIdentity.fill(studyKey) },
+      { query: this.record.studyRow.fill(studyKey) },
       // Never file one patient's image under another's study: nothing below is written unless the
       // study (new or not) is this patient's. The check is a statement, not JavaScript, because the
       // list is committed in the same message.
@@ -277,7 +277,7 @@ function recordStatements(db: Db) {
       received_at: v.now,
       updated_at: v.now,
     }).onConflict((oc) => oc.columns(['site_id', 'study_uid']).doNothing()).compile()),
-    studyIdentity: new QueryTemplate((v: StudyKey) => study(v).select('id').compile()),
+    studyRow: new QueryTemplate((v: StudyKey) => study(v).select('id').compile()),
     /** The study, only if it is this patient's (no Patient ID matches only no Patient ID). */
     studyOfPatient: new QueryTemplate((v: StudyKey & { patientId: string }) => study(v).select('id')
       .where(sql`coalesce(patient_id, '')`, '=', v.patientId).compile()),

@@ -1,6 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
+/** A Lua script and its SHA-1: sent by hash (EVALSHA), its text only when Redis does not know it yet (see `runScript`). */
+interface LuaScript { text: string; sha: string }
+
+function luaScript(text: string): LuaScript {
+  return { text, sha: createHash('sha1').update(text).digest('hex') };
+}
+
 /**
  * One back-off tier: `free` evaluated sign-ins are allowed; every one after that makes the next
  * attempt wait base × 2^(n - free - 1), up to `maxMs`. The count is forgotten `windowMs` after the
@@ -24,7 +31,7 @@ const KNOWN_MS = 30 * 24 * 3600_000;
  * KEYS: pair, address, user, known.  ARGV: now, then free/base/max/window for each tier.
  * Returns 0 when allowed, else the milliseconds to wait.
  */
-const RESERVE = `
+const RESERVE = luaScript(`
 local now = tonumber(ARGV[1])
 local known = redis.call('EXISTS', KEYS[4]) == 1
 local tiers = {}
@@ -48,20 +55,17 @@ for _, t in ipairs(tiers) do
   redis.call('PEXPIRE', t.key, math.max(t.window, delay))
 end
 return 0
-`;
+`);
 
 /**
  * KEYS: the key's counter for this minute. ARGV: how many uploads to count, the counter's lifetime
  * (ms), set when the minute's first count makes it. Returns the count.
  */
-const COUNT_UPLOADS = `
+const COUNT_UPLOADS = luaScript(`
 local n = redis.call('INCRBY', KEYS[1], ARGV[1])
 if n == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return n
-`;
-
-/** Sent by its hash (EVALSHA): the script's text goes to Redis only when Redis does not know it yet. */
-const COUNT_UPLOADS_SHA = createHash('sha1').update(COUNT_UPLOADS).digest('hex');
+`);
 
 /**
  * Uploads an API process counts in Redis at once for one key, then lets through without asking:
@@ -76,13 +80,13 @@ const UPLOAD_LEASE = 8;
 export interface SessionsEnded { userId?: number; sessionHash?: string }
 
 /** KEYS: pair, address, user, known. ARGV: how long the pair stays known (ms). */
-const SUCCEEDED = `
+const SUCCEEDED = luaScript(`
 redis.call('DEL', KEYS[1])
 for i = 2, 3 do
   if redis.call('EXISTS', KEYS[i]) == 1 and tonumber(redis.call('HGET', KEYS[i], 'n') or '0') > 0 then redis.call('HINCRBY', KEYS[i], 'n', -1) end
 end
 redis.call('SET', KEYS[4], '1', 'PX', ARGV[1])
-`;
+`);
 
 /**
  * Counters in Redis that protect the service from one client: sign-in back-off and per-key upload
@@ -114,7 +118,7 @@ export class RateLimitRepository {
   async reserveSignIn(username: string, address: string, now = Date.now()): Promise<number> {
     const keys = [this.key('signin', 'pair', username, address), this.key('signin', 'addr', address), this.key('signin', 'user', username), this.key('signin', 'known', username, address)];
     const args = [now, ...[PAIR, ADDRESS, USER].flatMap((t) => [t.free, t.baseMs, t.maxMs, t.windowMs])];
-    return Number(await this.redis.eval(RESERVE, keys.length, ...keys, ...args));
+    return Number(await this.runScript(RESERVE, keys, args));
   }
 
   /**
@@ -123,7 +127,7 @@ export class RateLimitRepository {
    */
   async signInSucceeded(username: string, address: string): Promise<void> {
     const keys = [this.key('signin', 'pair', username, address), this.key('signin', 'addr', address), this.key('signin', 'user', username), this.key('signin', 'known', username, address)];
-    await this.redis.eval(SUCCEEDED, keys.length, ...keys, KNOWN_MS);
+    await this.runScript(SUCCEEDED, keys, [KNOWN_MS]);
   }
 
   /**
@@ -140,16 +144,21 @@ export class RateLimitRepository {
     }
     const size = Math.max(1, Math.min(UPLOAD_LEASE, Math.floor(perMinute / 64)));
     const counter = this.key('upload', keyId, String(minute));
-    const count = Number(await this.redis.evalsha(COUNT_UPLOADS_SHA, 1, counter, size, 120_000).catch((error: Error) => {
-      if (!/NOSCRIPT/.test(error.message)) throw error;
-      return this.redis.eval(COUNT_UPLOADS, 1, counter, size, 120_000);
-    }));
+    const count = Number(await this.runScript(COUNT_UPLOADS, [counter], [size, 120_000]));
     // Of the `size` just counted, those still within the limit are ours to let through (this one first).
     const granted = Math.max(0, Math.min(size, perMinute - (count - size)));
     if (granted === 0) return Math.ceil(((minute + 1) * 60_000 - now) / 1000);
     const current = this.leases.get(keyId); // a concurrent call may have leased meanwhile
     this.leases.set(keyId, { minute, left: (current?.minute === minute ? current.left : 0) + granted - 1 });
     return 0;
+  }
+
+  /** Runs a script by its hash; the first time after Redis started (NOSCRIPT), by its text, which Redis then keeps. */
+  private runScript(script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> {
+    return this.redis.evalsha(script.sha, keys.length, ...keys, ...args).catch((error: Error) => {
+      if (!/NOSCRIPT/.test(error.message)) throw error;
+      return this.redis.eval(script.text, keys.length, ...keys, ...args);
+    });
   }
 
   /** Tells every API process that sessions ended (sign-out, user disabled), so their event streams close. */

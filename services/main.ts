@@ -21,7 +21,7 @@ export const CHILDREN: ChildSpec[] = [
  * Makes sure Redis answers, seeds the demo site in demo mode, then supervises the processes.
  */
 async function main() {
-  // Files we create (database, stored images, heat maps, temp files) are for this user only.
+  // Files we create (database, stored images, heat maps, files being received) are for this user only.
   process.umask(0o077);
   const config = loadConfig();
   const log = createLogger(config.logLevel, 'main');

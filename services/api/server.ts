@@ -30,8 +30,8 @@ export async function startApi() {
       log.warn({ err: (err as Error).message }, 'reconcile pass failed; will try again');
     }
   };
-  // Files left by a crash mid-upload: orphans past the grace period, and temp files no upload has
-  // written to for two idle timeouts (a live upload writes more often, or is cut off).
+  // Files left by a crash mid-upload: files without a row, unchanged for the grace period (a live
+  // upload touches its file more often), and, in tmp/, partial files of versions before 2026-12.
   const sweep = () => core.services.reconcile.removeOrphanFiles(undefined, 2 * config.limits.idleTimeoutMs)
     .catch((err) => log.warn({ err: (err as Error).message }, 'orphan sweep failed'));
 

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ORPHAN_GRACE_MS } from '../../services/core/repositories/storage.repository.js';
 import { makeDx, multipart } from '../helpers/dicom.js';
 import { startProcessSystem, waitFor, type ProcessSystem } from '../helpers/processes.js';
 import { login, PASSWORD } from '../helpers/session.js';
@@ -20,11 +21,11 @@ describe('data at rest and storage limits', { timeout: 90_000 }, () => {
   });
   afterAll(() => system?.close());
 
-  it('keeps the database, stored images, heat maps and temp files 0600 in 0700 folders', async () => {
+  it('keeps the database, stored images, heat maps and files being received 0600 in 0700 folders', async () => {
     const body = multipart([makeDx().bytes]);
     expect((await stow(system, body.body, body.contentType)).status).toBe(200);
     await system.core.repos.storage.writeDerived('site-a/1/heatmap.png', Buffer.from('png'));
-    const writer = await system.core.repos.storage.openTemp();
+    const writer = await system.core.repos.storage.openObject('site-a'); // a file still being received
     try {
       const files: string[] = [];
       const dirs: string[] = [system.dataDir];
@@ -33,7 +34,7 @@ describe('data at rest and storage limits', { timeout: 90_000 }, () => {
       }
       expect(files.some((f) => f.endsWith('.dcm'))).toBe(true);
       expect(files.some((f) => f.endsWith('heatmap.png'))).toBe(true);
-      expect(files.some((f) => f.endsWith('.part'))).toBe(true);
+      expect(files).toContain(writer.path);
       expect(files.some((f) => f.endsWith('db.sqlite'))).toBe(true);
       for (const dir of dirs) expect(mode(dir), dir).toBe(0o700);
       for (const file of files) expect(mode(file), file).toBe(0o600);
@@ -100,8 +101,17 @@ describe('partial upload files after a crash (API as its own process)', () => {
   let system: ProcessSystem | undefined;
   afterAll(() => system?.stop());
 
-  it('are swept at start once no upload wrote to them for two idle timeouts; a recent one stays', async () => {
+  it('are swept at start once unchanged for the grace period (tmp/ of older versions: two idle timeouts); recent ones stay', async () => {
     system = await startProcessSystem({ UPLOAD_IDLE_TIMEOUT_SEC: '30' });
+    // Written at their final path, with no row: half an upload, or one still being received.
+    const shard = path.join(system.env.DATA_DIR, 'objects', 'site-a', 'ab');
+    fs.mkdirSync(shard, { recursive: true });
+    const staleObject = path.join(shard, 'ab000000-0000-4000-8000-000000000001.dcm');
+    const liveObject = path.join(shard, 'ab000000-0000-4000-8000-000000000002.dcm');
+    fs.writeFileSync(staleObject, 'half an upload');
+    fs.writeFileSync(liveObject, 'half an upload');
+    const longAgo = (Date.now() - ORPHAN_GRACE_MS - 60_000) / 1000;
+    fs.utimesSync(staleObject, longAgo, longAgo);
     const tmp = path.join(system.env.DATA_DIR, 'tmp');
     fs.mkdirSync(tmp, { recursive: true });
     const stale = path.join(tmp, 'left-by-a-crash.part');
@@ -111,7 +121,8 @@ describe('partial upload files after a crash (API as its own process)', () => {
     const old = (Date.now() - 61_000) / 1000; // just past 2 × 30 s
     fs.utimesSync(stale, old, old);
     await system.startApi();
-    await waitFor(async () => !fs.existsSync(stale), 20_000, 'the stale partial file to be swept');
+    await waitFor(async () => !fs.existsSync(stale) && !fs.existsSync(staleObject), 20_000, 'the stale partial files to be swept');
     expect(fs.existsSync(recent)).toBe(true);
+    expect(fs.existsSync(liveObject)).toBe(true);
   }, 90_000);
 });

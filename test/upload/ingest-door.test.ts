@@ -1,9 +1,7 @@
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FailureReason } from '../../services/dicom/index.js';
 import { makeDx, multipart } from '../helpers/dicom.js';
-import { streamOf } from '../helpers/ingest.js';
+import { streamOf, unrecordedFiles } from '../helpers/ingest.js';
 import { databases, startSystem, stow, type TestSystem } from '../helpers/system.js';
 
 /** The protocol-free ingest door (core.services.ingest), as a DIMSE listener or a folder watcher would use it. */
@@ -14,7 +12,7 @@ describe.each(await databases())('ingest door on %s', (db) => {
   });
   afterAll(() => system?.close());
 
-  const tempFiles = () => fs.readdirSync(path.join(system.dataDir, 'tmp'));
+  const leftovers = () => unrecordedFiles(system.core);
   const chunks = (bytes: Buffer, size: number) => Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size));
 
   it('stores pushed chunks with their origin and actor, on the row and in the audit log, and queues the image', async () => {
@@ -31,7 +29,7 @@ describe.each(await databases())('ingest door on %s', (db) => {
     const audit = (await system.core.repos.audit.list({ action: 'instance.store', limit: 1000 })).find((a) => a.target_id === String(row.id))!;
     expect(audit).toMatchObject({ actor_type: 'dicom_ae', actor_id: 'MODALITY_AE', site_id: 'site-a' });
     expect(JSON.parse(audit.details!)).toEqual({ origin: 'dimse' });
-    expect(tempFiles()).toEqual([]);
+    expect(await leftovers()).toEqual([]);
   });
 
   it('stores a streamed object; an identical resend is a duplicate, not a second row', async () => {
@@ -39,15 +37,15 @@ describe.each(await databases())('ingest door on %s', (db) => {
     const ctx = { origin: 'api', siteId: 'site-a', actorId: 'key-1' } as const;
     expect((await system.core.services.ingest.receive(streamOf(...chunks(dx.bytes, 7)), ctx)).status).toBe('stored');
     expect((await system.core.services.ingest.receive(streamOf(dx.bytes), ctx)).status).toBe('duplicate');
-    expect(tempFiles()).toEqual([]);
+    expect(await leftovers()).toEqual([]);
   });
 
-  it('stores nothing and leaves no temp file when the sender goes away mid-object', async () => {
+  it('stores nothing and leaves no file when the sender goes away mid-object', async () => {
     const dx = makeDx();
     const part = system.core.services.ingest.openPart({ origin: 'dimse', siteId: 'site-a', actorId: 'AE' });
     await part.write(dx.bytes.subarray(0, 200));
     await part.abort();
-    expect(tempFiles()).toEqual([]);
+    expect(await leftovers()).toEqual([]);
     expect(await system.core.repos.instances.findBySop('site-a', dx.sopInstanceUid)).toBeUndefined();
 
     async function* broken() {
@@ -55,7 +53,7 @@ describe.each(await databases())('ingest door on %s', (db) => {
       throw new Error('association aborted');
     }
     await expect(system.core.services.ingest.receive(broken(), { origin: 'dimse', siteId: 'site-a', actorId: 'AE' })).rejects.toThrow('association aborted');
-    expect(tempFiles()).toEqual([]);
+    expect(await leftovers()).toEqual([]);
     expect(await system.core.repos.instances.findBySop('site-a', dx.sopInstanceUid)).toBeUndefined();
   });
 
@@ -65,7 +63,7 @@ describe.each(await databases())('ingest door on %s', (db) => {
     const notDicom = await system.core.services.ingest.receive(streamOf(Buffer.from('hello, not a DICOM file')), ctx);
     expect(notDicom.status).toBe('failed');
     expect(notDicom.status === 'failed' && notDicom.reason).toBeTruthy();
-    expect(tempFiles()).toEqual([]);
+    expect(await leftovers()).toEqual([]);
   });
 
   it('records STOW-RS uploads as "stow" and single-file uploads as "api", with the API key as actor', async () => {

@@ -1,8 +1,7 @@
-import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDx, multipart } from '../helpers/dicom.js';
+import { unrecordedFiles } from '../helpers/ingest.js';
 import { failures, referenced, startSystem, stow, type TestSystem } from '../helpers/system.js';
 
 const B = 'bnd-7c1e';
@@ -62,9 +61,9 @@ describe('malformed and hostile multipart bodies (real HTTP)', () => {
     if (c.reason) expect(reasons.some((r) => c.reason!.test(r)), `reasons: ${JSON.stringify(reasons)}`).toBe(true);
     for (const f of failures(res.json)) expect(f.reason).toBeTruthy();
     expect(referenced(res.json).length).toBe(c.stored ?? 0);
-    // The server is still fine, and no temp file is left behind.
+    // The server is still fine, and no unrecorded file is left behind.
     expect((await fetch(`${system.url}/healthz`)).status).toBe(200);
-    expect(fs.readdirSync(path.join(system.dataDir, 'tmp'))).toEqual([]);
+    expect(await unrecordedFiles(system.core)).toEqual([]);
   }, 60_000);
 
   /** Sends the request head, then the body one byte per `everyMs`; resolves when the server answers or closes. */
@@ -103,10 +102,10 @@ describe('malformed and hostile multipart bodies (real HTTP)', () => {
       expect(r.response).toMatch(/^HTTP\/1.1 408/);
       expect(r.ms).toBeLessThan(10_000); // UPLOAD_TIMEOUT_SEC=4
     }
-    // Slots are free again, nothing half-written stays in tmp.
+    // Slots are free again, nothing half-written stays behind.
     const ok = multipart([makeDx().bytes]);
     expect((await stow(system, ok.body, ok.contentType)).status).toBe(200);
-    expect(fs.readdirSync(path.join(system.dataDir, 'tmp'))).toEqual([]);
+    expect(await unrecordedFiles(system.core)).toEqual([]);
   }, 90_000);
 
   it('a client that stops sending mid-body is cut off after the idle timeout', async () => {
@@ -128,6 +127,6 @@ describe('malformed and hostile multipart bodies (real HTTP)', () => {
     expect(result).toBeGreaterThanOrEqual(1900);
     expect(result).toBeLessThan(10_000); // UPLOAD_IDLE_TIMEOUT_SEC=2
     await new Promise((r) => setTimeout(r, 200));
-    expect(fs.readdirSync(path.join(system.dataDir, 'tmp'))).toEqual([]);
+    expect(await unrecordedFiles(system.core)).toEqual([]);
   }, 60_000);
 });

@@ -15,25 +15,21 @@ export interface DiskUsage {
   usedFraction: number;
 }
 
-export interface TempObject {
-  tempPath: string;
+/** An object received whole: its file is at its final path, not yet durable, and no row points to it yet. */
+export interface ReceivedObject {
+  /** Where it is stored, relative to `objects/`: what the instance row records. */
+  storageKey: string;
+  path: string;
   sha256: string;
   sizeBytes: number;
   /** The bytes as written, when small enough to keep (saves reading the file back to parse it). */
   bytes?: Buffer;
-  /** Renamed into place by `commit`: nothing left to discard. */
-  committed?: boolean;
   /**
-   * Settles when the temp file's bytes are on disk (fdatasync). `finish()` starts it and returns at
-   * once, so the caller can parse and look the instance up meanwhile; `commit` waits for it before
-   * the rename, so only durable bytes are ever renamed into place.
+   * Settles when the file's bytes are on disk (fdatasync), and it still has its name (an orphan
+   * sweep may have removed a file that went unwritten too long). `finish()` starts it and returns
+   * at once, so the caller can parse and look the instance up meanwhile; `makeDurable` waits for it.
    */
-  durable?: Promise<void>;
-  /**
-   * Settles when the last write has returned (the bytes are in the file, maybe not yet on disk).
-   * `commit` links only after it: a link while a write still holds the file's lock spins on it.
-   */
-  written?: Promise<void>;
+  durable: Promise<void>;
   /**
    * Gives the memory behind `bytes` back for reuse (after any write still reading it): call once
    * done with the object; `bytes` must not be read afterwards.
@@ -42,11 +38,20 @@ export interface TempObject {
 }
 
 /**
- * Received bytes go to the file in writes of about this size, while the rest still arrives: one
- * system call per 256 KiB, not per network packet, and a 0.5 MB image is mostly on its way to disk
- * by its last byte (1 MiB batches wrote it only then; 128 KiB cost more hand-offs than they saved).
+ * Received bytes go to the file in writes of about this size, while the rest still arrives. Each
+ * write is a hand-off to libuv's pool, which costs the event loop and the pool CPU of its own
+ * (waking a thread), whatever its size: a 0.5 MB image now goes in one write at its end instead of
+ * three (docs/benchmarks/ingest-main.md measures it), and a 10 MB one in ten.
  */
-const WRITE_BATCH_BYTES = 256 * 1024;
+const WRITE_BATCH_BYTES = 1024 * 1024;
+/**
+ * A file being received is touched (its modification time set) at least this often, even while no
+ * batch is due: the orphan sweep (reconcile.service.ts) removes files without a row only after
+ * ORPHAN_GRACE_MS unchanged, so it never takes one that an upload is still writing.
+ */
+export const TOUCH_EVERY_MS = 60_000;
+/** How long a file without a row must stay unchanged before the orphan sweep removes it: many TOUCH_EVERY_MS. */
+export const ORPHAN_GRACE_MS = 10 * 60_000;
 /** Objects up to this size are kept in memory while written, for parsing; larger ones are read back. */
 const KEEP_BYTES = 64 * 1024 * 1024;
 /**
@@ -83,18 +88,21 @@ export class ObjectTooLargeError extends Error {
 }
 
 /**
- * Streams bytes to a temporary file while hashing them; `finish()` starts making them durable, so
- * what the caller links into place is on disk. Bytes are copied into slabs (see SLAB_BYTES) and
- * written from there in batches of ~256 KiB; an object of up to KEEP_BYTES stays in its slabs for
- * parsing (one slab: parsed in place; more: joined once).
+ * Streams bytes to the object's own file at its final path while hashing them; `finish()` starts
+ * making them durable. Nothing is renamed or linked: the name is new (a random id), and no row points
+ * to the file until `makeDurable` has returned, so a half-written file is never served; a crash
+ * leaves it to the orphan sweep. Bytes are copied into slabs (see SLAB_BYTES) and written from there
+ * in batches (WRITE_BATCH_BYTES); an object of up to KEEP_BYTES stays in its slabs for parsing (one
+ * slab: parsed in place; more: joined once).
  *
  * Which calls run where: everything that may wait for the disk (making the file, writes, syncs)
- * runs on libuv's thread pool; only closing it after its sync runs inline.
+ * runs on libuv's thread pool; only closing it after its sync, and the check that it still has its
+ * name, run inline.
  *
- * `release()` returns the slabs once the caller is done with `TempObject.bytes`, which is a view of
- * them: nothing may read those bytes afterwards.
+ * `release()` returns the slabs once the caller is done with `ReceivedObject.bytes`, which is a view
+ * of them: nothing may read those bytes afterwards.
  */
-export class TempObjectWriter {
+export class ObjectWriter {
   private readonly hash = createHash('sha256');
   private size = 0;
   private tooLarge = false;
@@ -110,32 +118,36 @@ export class TempObjectWriter {
   /** The write in flight, if any (writes stay in order: each waits for the one before). */
   private writing: Promise<void> = Promise.resolve();
   private settled: Promise<void> = Promise.resolve();
+  /** When the file last changed on disk (made, written or touched): see TOUCH_EVERY_MS. */
+  private touchedAt = Date.now();
 
   /** The file is made at the first byte (or by `opened()`): a part that never gets a byte costs no file. */
-  private constructor(readonly tempPath: string, private readonly maxBytes: number, private readonly pool: SlabPool) {}
+  constructor(readonly storageKey: string, readonly path: string, private readonly maxBytes: number, private readonly pool: SlabPool, private readonly makeDir: (again: boolean) => Promise<void>) {}
 
   /** Resolves when the file exists; rejects with the open's error (read-only folder, no space). */
   async opened(): Promise<void> {
     await this.file();
   }
 
-  static open(tempDir: string, maxBytes: number, pool: SlabPool): TempObjectWriter {
-    return new TempObjectWriter(path.join(tempDir, `${randomUUID()}.part`), maxBytes, pool);
-  }
-
   /**
-   * The file, opened on the pool: making a file can read inode tables from disk (ext4 without a
-   * journal checks every recently freed inode it passes), which must not stall the event loop.
-   * Started at the first byte and awaited only by the first write, so the bytes keep arriving meanwhile.
+   * The file, made on the pool (with its folder, the first time): making a file can read inode
+   * tables from disk (ext4 without a journal checks every recently freed inode it passes), which
+   * must not stall the event loop. Started at the first byte and awaited only by the first write,
+   * so the bytes keep arriving meanwhile. 'wx': the name is new, never an existing file.
    */
   private opening: Promise<number> | undefined;
   private file(): Promise<number> {
     if (!this.opening) {
-      this.opening = new Promise<number>((resolve, reject) => fs.open(this.tempPath, 'wx', PRIVATE_FILE, (error, fd) => {
-        if (error) return reject(error);
+      const open = () => new Promise<number>((resolve, reject) => fs.open(this.path, 'wx', PRIVATE_FILE, (error, fd) => (error ? reject(error) : resolve(fd))));
+      this.opening = this.makeDir(false).then(open).catch(async (error: NodeJS.ErrnoException) => {
+        // The folder went away under us (removed by hand): make it again, once.
+        if (error.code !== 'ENOENT') throw error;
+        await this.makeDir(true);
+        return open();
+      }).then((fd) => {
         this.fd = fd;
-        resolve(fd);
-      }));
+        return fd;
+      });
       this.opening.catch(() => {}); // reported by the write or finish that needs the file
     }
     return this.opening;
@@ -159,6 +171,13 @@ export class TempObjectWriter {
       at += copied;
     }
     if (this.fill - this.flushed >= WRITE_BATCH_BYTES) await this.flush();
+    else if (Date.now() - this.touchedAt > TOUCH_EVERY_MS) this.touch();
+  }
+
+  /** A slow sender: no batch is due yet, but the orphan sweep must see the file as alive (see TOUCH_EVERY_MS). */
+  private touch(): void {
+    this.touchedAt = Date.now();
+    void this.file().then((fd) => new Promise<void>((resolve) => fs.futimes(fd, new Date(), new Date(), () => resolve())), () => {});
   }
 
   /** Hands what the last slab holds beyond `flushed` to a write, once the write before it has returned. */
@@ -167,6 +186,7 @@ export class TempObjectWriter {
     if (this.fill === this.flushed) return;
     const part = this.slabs.at(-1)!.subarray(this.flushed, this.fill);
     this.flushed = this.fill;
+    this.touchedAt = Date.now();
     this.writing = this.file().then((fd) => writeAll(fd, part));
     this.writing.catch(() => {}); // reported by the next write() or finish()
   }
@@ -188,31 +208,33 @@ export class TempObjectWriter {
 
   /**
    * All bytes handed over: the last batch is written and its fdatasync started, neither awaited
-   * here (TempObject.written, .durable), so the caller parses and looks the instance up meanwhile.
+   * here (ReceivedObject.durable), so the caller parses and looks the instance up meanwhile.
    * fdatasync, not fsync: it flushes the data and the metadata needed to read it back (size,
-   * blocks) and skips only timestamps. The file is closed once the sync has returned.
+   * blocks) and skips only timestamps. Then the file must still have its name: a file left
+   * unwritten past ORPHAN_GRACE_MS (a process stopped for minutes) may have been swept, and
+   * recording it would record a missing file. The file is closed once that is known.
    */
-  async finish(): Promise<TempObject> {
+  async finish(): Promise<ReceivedObject> {
     if (this.tooLarge) throw new ObjectTooLargeError(this.maxBytes);
     await this.flush();
     const fd = await this.file();
-    const written = this.writing;
-    const durable = written
+    const durable = this.writing
       .then(() => new Promise<void>((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()))))
+      .then(() => {
+        if (fs.fstatSync(fd).nlink === 0) throw new Error('the file was removed while it was being received; send it again');
+      })
       .finally(() => this.close());
-    // Observed by commit(); a parse failure may never wait for them.
-    written.catch(() => {});
-    durable.catch(() => {});
+    durable.catch(() => {}); // observed by makeDurable(); a parse failure may never wait for it
     this.settled = durable.catch(() => {});
     let bytes: Buffer | undefined;
     if (this.size <= KEEP_BYTES) {
       const used = this.slabs.map((slab, i) => (i === this.slabs.length - 1 ? slab.subarray(0, this.fill) : slab));
       bytes = used.length === 1 ? used[0] : Buffer.concat(used, this.size);
     }
-    return { tempPath: this.tempPath, sha256: this.hash.digest('hex'), sizeBytes: this.size, bytes, written, durable, release: () => this.release() };
+    return { storageKey: this.storageKey, path: this.path, sha256: this.hash.digest('hex'), sizeBytes: this.size, bytes, durable, release: () => this.release() };
   }
 
-  /** Returns the slabs once no write reads them any more. `TempObject.bytes` must not be used after this. */
+  /** Returns the slabs once no write reads them any more. `ReceivedObject.bytes` must not be used after this. */
   private release(): void {
     const slabs = this.slabs;
     this.slabs = [];
@@ -224,7 +246,7 @@ export class TempObjectWriter {
     await this.opening?.catch(() => {});
     await this.writing.catch(() => {});
     this.close();
-    await fsp.unlink(this.tempPath).catch(() => {}); // never made, or gone
+    await fsp.unlink(this.path).catch(() => {}); // never made, or gone
     for (const slab of this.slabs) this.pool.give(slab);
     this.slabs = [];
   }
@@ -244,11 +266,14 @@ async function writeAll(fd: number, data: Buffer): Promise<void> {
 }
 
 /**
- * Original DICOM files, stored byte for byte, content-addressed under the site:
- * `objects/<site>/<sha[0:2]>/<sha>.dcm`. A temp file only becomes an object by an atomic rename
- * after fsync, and the directory is fsynced too, so a stored object survives a crash.
+ * Original DICOM files, stored byte for byte, each under a new random name in its site:
+ * `objects/<site>/<id[0:2]>/<id>.dcm` (objects stored before 2026-12 are named by their SHA-256;
+ * rows keep whichever key they got). A file is written at its final path and made durable, its
+ * folder too, before its row is committed; a file without a row (a crash mid-upload) is never served
+ * and is swept (ORPHAN_GRACE_MS).
  */
 export class StorageRepository {
+  /** Where versions before 2026-12 received uploads before linking them into place: only swept now. */
   readonly tempDir: string;
   readonly objectsDir: string;
   /** Files we make from the originals (heat maps, thumbnails); can always be made again. */
@@ -264,7 +289,7 @@ export class StorageRepository {
 
   /** Creates the folders, private to this user (0700), and tightens them if an older version made them 0755. */
   async init(): Promise<void> {
-    for (const dir of [this.dataDir, this.tempDir, this.objectsDir, this.derivedDir]) {
+    for (const dir of [this.dataDir, this.objectsDir, this.derivedDir]) {
       await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
       await fsp.chmod(dir, PRIVATE_DIR);
     }
@@ -289,21 +314,24 @@ export class StorageRepository {
     return resolved;
   }
 
-  /** A writer whose temp file exists when this resolves. */
-  async openTemp(): Promise<TempObjectWriter> {
-    const writer = TempObjectWriter.open(this.tempDir, this.maxPartBytes, this.slabs);
+  /** A writer whose file exists when this resolves. */
+  async openObject(siteId: string): Promise<ObjectWriter> {
+    const writer = this.startObject(siteId);
     await writer.opened();
     return writer;
   }
 
-  /** A writer whose file is made at its first byte (see TempObjectWriter). */
-  startTemp(): TempObjectWriter {
-    return TempObjectWriter.open(this.tempDir, this.maxPartBytes, this.slabs);
+  /** A writer for a new object of the site, whose file is made at its first byte (see ObjectWriter). */
+  startObject(siteId: string): ObjectWriter {
+    const id = randomUUID();
+    const storageKey = `${siteId}/${id.slice(0, 2)}/${id}.dcm`;
+    const file = this.pathOf(storageKey);
+    return new ObjectWriter(storageKey, file, this.maxPartBytes, this.slabs, (again) => this.makeDir(path.dirname(file), again));
   }
 
-  /** A finished temp file's bytes (for parsing before it is committed): kept from the write, or read back. */
-  readTemp(temp: TempObject): Promise<Buffer> {
-    return temp.bytes ? Promise.resolve(temp.bytes) : fsp.readFile(temp.tempPath);
+  /** A received object's bytes (for parsing before it is recorded): kept from the write, or read back. */
+  readReceived(object: ReceivedObject): Promise<Buffer> {
+    return object.bytes ? Promise.resolve(object.bytes) : fsp.readFile(object.path);
   }
 
   async diskUsage(): Promise<DiskUsage> {
@@ -313,84 +341,35 @@ export class StorageRepository {
     return { path: this.dataDir, freeBytes, totalBytes, usedFraction: totalBytes ? 1 - freeBytes / totalBytes : 0 };
   }
 
-  keyFor(siteId: string, sha256: string): string {
-    return `${siteId}/${sha256.slice(0, 2)}/${sha256}.dcm`;
-  }
-
   pathOf(storageKey: string): string {
     return this.inside(this.objectsDir, storageKey);
   }
 
-  /** Shard folders known to exist: each made once, not checked before every rename. */
+  /** Shard folders known to exist: each made once, not checked before every new file. */
   private readonly madeDirs = new Set<string>();
 
-  /**
-   * Puts a finished temp file in place under its content address and makes it durable: its bytes
-   * and its folder entry are on disk when this returns, so the caller may then commit the row.
-   *
-   * New path (the usual case): hard-link the temp file to the object path — link(2) never replaces
-   * an existing file — then fdatasync the file (temp.durable, already in flight) and fsync the folder
-   * at the same time: two waits overlapped instead of one after the other. A crash before both
-   * returned leaves at most a file with no row (never answered as stored; the orphan sweep removes
-   * it, and a resend rewrites it, see below).
-   *
-   * Path already taken (EEXIST): whatever is there is either a stored object with these very bytes
-   * or a leftover of a crash that may be truncated, so it is never trusted: we wait for our own
-   * bytes to be on disk and only then rename them over it (atomic), then fsync the folder. A
-   * durable object is thus only ever replaced by a durable copy of the same bytes.
-   */
-  async commit(temp: TempObject, siteId: string): Promise<string> {
-    const key = this.keyFor(siteId, temp.sha256);
-    const target = this.pathOf(key);
-    const dir = path.dirname(target);
-    if (!this.madeDirs.has(dir)) {
-      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
-      this.madeDirs.add(dir);
-    }
-    // Linked once written (a link while a write still holds the file's lock spins on it), not yet synced.
-    await temp.written;
-    let linked = false;
+  /** Makes a shard folder (on the pool) the first time, or `again` when it went away under us (removed by hand). */
+  private async makeDir(dir: string, again = false): Promise<void> {
+    if (this.madeDirs.has(dir) && !again) return;
     try {
-      await this.retryIfFolderGone(dir, temp, () => fsp.link(temp.tempPath, target));
-      linked = true;
-    } catch {
-      // EEXIST: taken, see above. Any other refusal (a file system without hard links): the rename path, which reports real errors.
+      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+    } catch (error) {
+      // A recursive mkdir on a read-only file system can say ENOENT; the data folder's own answer says why (EROFS).
+      await fsp.access(this.objectsDir, fs.constants.W_OK);
+      throw error;
     }
-    if (linked) {
-      temp.committed = true;
-      // The inode just linked (cached: no disk read), to tell our file from one renamed over it later.
-      const { ino } = fs.statSync(target);
-      // The temp name goes meanwhile, not waited for: a crash or error leaves it to sweepTemp,
-      // harmless (a second name for the same bytes).
-      fs.unlink(temp.tempPath, () => {});
-      try {
-        await Promise.all([temp.durable, fsyncDir(dir)]);
-      } catch (error) {
-        // Our bytes never reached the disk (no space, I/O error): take our name back, unless an
-        // identical upload has meanwhile renamed its durable copy over it (another inode).
-        if (fs.statSync(target, { throwIfNoEntry: false })?.ino === ino) await fsp.rm(target, { force: true });
-        throw error;
-      }
-      return key;
-    }
-    await temp.durable;
-    await this.retryIfFolderGone(dir, temp, () => fsp.rename(temp.tempPath, target));
-    temp.committed = true;
-    await fsyncDir(dir);
-    return key;
+    this.madeDirs.add(dir);
   }
 
-  /** Runs `op` (a link or rename into `dir`); if the folder went away under us (removed by hand), makes it again and retries once. */
-  private async retryIfFolderGone(dir: string, temp: TempObject, op: () => Promise<void>): Promise<void> {
-    try {
-      await op();
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !fs.existsSync(temp.tempPath)) throw error;
-      this.madeDirs.delete(dir);
-      await fsp.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
-      this.madeDirs.add(dir);
-      await op();
-    }
+  /**
+   * Makes a received object durable: its bytes (fdatasync, started by `finish()`, already in flight)
+   * and its folder entry (fsync of the folder), the two waits overlapped. Only when this has returned
+   * may the caller commit the row that points to it. On failure the file is left for the caller's
+   * `discard`.
+   */
+  async makeDurable(object: ReceivedObject): Promise<string> {
+    await Promise.all([object.durable, fsyncDir(path.dirname(object.path))]);
+    return object.storageKey;
   }
 
   readFile(storageKey: string): Promise<Buffer> {
@@ -405,9 +384,9 @@ export class StorageRepository {
     await fsp.rm(this.pathOf(storageKey), { force: true });
   }
 
-  async discardTemp(temp: { tempPath: string; committed?: boolean }): Promise<void> {
-    if (temp.committed) return;
-    await fsp.rm(temp.tempPath, { force: true });
+  /** Removes a received object that no row points to (refused, a resend, or its row not committed). */
+  async discard(object: ReceivedObject): Promise<void> {
+    await fsp.rm(object.path, { force: true });
   }
 
   /** Every stored object key with its modification time. */
@@ -423,7 +402,7 @@ export class StorageRepository {
     }
   }
 
-  /** Removes temp files older than `olderThanMs` (left by a crash mid-upload). */
+  /** Removes files older than `olderThanMs` from tmp/, where versions before 2026-12 left a crash's partial uploads. */
   async sweepTemp(olderThanMs: number): Promise<number> {
     let removed = 0;
     const cutoff = Date.now() - olderThanMs;

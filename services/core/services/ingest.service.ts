@@ -6,7 +6,7 @@ import { priorityFromDicom, type ClassifyJobs } from '../queue/classify-queue.js
 import type { AuditRepository } from '../repositories/audit.repository.js';
 import { StudyPatientConflictError, type InstanceRepository } from '../repositories/instance.repository.js';
 import { stage } from '../stage-timing.js';
-import { ObjectTooLargeError, type StorageRepository, type TempObject, type TempObjectWriter } from '../repositories/storage.repository.js';
+import { ObjectTooLargeError, type ObjectWriter, type ReceivedObject, type StorageRepository } from '../repositories/storage.repository.js';
 
 export interface IngestContext {
   /**
@@ -74,8 +74,8 @@ const ENQUEUE_TIMEOUT_MS = 2_000;
  * The one door into the store, whatever the protocol (STOW-RS, the upload API, DIMSE C-STORE):
  * the caller says where an object came from (IngestContext) and hands over its bytes; this turns
  * them into a stored, recorded, queued instance, in the order that makes "stored" true when we
- * say it: temp file fdatasynced and linked (or, over an existing path, renamed) into place with its
- * folder fsynced → row (with its audit entry, status "queued") committed →
+ * say it: file written at its final path (a new name), fdatasynced, its folder fsynced → row (with
+ * its audit entry, status "queued") committed →
  * job added under its deterministic id. If the add fails the row is still unfinished and the
  * reconciler adds the missing job later; the id makes a second add a no-op, so it runs once.
  */
@@ -90,7 +90,7 @@ export class IngestService {
     private readonly readLimits: ReadLimits = {},
   ) {}
 
-  /** One object from a stream, e.g. a request body. Errors of the source (client timeout, size limit) are thrown after the temp file is removed. */
+  /** One object from a stream, e.g. a request body. Errors of the source (client timeout, size limit) are thrown after its file is removed. */
   async receive(source: AsyncIterable<Buffer>, ctx: IngestContext): Promise<IngestOutcome> {
     const part = this.openPart(ctx);
     try {
@@ -105,12 +105,12 @@ export class IngestService {
   /** One object pushed chunk by chunk. A storage error (disk full, read-only folder) fails this object only. */
   openPart(ctx: IngestContext): IngestPart {
     // Made, with its file, at the first byte: an empty part (a hostile body may hold thousands) costs no disk I/O.
-    let writer: TempObjectWriter | undefined;
+    let writer: ObjectWriter | undefined;
     let failed: Failed | undefined;
     return {
       write: async (chunk) => {
         if (!chunk.length || failed) return; // after a failure: read the rest, store nothing
-        writer ??= this.storage.startTemp();
+        writer ??= this.storage.startObject(ctx.siteId);
         try {
           await writer.write(chunk);
         } catch (error) {
@@ -129,10 +129,10 @@ export class IngestService {
     };
   }
 
-  private async finish(writer: TempObjectWriter, ctx: IngestContext): Promise<IngestOutcome> {
-    let temp: TempObject;
+  private async finish(writer: ObjectWriter, ctx: IngestContext): Promise<IngestOutcome> {
+    let received: ReceivedObject;
     try {
-      temp = await writer.finish();
+      received = await writer.finish();
     } catch (error) {
       if (error instanceof ObjectTooLargeError) return { status: 'failed', failureReason: FailureReason.OutOfResources, reason: error.message };
       // The open or an earlier write failed (no space, read-only): nothing stored.
@@ -140,12 +140,14 @@ export class IngestService {
       if (isSystemError(error)) return serverFailure(error);
       throw error;
     }
-    return stage('store-all', this.store(temp, ctx));
+    return stage('store-all', this.store(received, ctx));
   }
 
-  private async store(temp: TempObject, ctx: IngestContext): Promise<IngestOutcome> {
+  private async store(received: ReceivedObject, ctx: IngestContext): Promise<IngestOutcome> {
+    // Set once a row points to the file; until then the file is ours to take back.
+    const recorded = { yes: false };
     try {
-      return await this.ingestOrReject(temp, ctx);
+      return await this.ingestOrReject(received, ctx, recorded);
     } catch (error) {
       if (error instanceof StudyPatientConflictError) {
         return { status: 'failed', failureReason: FailureReason.DataSetMismatch, reason: Reason.studyOfAnotherPatient, sopClassUid: error.sopClassUid, sopInstanceUid: error.sopInstanceUid, kind: 'patient-identity' };
@@ -156,46 +158,46 @@ export class IngestService {
       this.log.error({ err: error, site: ctx.siteId }, 'ingest failed');
       return serverFailure(error);
     } finally {
-      // Whatever happened, the temp file is either linked into place or no longer needed, and its bytes were read for the last time.
-      temp.release?.();
-      await this.storage.discardTemp(temp).catch(() => {});
+      // Whatever happened, the file is either recorded or no longer needed, and its bytes were read for the last time.
+      received.release?.();
+      if (!recorded.yes) await this.storage.discard(received).catch(() => {});
     }
   }
 
-  private async ingestOrReject(temp: TempObject, ctx: IngestContext): Promise<IngestOutcome> {
-    // Parsing and the resend lookup run while the temp file's fdatasync is in flight (temp.durable);
-    // nothing is renamed into place or recorded before it has returned (storage.commit waits).
+  private async ingestOrReject(received: ReceivedObject, ctx: IngestContext, recorded: { yes: boolean }): Promise<IngestOutcome> {
+    // Parsing and the resend lookup run while the file's fdatasync is in flight (received.durable);
+    // nothing is recorded before it has returned (storage.makeDurable waits).
     // One in-memory copy of the file, for parsing; the bytes on disk are what we keep.
-    const bytes = await this.storage.readTemp(temp);
+    const bytes = await this.storage.readReceived(received);
     const meta = await stage('parse', parseInstance(bytes, this.readLimits));
     if (ctx.expectedStudyUid && meta.studyInstanceUid !== ctx.expectedStudyUid) {
       throw new DicomRejection(FailureReason.DataSetMismatch, Reason.otherStudy, meta.sopClassUid, meta.sopInstanceUid);
     }
 
     const existing = await stage('findBySop', this.instances.findBySop(ctx.siteId, meta.sopInstanceUid));
-    if (existing) return this.resend(existing, temp, meta, ctx);
+    if (existing) return this.resend(existing, received, meta, ctx);
 
-    const storageKey = await stage('file-commit', this.storage.commit(temp, ctx.siteId));
+    const storageKey = await stage('file-commit', this.storage.makeDurable(received));
     failpoint('after-file-commit');
     const priority = ctx.priority ?? priorityFromDicom(meta.requestedPriority);
     let row: Awaited<ReturnType<InstanceRepository['insert']>>;
     try {
       // The audit entry commits with the row: one commit (one fsync) per group of uploads, not two per upload.
-      row = await stage('db-insert', this.instances.insert(ctx.siteId, meta, { sha256: temp.sha256, sizeBytes: temp.sizeBytes, storageKey }, priority, { origin: ctx.origin, actorId: ctx.actorId },
+      row = await stage('db-insert', this.instances.insert(ctx.siteId, meta, { sha256: received.sha256, sizeBytes: received.sizeBytes, storageKey }, priority, { origin: ctx.origin, actorId: ctx.actorId },
         this.audit.recordForNewInstance({ ...actorOf(ctx), action: 'instance.store', details: { origin: ctx.origin } }, ctx.siteId, meta.sopInstanceUid)));
     } catch (error) {
-      // Not recorded, so not stored: take the file back now rather than leave it to the orphan sweep
-      // (unless a row does point to it: an identical upload that got in first).
-      if (!(await this.instances.hasStorageKey(storageKey).catch(() => true))) await this.storage.remove(storageKey).catch(() => {});
+      // Not recorded, so not stored: the file is taken back (store's finally) rather than left to the
+      // orphan sweep, unless the commit went through after all and only its answer was lost.
+      recorded.yes = await this.instances.hasStorageKey(storageKey).catch(() => true);
       throw error;
     }
     if (!row) {
-      // Lost a race with a concurrent upload of the same instance.
+      // Lost a race with a concurrent upload of the same instance: its file is the one kept.
       const winner = await this.instances.findBySop(ctx.siteId, meta.sopInstanceUid);
       if (!winner) throw new Error('instance vanished after a unique-key conflict');
-      if (winner.storage_key !== storageKey) await this.storage.remove(storageKey);
-      return this.resend(winner, temp, meta, ctx);
+      return this.resend(winner, received, meta, ctx);
     }
+    recorded.yes = true;
     failpoint('after-db-commit');
 
     // Our own AI output is not an image to classify: a job would give it a result of its own and
@@ -204,11 +206,11 @@ export class IngestService {
     return { status: 'stored', ...identify(meta, row.id) };
   }
 
-  private async resend(existing: { id: number; sha256: string }, temp: TempObject, meta: InstanceMetadata, ctx: IngestContext): Promise<IngestOutcome> {
-    if (existing.sha256 === temp.sha256) return { status: 'duplicate', ...identify(meta, existing.id) };
+  private async resend(existing: { id: number; sha256: string }, received: ReceivedObject, meta: InstanceMetadata, ctx: IngestContext): Promise<IngestOutcome> {
+    if (existing.sha256 === received.sha256) return { status: 'duplicate', ...identify(meta, existing.id) };
     await this.audit.record({
       ...actorOf(ctx), site_id: ctx.siteId, action: 'instance.conflict', target_type: 'instance',
-      target_id: String(existing.id), details: { origin: ctx.origin, keptSha256: existing.sha256, discardedSha256: temp.sha256 },
+      target_id: String(existing.id), details: { origin: ctx.origin, keptSha256: existing.sha256, discardedSha256: received.sha256 },
     });
     this.log.warn({ instanceId: existing.id, site: ctx.siteId }, 'resent instance has different bytes; kept the original');
     return {

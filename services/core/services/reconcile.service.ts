@@ -2,7 +2,7 @@ import type { Logger } from '../logger.js';
 import type { ClassifyJobs } from '../queue/classify-queue.js';
 import type { AiResultRepository } from '../repositories/ai-result.repository.js';
 import type { InstanceRepository } from '../repositories/instance.repository.js';
-import type { StorageRepository } from '../repositories/storage.repository.js';
+import { ORPHAN_GRACE_MS, type StorageRepository } from '../repositories/storage.repository.js';
 
 /**
  * The database is the record of what is pending; Redis is a cache of it. The reconciler makes
@@ -57,8 +57,8 @@ export class ReconcileService {
     this.log.warn({ instanceId }, 'classify job failed without a result; recorded the failure');
   }
 
-  /** Removes stored files with no database row, older than `graceMs` (younger ones may be mid-commit). */
-  async removeOrphanFiles(graceMs = 10 * 60_000, tempGraceMs = graceMs): Promise<number> {
+  /** Removes stored files with no database row, unchanged for `graceMs` (a file being received is touched more often: TOUCH_EVERY_MS). */
+  async removeOrphanFiles(graceMs = ORPHAN_GRACE_MS, tempGraceMs = graceMs): Promise<number> {
     let removed = 0;
     const cutoff = Date.now() - graceMs;
     for await (const object of this.storage.listObjects()) {

@@ -19,12 +19,12 @@ function chunks(bytes: Buffer): Buffer[] {
 }
 
 /**
- * TempObjectWriter copies received bytes into slabs that are reused from one object to the next
+ * ObjectWriter copies received bytes into slabs that are reused from one object to the next
  * (storage.repository.ts): what it writes, hashes and hands over for parsing must be exactly the
  * object's own bytes, whatever was in the slab before, and a slab must not be reused while an
  * object still holds it.
  */
-describe('temp object writer', () => {
+describe('object writer', () => {
   let dataDir: string;
   let storage: StorageRepository;
   beforeAll(async () => {
@@ -35,24 +35,24 @@ describe('temp object writer', () => {
   afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
   async function receive(bytes: Buffer) {
-    const writer = storage.startTemp();
+    const writer = storage.startObject('site-a');
     for (const chunk of chunks(bytes)) await writer.write(chunk);
-    const temp = await writer.finish();
-    await temp.durable;
-    return temp;
+    const received = await writer.finish();
+    await received.durable;
+    return received;
   }
 
   it('hands over, hashes and writes exactly the bytes received, across slab reuse', async () => {
     // 20 MB spans two 16 MiB slabs (joined for parsing); the small ones reuse slabs that held it.
     for (const size of [20 * 1024 * 1024 + 123, 512 * 1024 + 5, 3, 2 * 1024 * 1024]) {
       const bytes = randomBytes(size);
-      const temp = await receive(bytes);
-      expect(temp.sizeBytes).toBe(size);
-      expect(temp.sha256).toBe(sha(bytes));
-      expect(temp.bytes!.equals(bytes)).toBe(true);
-      expect(fs.readFileSync(temp.tempPath).equals(bytes)).toBe(true);
-      temp.release!();
-      await storage.discardTemp(temp);
+      const received = await receive(bytes);
+      expect(received.sizeBytes).toBe(size);
+      expect(received.sha256).toBe(sha(bytes));
+      expect(received.bytes!.equals(bytes)).toBe(true);
+      expect(fs.readFileSync(received.path).equals(bytes)).toBe(true);
+      received.release!();
+      await storage.discard(received);
     }
   });
 
@@ -62,12 +62,12 @@ describe('temp object writer', () => {
     // Not released: its slab must not go to the objects below.
     const others = await Promise.all(Array.from({ length: 6 }, async () => {
       const bytes = randomBytes(300_000 + Math.floor(Math.random() * 900_000));
-      const temp = await receive(bytes);
-      return { bytes, temp };
+      const received = await receive(bytes);
+      return { bytes, received };
     }));
-    for (const { bytes, temp } of others) {
-      expect(temp.bytes!.equals(bytes)).toBe(true);
-      temp.release!();
+    for (const { bytes, received } of others) {
+      expect(received.bytes!.equals(bytes)).toBe(true);
+      received.release!();
     }
     await Promise.all(Array.from({ length: 6 }, async () => (await receive(randomBytes(600_000))).release!()));
     expect(first.bytes!.equals(held)).toBe(true);

@@ -22,6 +22,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { loadConfig } from '../services/core/config.js';
 import { createCore } from '../services/core/core.js';
 import { createLogger } from '../services/core/logger.js';
@@ -129,6 +131,10 @@ async function run(label: string, images: Buffer[], server: Server, concurrency:
   // Request bodies made before the clock starts, like the images: a client that allocates half a
   // megabyte per request spends its CPU (collecting it) on the cores both servers share.
   const bodies = cstore ? [] : images.map(stowBody);
+  // And none of the run before's garbage (a round's images and bodies are a gigabyte or more) may be
+  // collected during this one: a full collection now, so every run, whoever came before it, starts
+  // with a clean client heap.
+  collectGarbage();
   let next = 0;
   let failed = 0;
   const latencies: number[] = [];
@@ -157,6 +163,13 @@ async function run(label: string, images: Buffer[], server: Server, concurrency:
     p50Ms: quantile(latencies, 0.5), p95Ms: quantile(latencies, 0.95),
   };
 }
+
+/** A full, blocking garbage collection of this (client) process. */
+const collectGarbage: () => void = (() => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  return () => { gc(); gc(); };
+})();
 
 /** Request round-trip time as the client saw it (NaN for C-STORE, timed per storescu process). */
 function quantile(values: number[], q: number): number {
@@ -305,7 +318,7 @@ async function vsOrthancMain(): Promise<string[]> {
     '',
     `Command: \`npm run bench:ingest -- --vs-orthanc --rounds ${rounds} --small ${smallCount} --large ${largeCount} --concurrency ${concurrency}${cstore ? ' --cstore' : ''}\``,
     machine(),
-    `Date: ${new Date().toISOString().slice(0, 10)}. Orthanc 1.10 (Debian) + DICOMweb plugin with its default settings, versus our ${cstore ? 'DICOM listener' : 'API'} process alone (no worker). Same generated 16-bit DX files (uncompressed Explicit VR LE, fresh UIDs) to both, ${cstore ? `dcmtk storescu in ${concurrency} processes at once (one association each)` : `the same HTTP client (Node fetch), ${concurrency} concurrent STOW-RS requests of one instance each`}; every server starts from an empty store for each round and size, after sync(1) (no writeback left from the run before) and 20 warm-up images of 256²; the order alternates between rounds. Ours answers only after the file and its directory are fsynced, the row committed (SQLite WAL, synchronous=FULL) and the job queued.`,
+    `Date: ${new Date().toISOString().slice(0, 10)}. Orthanc 1.10 (Debian) + DICOMweb plugin with its default settings, versus our ${cstore ? 'DICOM listener' : 'API'} process alone (no worker). Same generated 16-bit DX files (uncompressed Explicit VR LE, fresh UIDs) to both, ${cstore ? `dcmtk storescu in ${concurrency} processes at once (one association each)` : `the same HTTP client (Node fetch), ${concurrency} concurrent STOW-RS requests of one instance each`}; every server starts from an empty store for each round and size, after sync(1) (no writeback left from the run before) and 20 warm-up images of 256²; request bodies are built and the client's heap fully collected before each clock starts; the order alternates between rounds. Ours answers only after the file and its directory are fsynced, the row committed (SQLite WAL, synchronous=FULL) and the job queued.`,
     '',
     'Median of the rounds (ratio = ours / Orthanc, of the two medians; then ours / Orthanc within each round, whose two runs saw the same machine load; CPU = the server process\'s user+system time per image, less sensitive to the shared machine than wall-clock rates; the per-run table adds the CPU of the Redis ours needs and of the shared client, which take the same two cores):',
     '',

@@ -45,12 +45,17 @@ export interface ReceivedObject {
  */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 /**
- * A file being received is touched (its modification time set) at least this often, even while no
- * batch is due: the orphan sweep (reconcile.service.ts) removes files without a row only after
- * ORPHAN_GRACE_MS unchanged, so it never takes one that an upload is still writing.
+ * A file being received is touched (its modification time set) with the first bytes that arrive
+ * this long after its last change, even while no batch is due: the orphan sweep
+ * (reconcile.service.ts) removes files without a row only after ORPHAN_GRACE_MS unchanged, so it
+ * never takes one that an upload is still writing.
  */
 export const TOUCH_EVERY_MS = 60_000;
-/** How long a file without a row must stay unchanged before the orphan sweep removes it: many TOUCH_EVERY_MS. */
+/**
+ * How long a file without a row must stay unchanged before the orphan sweep removes it: well over
+ * TOUCH_EVERY_MS plus the longest pause a live sender may take between chunks (HTTP: the 30 s idle
+ * timeout; DIMSE: the 2 min PDU timeout). A file swept anyway fails its upload (see finish()).
+ */
 export const ORPHAN_GRACE_MS = 10 * 60_000;
 /** Objects up to this size are kept in memory while written, for parsing; larger ones are read back. */
 const KEEP_BYTES = 64 * 1024 * 1024;

@@ -164,6 +164,16 @@ async function run(label: string, images: Buffer[], server: Server, concurrency:
   };
 }
 
+/**
+ * Empties the kernel's page cache (as root; elsewhere a no-op, said in the report): every run starts
+ * with the same memory, not with the gigabytes of page cache the runs before it left (each round's
+ * stores stay on disk until the end, see \`leftovers\`), which slowed each later run of either server.
+ */
+const canDropPageCache = (() => { try { fs.accessSync('/proc/sys/vm/drop_caches', fs.constants.W_OK); return true; } catch { return false; } })();
+function dropPageCache(): void {
+  if (canDropPageCache) fs.writeFileSync('/proc/sys/vm/drop_caches', '1');
+}
+
 /** A full, blocking garbage collection of this (client) process. */
 const collectGarbage: () => void = (() => {
   v8.setFlagsFromString('--expose-gc');
@@ -254,6 +264,7 @@ async function measure(start: () => Promise<Server>, size: (typeof sizes)[number
   // No run starts while the disk still writes back the run before it (a gigabyte of images): that
   // slowed whichever server came next, the more the more it syncs.
   execFileSync('sync');
+  dropPageCache();
   const server = await start();
   try {
     await run('warm-up', Array.from({ length: 20 }, () => image(256, 256)), server, concurrency);
@@ -318,7 +329,7 @@ async function vsOrthancMain(): Promise<string[]> {
     '',
     `Command: \`npm run bench:ingest -- --vs-orthanc --rounds ${rounds} --small ${smallCount} --large ${largeCount} --concurrency ${concurrency}${cstore ? ' --cstore' : ''}\``,
     machine(),
-    `Date: ${new Date().toISOString().slice(0, 10)}. Orthanc 1.10 (Debian) + DICOMweb plugin with its default settings, versus our ${cstore ? 'DICOM listener' : 'API'} process alone (no worker). Same generated 16-bit DX files (uncompressed Explicit VR LE, fresh UIDs) to both, ${cstore ? `dcmtk storescu in ${concurrency} processes at once (one association each)` : `the same HTTP client (Node fetch), ${concurrency} concurrent STOW-RS requests of one instance each`}; every server starts from an empty store for each round and size, after sync(1) (no writeback left from the run before) and 20 warm-up images of 256²; request bodies are built and the client's heap fully collected before each clock starts; the order alternates between rounds. Ours answers only after the file and its directory are fsynced, the row committed (SQLite WAL, synchronous=FULL) and the job queued.`,
+    `Date: ${new Date().toISOString().slice(0, 10)}. Orthanc 1.10 (Debian) + DICOMweb plugin with its default settings, versus our ${cstore ? 'DICOM listener' : 'API'} process alone (no worker). Same generated 16-bit DX files (uncompressed Explicit VR LE, fresh UIDs) to both, ${cstore ? `dcmtk storescu in ${concurrency} processes at once (one association each)` : `the same HTTP client (Node fetch), ${concurrency} concurrent STOW-RS requests of one instance each`}; every server starts from an empty store for each round and size, after sync(1) (no writeback left from the run before)${canDropPageCache ? ', with the page cache emptied' : ' (page cache not emptied: not root)'} and 20 warm-up images of 256²; request bodies are built and the client's heap fully collected before each clock starts; the order alternates between rounds. Ours answers only after the file and its directory are fsynced, the row committed (SQLite WAL, synchronous=FULL) and the job queued.`,
     '',
     'Median of the rounds (ratio = ours / Orthanc, of the two medians; then ours / Orthanc within each round, whose two runs saw the same machine load; CPU = the server process\'s user+system time per image, less sensitive to the shared machine than wall-clock rates; the per-run table adds the CPU of the Redis ours needs and of the shared client, which take the same two cores):',
     '',

@@ -21,12 +21,12 @@ import { loadFractureModel } from '../services/inference/index.js';
 import { DEFAULT_MODEL_DIR } from '../services/inference/defaultModel.js';
 import { decodeLongSide } from '../services/core/services/classify.service.js';
 import { encapsulatedPixelData, imageElements, packPixels, syntheticImage, writeDicom, type ImageSpec } from '../test/helpers/images.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, out: { type: 'string', default: 'docs/benchmarks/classify-cost.md' } } });
 const runs = Number(values.runs);
 const root = path.resolve(import.meta.dirname, '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ft-classify-cost-'));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function time<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const t = performance.now();

@@ -13,6 +13,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { encapsulatedPixelData, imageElements, packPixels, syntheticImage, writeDicom, type ImageSpec } from '../test/helpers/images.js';
 import { decodeInstance, letterbox } from '../services/imaging/index.js';
+import { median } from './stats.js';
 
 const root = resolve(import.meta.dirname, '..');
 const runsArg = process.argv.indexOf('--runs');
@@ -75,10 +76,6 @@ const cases: Case[] = [
   { name: 'JPEG 2000 lossy (rate 10)', tool: 'opj_compress', make: j2k(['-r', '10']) },
 ];
 
-const median = (a: number[]) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 const rows: string[] = [];
 for (const c of cases) {

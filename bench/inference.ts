@@ -13,6 +13,7 @@ import { join, relative, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { decodeInstance, letterbox } from '../services/imaging/index.js';
 import { DEFAULT_MODEL_DIR, loadFractureModel, type Backend, type FractureModel } from '../services/inference/index.js';
+import { median } from './stats.js';
 
 const root = resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -39,7 +40,6 @@ for (let run = -2; run < RUNS; run++) {
     }
   }
 }
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
 const lines = [
   '# Inference benchmark',

@@ -29,6 +29,7 @@ import { createCore } from '../services/core/core.js';
 import { createLogger } from '../services/core/logger.js';
 import { dxImage, writeDicom } from '../test/helpers/dicom.js';
 import { freePort, orthancAvailable, startOrthanc } from '../test/helpers/orthanc.js';
+import { median } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -278,7 +279,6 @@ const how = cstore
   ? `DICOM C-STORE: dcmtk storescu in ${concurrency} processes at once (one association each), to our DICOM listener in its own process`
   : `One STOW-RS request per image (uncompressed Explicit VR LE), ${concurrency} at a time, API server in its own process`;
 const loadAtStart = os.loadavg()[0];
-const median = (xs: number[]) => quantile(xs, 0.5);
 const machine = () => `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, shared with other work while measured (load average at start ${loadAtStart.toFixed(1)}, at the end ${os.loadavg()[0].toFixed(1)}); Node ${process.version}; files in a temp folder on the local disk; Redis on localhost.`;
 
 async function soloMain(): Promise<string[]> {

@@ -50,9 +50,9 @@ describe('object writer', () => {
       expect(received.sizeBytes).toBe(size);
       expect(received.sha256).toBe(sha(bytes));
       expect(received.bytes!.equals(bytes)).toBe(true);
-      expect(fs.readFileSync(received.path).equals(bytes)).toBe(true);
-      received.release!();
-      await storage.discard(received);
+      expect(fs.readFileSync(storage.pathOf(received.storageKey)).equals(bytes)).toBe(true);
+      received.release();
+      await storage.remove(received.storageKey);
     }
   });
 
@@ -67,10 +67,10 @@ describe('object writer', () => {
     }));
     for (const { bytes, received } of others) {
       expect(received.bytes!.equals(bytes)).toBe(true);
-      received.release!();
+      received.release();
     }
-    await Promise.all(Array.from({ length: 6 }, async () => (await receive(randomBytes(600_000))).release!()));
+    await Promise.all(Array.from({ length: 6 }, async () => (await receive(randomBytes(600_000))).release()));
     expect(first.bytes!.equals(held)).toBe(true);
-    first.release!();
+    first.release();
   });
 });

@@ -19,7 +19,6 @@ export interface DiskUsage {
 export interface ReceivedObject {
   /** Where it is stored, relative to `objects/`: what the instance row records. */
   storageKey: string;
-  path: string;
   sha256: string;
   sizeBytes: number;
   /** The bytes as written, when small enough to keep (saves reading the file back to parse it). */
@@ -34,7 +33,7 @@ export interface ReceivedObject {
    * Gives the memory behind `bytes` back for reuse (after any write still reading it): call once
    * done with the object; `bytes` must not be read afterwards.
    */
-  release?: () => void;
+  release: () => void;
 }
 
 /**
@@ -236,7 +235,7 @@ export class ObjectWriter {
       const used = this.slabs.map((slab, i) => (i === this.slabs.length - 1 ? slab.subarray(0, this.fill) : slab));
       bytes = used.length === 1 ? used[0] : Buffer.concat(used, this.size);
     }
-    return { storageKey: this.storageKey, path: this.path, sha256: this.hash.digest('hex'), sizeBytes: this.size, bytes, durable, release: () => this.release() };
+    return { storageKey: this.storageKey, sha256: this.hash.digest('hex'), sizeBytes: this.size, bytes, durable, release: () => this.release() };
   }
 
   /** Returns the slabs once no write reads them any more. `ReceivedObject.bytes` must not be used after this. */
@@ -336,7 +335,7 @@ export class StorageRepository {
 
   /** A received object's bytes (for parsing before it is recorded): kept from the write, or read back. */
   readReceived(object: ReceivedObject): Promise<Buffer> {
-    return object.bytes ? Promise.resolve(object.bytes) : fsp.readFile(object.path);
+    return object.bytes ? Promise.resolve(object.bytes) : this.readFile(object.storageKey);
   }
 
   async diskUsage(): Promise<DiskUsage> {
@@ -369,11 +368,11 @@ export class StorageRepository {
   /**
    * Makes a received object durable: its bytes (fdatasync, started by `finish()`, already in flight)
    * and its folder entry (fsync of the folder), the two waits overlapped. Only when this has returned
-   * may the caller commit the row that points to it. On failure the file is left for the caller's
-   * `discard`.
+   * may the caller commit the row that points to it. On failure the file is left for the caller to
+   * `remove`.
    */
   async makeDurable(object: ReceivedObject): Promise<string> {
-    await Promise.all([object.durable, fsyncDir(path.dirname(object.path))]);
+    await Promise.all([object.durable, fsyncDir(path.dirname(this.pathOf(object.storageKey)))]);
     return object.storageKey;
   }
 
@@ -389,10 +388,6 @@ export class StorageRepository {
     await fsp.rm(this.pathOf(storageKey), { force: true });
   }
 
-  /** Removes a received object that no row points to (refused, a resend, or its row not committed). */
-  async discard(object: ReceivedObject): Promise<void> {
-    await fsp.rm(object.path, { force: true });
-  }
 
   /** Every stored object key with its modification time. */
   async *listObjects(): AsyncGenerator<{ key: string; mtimeMs: number }> {

@@ -159,8 +159,8 @@ export class IngestService {
       return serverFailure(error);
     } finally {
       // Whatever happened, the file is either recorded or no longer needed, and its bytes were read for the last time.
-      received.release?.();
-      if (!recorded.yes) await this.storage.discard(received).catch(() => {});
+      received.release();
+      if (!recorded.yes) await this.storage.remove(received.storageKey).catch(() => {});
     }
   }
 

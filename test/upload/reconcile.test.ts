@@ -1,7 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { classifyJobId } from '../../services/core/queue/classify-queue.js';
+import { Worker } from 'bullmq';
+import { CLASSIFY_QUEUE, classifyJobId } from '../../services/core/queue/classify-queue.js';
 import { makeDx, multipart } from '../helpers/dicom.js';
 import { databases, startSystem, stow, type TestSystem } from '../helpers/system.js';
 import { freePort, startRedis } from '../helpers/redis-server.js';
@@ -39,6 +40,31 @@ describe.each(await databases())('reconciler on %s: the database is the record, 
     const counts = await system.core.jobs.classify.queue.getJobCounts('waiting', 'prioritized');
     expect(counts.waiting + counts.prioritized).toBe(3);
     admin.disconnect();
+  });
+
+  it('does not take a finished job of an earlier row with the same key (data folder reset, Redis kept its jobs) for the new row\'s', async () => {
+    const dx = makeDx();
+    const key = { siteId: 'site-a', sopInstanceUid: dx.sopInstanceUid };
+    // What an earlier installation on the same Redis left: the job of this very instance, done.
+    await system.core.jobs.classify.add(key, { instanceId: 999_999, siteId: 'site-a' });
+    const connection = new Redis({ port, maxRetriesPerRequest: null });
+    const worker = new Worker(CLASSIFY_QUEUE, async () => 'done by an earlier installation', { connection, prefix: system.core.config.queuePrefix });
+    try {
+      for (let i = 0; i < 100 && (await system.core.jobs.classify.find(key))?.state !== 'completed'; i++) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      await worker.close();
+      connection.disconnect();
+    }
+    expect((await system.core.jobs.classify.find(key))?.state).toBe('completed');
+
+    expect((await send(dx.bytes)).status).toBe(200); // its own add is a no-op: the id is taken
+    const row = (await system.core.repos.instances.findBySop('site-a', dx.sopInstanceUid))!;
+    expect(row.status).toBe('queued');
+    expect(await system.core.services.reconcile.requeueMissing()).toBe(1);
+    const job = (await system.core.jobs.classify.find(key))!;
+    expect(job.data.instanceId).toBe(row.id);
+    expect(['waiting', 'prioritized']).toContain(job.state);
+    expect(await system.core.services.reconcile.requeueMissing()).toBe(0);
   });
 
   it('stores uploads while Redis is down and queues them once it is back', async () => {

@@ -139,8 +139,8 @@ export class InstanceRepository {
   }
 
   /** Original images the record says are not finished; the reconciler checks each has a job (our own objects never get one). */
-  listUnfinished(afterId: number, limit: number): Promise<Pick<Instance, 'id' | 'site_id' | 'sop_instance_uid' | 'status' | 'priority'>[]> {
-    return this.db.selectFrom('instances').select(['id', 'site_id', 'sop_instance_uid', 'status', 'priority'])
+  listUnfinished(afterId: number, limit: number): Promise<Pick<Instance, 'id' | 'site_id' | 'sop_instance_uid' | 'status' | 'priority' | 'received_at'>[]> {
+    return this.db.selectFrom('instances').select(['id', 'site_id', 'sop_instance_uid', 'status', 'priority', 'received_at'])
       .where('status', 'in', ['stored', 'queued', 'processing'] satisfies InstanceStatus[]).where(ORIGINAL_IMAGE)
       .where('id', '>', afterId).orderBy('id').limit(limit).execute();
   }

@@ -30,10 +30,15 @@ export class ReconcileService {
       for (const instance of batch) {
         if (instance.status === 'queued' || instance.status === 'processing') {
           const job = await this.jobs.find({ siteId: instance.site_id, sopInstanceUid: instance.sop_instance_uid });
-          if (job) {
+          // A finished job queued before this row was received is an earlier row's with the same key (the
+          // data folder reset against a Redis that kept its jobs, or the instance stored again): adding
+          // ours was a no-op, so it goes, and ours is added below.
+          const earlierRows = job && (job.state === 'completed' || job.state === 'failed') && job.queuedAt < instance.received_at;
+          if (job && !earlierRows) {
             if (this.results && job.state === 'failed') await this.recordFailedJob(instance.id, job.failedReason ?? undefined);
             continue;
           }
+          if (job) await this.jobs.remove(job.id);
         }
         await this.jobs.add({ siteId: instance.site_id, sopInstanceUid: instance.sop_instance_uid }, { instanceId: instance.id, siteId: instance.site_id }, { priority: instance.priority });
         await this.instances.markQueued([instance.id]);
